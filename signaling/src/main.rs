@@ -1,0 +1,74 @@
+//! `p2pchat-signaling`: the rendezvous server.
+//!
+//! Peers of a room find each other here by an opaque rendezvous tag derived
+//! one-way from the room key; the server never sees a room id, key, name,
+//! username or message. This first version binds its UDP socket and counts
+//! what arrives; the registration protocol comes with its own issue.
+
+mod shutdown;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio::net::UdpSocket;
+
+/// Largest datagram the server reads; anything longer is truncated by the
+/// kernel and dropped.
+const MAX_DATAGRAM: usize = 2048;
+
+/// Rendezvous server for p2pchat peers.
+#[derive(Debug, Parser)]
+#[command(name = "p2pchat-signaling", version, about)]
+struct Args {
+    /// UDP address to listen on.
+    #[arg(long, default_value = "0.0.0.0:5555")]
+    listen: SocketAddr,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let socket = UdpSocket::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot bind UDP {} (try --listen)", args.listen))?;
+    let local = socket.local_addr().context("reading the local address")?;
+    // Printed on stdout so scripts and tests can learn a port picked with :0.
+    println!("p2pchat-signaling listening on {local}");
+    tracing::info!(%local, "listening");
+
+    let mut dropped: u64 = 0;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let outcome = loop {
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((len, from)) => {
+                    dropped += 1;
+                    tracing::debug!(%from, len, "dropped datagram: no protocol handler yet");
+                }
+                // ICMP errors surface here on some platforms; keep serving.
+                Err(e) => tracing::debug!(error = %e, "recv failed"),
+            },
+            r = shutdown::signal() => break r,
+        }
+    };
+    tracing::info!(dropped, "stopped");
+    outcome
+}
