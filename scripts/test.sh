@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every p2pchat check, after installing whatever is missing:
+#   formatting, clippy (native and wasm32), the native test suite, core's
+#   tests in headless Chromium (wasm-pack), the trunk build of the web UI,
+#   and a WebDriver check that the built page renders.
+# Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Generous per-test budget for the in-browser runner on a slow 2-core box.
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
+
+started=$(date +%s)
+scripts/setup.sh test
+echo "setup took $(( $(date +%s) - started ))s"
+
+passed=0
+step() {
+    local name=$1; shift
+    local t0; t0=$(date +%s)
+    echo
+    echo "=== $name"
+    "$@"
+    passed=$((passed + 1))
+    echo "=== $name: ok ($(( $(date +%s) - t0 ))s)"
+}
+
+step "rustfmt" cargo fmt --all -- --check
+step "clippy (native)" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "clippy (wasm32: core, web)" \
+    cargo clippy -p p2pchat-core -p p2pchat-web --all-targets --locked \
+        --target wasm32-unknown-unknown -- -D warnings
+step "tests (native)" cargo test --workspace --locked
+step "core tests in headless Chromium (wasm-pack)" \
+    wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" core
+step "web UI build (trunk)" trunk build
+mkdir -p target/artifacts
+step "web UI renders in headless Chromium" \
+    cargo run --quiet --locked -p p2pchat-tests --bin browser-check -- \
+        --dist dist --screenshot target/artifacts/web-first-screen.png
+
+echo
+echo "all checks done in $(( $(date +%s) - started ))s"
+echo "checks: $passed passed, 0 failed"
