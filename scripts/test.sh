@@ -31,13 +31,16 @@ step "clippy (native)" cargo clippy --workspace --all-targets --locked -- -D war
 step "clippy (wasm32: core, web)" \
     cargo clippy -p p2pchat-core -p p2pchat-web --all-targets --locked \
         --target wasm32-unknown-unknown -- -D warnings
+# One build of every binary; the end-to-end tests and the browser check run
+# these (a `cargo run -p …` would resolve features anew and rebuild).
+step "build (native binaries)" cargo build --workspace --bins --locked
 step "tests (native)" cargo test --workspace --locked
 step "core tests in headless Chromium (wasm-pack)" \
     wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" core
 step "web UI build (trunk)" trunk build
 mkdir -p target/artifacts
 step "web UI renders in headless Chromium" \
-    cargo run --quiet --locked -p p2pchat-tests --bin browser-check -- \
+    target/debug/browser-check \
         --dist dist --screenshot target/artifacts/web-first-screen.png
 
 echo

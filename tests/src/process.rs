@@ -221,27 +221,32 @@ impl Drop for Process {
 }
 
 /// The path of a workspace binary, built first (once per test process) so
-/// tests never run a stale one. `package` is the Cargo package that owns it.
-pub fn binary(package: &str, name: &str) -> Result<PathBuf> {
-    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+/// tests never run a stale one.
+///
+/// It builds *all* workspace binaries, exactly as `scripts/test.sh` does
+/// before the tests: a narrower `cargo build -p …` would resolve features
+/// differently and recompile half the dependency tree. When they are already
+/// built this is a no-op of about a second.
+pub fn binary(name: &str) -> Result<PathBuf> {
+    static BUILT: OnceLock<Mutex<bool>> = OnceLock::new();
     let profile_dir = profile_dir()?;
-    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let built = BUILT.get_or_init(|| Mutex::new(false));
     let mut built = built
         .lock()
         .map_err(|_| anyhow!("binary build lock poisoned"))?;
-    if !built.iter().any(|b| b == name) {
+    if !*built {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", package, "--bin", name])
+        cmd.args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace_root());
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().with_context(|| format!("building {name}"))?;
+        let status = cmd.status().context("building the workspace binaries")?;
         if !status.success() {
-            bail!("cargo build of {name} failed");
+            bail!("cargo build --workspace --bins failed");
         }
-        built.push(name.to_owned());
+        *built = true;
     }
     let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {

@@ -10,7 +10,7 @@ use p2pchat_tests::{binary, Process};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn start_signaling() -> Result<(Process, String)> {
-    let bin = binary("p2pchat-signaling", "p2pchat-signaling")?;
+    let bin = binary("p2pchat-signaling")?;
     let mut sig = Process::start(&bin, &["--listen", "127.0.0.1:0"])?;
     let line = sig.expect_stdout("listening on", WAIT)?;
     let addr = line
@@ -22,7 +22,7 @@ fn start_signaling() -> Result<(Process, String)> {
 }
 
 fn start_node(signal: &str, username: &str) -> Result<Process> {
-    let bin = binary("p2pchat-node", "p2pchat-node")?;
+    let bin = binary("p2pchat-node")?;
     Process::start(
         &bin,
         &[
@@ -107,7 +107,7 @@ fn node_stops_cleanly_on_sigterm_and_on_end_of_input() -> Result<()> {
 
 /// Runs the node with `args`, expects it to fail, returns its stderr.
 fn node_fails_with(args: &[&str]) -> Result<String> {
-    let bin = binary("p2pchat-node", "p2pchat-node")?;
+    let bin = binary("p2pchat-node")?;
     let mut node = Process::start(&bin, args)?;
     let status = node.wait_exit(WAIT)?;
     assert!(

@@ -3,7 +3,7 @@
 /// Where the page stands with the local node's relay WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(
-    not(test),
+    all(target_arch = "wasm32", not(test)),
     expect(
         dead_code,
         reason = "the relay connection that moves between these states lands with the browser-peer issue"
