@@ -41,6 +41,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let mut shutdown = shutdown::Shutdown::install()?;
     let socket = udp::bind(args.host, args.port).await?;
     let local = socket
         .local_addr()
@@ -63,7 +64,7 @@ async fn run(args: Args) -> Result<()> {
 
     let outcome = tokio::select! {
         r = repl::run() => r,
-        r = shutdown::signal() => r,
+        r = shutdown.requested() => r,
     };
     tracing::info!("node stopped");
     println!("bye");

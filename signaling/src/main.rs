@@ -46,6 +46,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let mut shutdown = shutdown::Shutdown::install()?;
     let socket = UdpSocket::bind(args.listen)
         .await
         .with_context(|| format!("cannot bind UDP {} (try --listen)", args.listen))?;
@@ -66,7 +67,7 @@ async fn run(args: Args) -> Result<()> {
                 // ICMP errors surface here on some platforms; keep serving.
                 Err(e) => tracing::debug!(error = %e, "recv failed"),
             },
-            r = shutdown::signal() => break r,
+            r = shutdown.requested() => break r,
         }
     };
     tracing::info!(dropped, "stopped");
