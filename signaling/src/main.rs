@@ -5,6 +5,10 @@
 //! username or message. This first version binds its UDP socket and counts
 //! what arrives; the registration protocol comes with its own issue.
 
+// Stop-signal handling is identical for every p2pchat daemon; the layout
+// has no room for a helper crate and core stays free of IO, so the node's
+// module is compiled here too: one place to get the readiness race right.
+#[path = "../../native-node/src/shutdown.rs"]
 mod shutdown;
 
 use std::io::IsTerminal;
