@@ -17,7 +17,12 @@ scripts/setup.sh native
 cargo build --release --quiet --locked -p p2pchat-node -p p2pchat-signaling
 
 signaling_pid=
-cleanup() { [ -n "$signaling_pid" ] && kill "$signaling_pid" 2>/dev/null || true; }
+cleanup() {
+    if [ -n "$signaling_pid" ]; then
+        kill "$signaling_pid" 2>/dev/null || true
+        wait "$signaling_pid" 2>/dev/null || true
+    fi
+}
 trap cleanup EXIT INT TERM
 
 log_file=$(mktemp -t p2pchat-signaling.XXXXXX)
