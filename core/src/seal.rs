@@ -93,7 +93,6 @@ impl RoomCipher {
         let encoded = URL_SAFE.encode(key.as_bytes());
         // A Fernet key is exactly 32 bytes of URL-safe base64; RoomKey always
         // holds 32 bytes, so `Fernet::new` cannot refuse it.
-        #[allow(clippy::expect_used)]
         let fernet = fernet::Fernet::new(&encoded).expect("a 32-byte key is a valid Fernet key");
         RoomCipher { room_id, fernet }
     }

@@ -68,12 +68,20 @@ async fn run(args: Args) -> Result<()> {
                     dropped += 1;
                     tracing::debug!(%from, len, "dropped datagram: no protocol handler yet");
                 }
-                // ICMP errors surface here on some platforms; keep serving.
-                Err(e) => tracing::debug!(error = %e, "recv failed"),
+                // A peer's ICMP "port unreachable" surfaces here: keep serving.
+                Err(e) if is_transient(&e) => tracing::debug!(error = %e, "recv failed"),
+                // Anything else would fail again at once: stop rather than spin.
+                Err(e) => break Err(e).context("receiving on the UDP socket"),
             },
             r = shutdown.requested() => break r,
         }
     };
     tracing::info!(dropped, "stopped");
     outcome
+}
+
+/// Receive errors that concern one datagram or peer, not the socket.
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, Interrupted};
+    matches!(e.kind(), ConnectionRefused | ConnectionReset | Interrupted)
 }

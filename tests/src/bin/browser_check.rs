@@ -85,7 +85,7 @@ async fn connect(port: u16, chromium: &str) -> Result<Client> {
         match attempt {
             Ok(client) => return Ok(client),
             Err(e) if Instant::now() < deadline => {
-                tracing_free_log(&format!("waiting for chromedriver: {e}"));
+                verbose(&format!("waiting for chromedriver: {e}"));
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => return Err(e).context("connecting to chromedriver"),
@@ -139,7 +139,8 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn tracing_free_log(msg: &str) {
+/// Progress detail, shown with BROWSER_CHECK_VERBOSE=1.
+fn verbose(msg: &str) {
     if std::env::var_os("BROWSER_CHECK_VERBOSE").is_some() {
         eprintln!("{msg}");
     }
