@@ -143,6 +143,8 @@ impl PeerId {
     }
 }
 
+crate::hex_serde::impl_hex_serde!(PeerId, PEER_ID_LEN);
+
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))

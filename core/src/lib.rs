@@ -17,6 +17,7 @@
 //! - [`seal`]: sign-then-encrypt and decrypt-then-verify of room payloads.
 
 pub mod chat_id;
+mod hex_serde;
 pub mod identity;
 pub mod room;
 pub mod seal;

@@ -56,6 +56,8 @@ impl RoomId {
     }
 }
 
+crate::hex_serde::impl_hex_serde!(RoomId, ROOM_ID_LEN);
+
 impl fmt::Display for RoomId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))
@@ -123,6 +125,8 @@ impl RendezvousTag {
         &self.0
     }
 }
+
+crate::hex_serde::impl_hex_serde!(RendezvousTag, RENDEZVOUS_TAG_LEN);
 
 impl fmt::Display for RendezvousTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
