@@ -21,6 +21,7 @@ mod hex_serde;
 pub mod identity;
 pub mod room;
 pub mod seal;
+pub mod signaling;
 
 pub use chat_id::{ChatId, ChatIdError};
 pub use identity::{Identity, PeerId, PeerIdError};

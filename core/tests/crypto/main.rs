@@ -11,6 +11,7 @@ mod chat_id;
 mod identity;
 mod room;
 mod seal;
+mod signaling;
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;

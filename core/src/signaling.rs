@@ -1,0 +1,548 @@
+//! Signaling: the messages peers and the rendezvous server exchange.
+//!
+//! A small UDP signaling server helps the members of a room find each other,
+//! and does nothing else. This module defines what both sides say; the
+//! server and the peer engine both use it, and neither reads a clock or
+//! opens a socket here: stamps are passed in.
+//!
+//! # Who sends what
+//!
+//! A peer (client) sends three requests, each about one room, named by its
+//! [`RendezvousTag`]:
+//!
+//! - [`Register`]: "I, `peer`, am in room `tag`, reachable at these
+//!   addresses, for the next `ttl_secs` seconds". The server keeps the entry
+//!   as soft state and answers [`Registered`]. Peers refresh before the TTL
+//!   runs out (at most [`MAX_TTL_SECS`], by default [`DEFAULT_TTL_SECS`]);
+//!   an entry that is not refreshed simply expires.
+//! - [`Unregister`]: "forget my entry for `tag`" (a polite leave; expiry
+//!   does the same, later).
+//! - [`Lookup`]: "who else is in `tag`?". The server answers [`Peers`] with
+//!   the live entries, never including the asker, at most
+//!   [`MAX_ENTRIES_PER_REPLY`] per reply, and sends [`Arrived`] to each of
+//!   those entries, so that both sides start sending to each other at once
+//!   (which is also what opens NAT mappings in both directions).
+//!
+//! Any request may instead be answered with [`Rejected`] and a
+//! [`RejectReason`].
+//!
+//! Each [`Entry`] carries two kinds of address: `observed`, where the server
+//! saw the datagram come from (the address a NAT shows to the world), and
+//! `addrs`, up to [`MAX_ADDRS`] addresses the peer reports itself (its LAN
+//! addresses, say). Self-reported addresses must be plain unicast addresses
+//! someone could send to: not unspecified, not multicast or broadcast, not
+//! port 0, and, for IPv6, without flow info or a scope id (both mean
+//! something only on the sender's host, and neither is covered by the
+//! signature).
+//!
+//! # What is signed, and why
+//!
+//! Every request is signed with the peer's identity key (Ed25519), and the
+//! server checks the signature against the `peer` id in the request before
+//! acting on it. Without this, anyone could remove or overwrite another
+//! peer's entry, or register under someone else's id. [`Lookup`] is signed
+//! too, because a lookup makes the server announce the asker to the room's
+//! existing entries ([`Arrived`]): nobody may announce a forged peer id.
+//!
+//! The signature covers a fixed binary encoding, not the JSON (so it does
+//! not depend on how a JSON library orders or escapes anything):
+//!
+//! ```text
+//! register   = "p2pchat/v1/signal/register\0"   | tag (32) | peer (32) | stamp u64 BE
+//!              | ttl_secs u32 BE | address count u8 | addresses
+//! unregister = "p2pchat/v1/signal/unregister\0" | tag (32) | peer (32) | stamp u64 BE
+//! lookup     = "p2pchat/v1/signal/lookup\0"     | tag (32) | peer (32) | stamp u64 BE
+//! address    = 4 | IPv4 octets (4)  | port u16 BE
+//!            | 6 | IPv6 octets (16) | port u16 BE
+//! ```
+//!
+//! The domain string names the kind of request, so a signature on one kind
+//! can never be passed off as another. Server replies are not signed: the
+//! server is trusted for availability only. A lying server can hide peers
+//! or hand out wrong addresses, but it cannot join a room or speak in one,
+//! because everything said inside a room is sealed with the room key and
+//! signed by its author (see [`crate::seal`]).
+//!
+//! # Replay protection: the stamp
+//!
+//! Each request carries a `stamp`, a number the peer makes strictly
+//! increasing across all the signed requests it sends (the engine uses
+//! wall-clock milliseconds, bumped by one when the clock has not moved on).
+//! The server remembers the last stamp it accepted for each `(tag, peer)`
+//! and refuses ([`RejectReason::StaleStamp`]) a [`Register`] or
+//! [`Unregister`] whose stamp is not greater ([`stamp_is_fresh`]). So a
+//! captured request replayed later, from any address, can neither undo a
+//! newer registration nor remove an entry nor move it to the replayer's
+//! address. A server applies the same rule to a [`Lookup`] when it has a
+//! last stamp for that `(tag, peer)`; since the peer's stamps increase
+//! across all kinds of request, this never refuses an honest peer.
+//!
+//! A server forgets a `(tag, peer)` some time after its entry expires
+//! (memory is bounded). A request captured before that could then be
+//! replayed once; the worst it does is announce the real peer, with its own
+//! signed addresses, at the replayer's observed address until the TTL runs
+//! out. Peers authenticate each other inside the room, so this wastes a few
+//! datagrams and grants nothing.
+//!
+//! # What the server learns, and what it never learns
+//!
+//! The server learns, for each tag: which peer ids are present, from which
+//! addresses, when and how often. It never learns a room's key, id or name
+//! (a tag is a one-way hash of the key), a username, or anything anyone
+//! says: none of those is in any message here, and knowing a tag is not
+//! enough to join or read a room.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Identity, PeerId, VerifyError, SIGNATURE_LEN};
+use crate::room::RendezvousTag;
+
+/// Most self-reported addresses in a [`Register`] (and in an [`Entry`]).
+pub const MAX_ADDRS: usize = 4;
+/// Longest registration the server keeps without a refresh, in seconds.
+pub const MAX_TTL_SECS: u32 = 300;
+/// The TTL peers ask for unless configured otherwise, in seconds.
+pub const DEFAULT_TTL_SECS: u32 = 60;
+/// Most entries in one [`Peers`] reply.
+pub const MAX_ENTRIES_PER_REPLY: usize = 16;
+
+const REGISTER_DOMAIN: &[u8] = b"p2pchat/v1/signal/register\0";
+const UNREGISTER_DOMAIN: &[u8] = b"p2pchat/v1/signal/unregister\0";
+const LOOKUP_DOMAIN: &[u8] = b"p2pchat/v1/signal/lookup\0";
+
+/// Why a signaling message is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    /// More than [`MAX_ADDRS`] self-reported addresses.
+    #[error("{count} self-reported addresses, at most {max} are allowed")]
+    TooManyAddrs { count: usize, max: usize },
+    /// A self-reported address nobody could send to, or one carrying
+    /// host-local IPv6 details (flow info, scope id).
+    #[error("{addr} is not a plain unicast address with a port")]
+    BadAddr { addr: SocketAddr },
+    /// A TTL outside `1..=`[`MAX_TTL_SECS`].
+    #[error("a TTL of {ttl_secs} s is outside 1..={max} s")]
+    BadTtl { ttl_secs: u32, max: u32 },
+    /// More than [`MAX_ENTRIES_PER_REPLY`] entries in a reply.
+    #[error("{count} entries in one reply, at most {max} are allowed")]
+    TooManyEntries { count: usize, max: usize },
+    /// The peer id is not a valid Ed25519 public key.
+    #[error("the peer id is not a valid public key")]
+    BadPeerId,
+    /// The signature is not the peer's signature of this request.
+    #[error("the signature does not match the request and peer id")]
+    BadSignature,
+}
+
+impl From<VerifyError> for SignalError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::PeerId(_) => SignalError::BadPeerId,
+            VerifyError::BadSignature => SignalError::BadSignature,
+        }
+    }
+}
+
+/// Whether a request with `stamp` is newer than the last one accepted from
+/// the same `(tag, peer)` (`None`: none accepted, or forgotten). Stamps must
+/// strictly increase, so an equal stamp is a replay.
+pub fn stamp_is_fresh(last: Option<u64>, stamp: u64) -> bool {
+    match last {
+        None => true,
+        Some(last) => stamp > last,
+    }
+}
+
+/// Every signaling datagram, either way. JSON with a `"t"` field naming the
+/// kind: `{"t":"register", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Message {
+    /// Client → server: add or refresh my entry.
+    Register(Register),
+    /// Client → server: remove my entry.
+    Unregister(Unregister),
+    /// Client → server: who is there?
+    Lookup(Lookup),
+    /// Server → client: registration accepted.
+    Registered(Registered),
+    /// Server → client: the answer to a lookup.
+    Peers(Peers),
+    /// Server → client: someone looked up a tag you are registered under.
+    Arrived(Arrived),
+    /// Server → client: a request was refused.
+    Rejected(Rejected),
+}
+
+impl Message {
+    /// The rendezvous tag the message is about; `None` for [`Rejected`].
+    pub fn tag(&self) -> Option<&RendezvousTag> {
+        match self {
+            Message::Register(m) => Some(&m.tag),
+            Message::Unregister(m) => Some(&m.tag),
+            Message::Lookup(m) => Some(&m.tag),
+            Message::Registered(m) => Some(&m.tag),
+            Message::Peers(m) => Some(&m.tag),
+            Message::Arrived(m) => Some(&m.tag),
+            Message::Rejected(_) => None,
+        }
+    }
+
+    /// Checks a received message: the limits and signature of a request,
+    /// the limits of a reply. Stamp freshness needs the receiver's state
+    /// and is checked separately ([`stamp_is_fresh`]).
+    pub fn verify(&self) -> Result<(), SignalError> {
+        match self {
+            Message::Register(m) => m.verify(),
+            Message::Unregister(m) => m.verify(),
+            Message::Lookup(m) => m.verify(),
+            Message::Registered(m) => check_ttl(m.ttl_secs),
+            Message::Peers(m) => m.verify(),
+            Message::Arrived(m) => m.entry.verify(),
+            Message::Rejected(_) => Ok(()),
+        }
+    }
+}
+
+/// Client → server: register (or refresh) `peer` under `tag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    pub tag: RendezvousTag,
+    pub peer: PeerId,
+    /// Self-reported addresses, at most [`MAX_ADDRS`].
+    pub addrs: Vec<SocketAddr>,
+    /// Seconds to keep the entry without a refresh, `1..=`[`MAX_TTL_SECS`].
+    pub ttl_secs: u32,
+    /// Strictly increasing per peer; see the module docs.
+    pub stamp: u64,
+    #[serde(with = "sig_hex")]
+    pub sig: [u8; SIGNATURE_LEN],
+}
+
+impl Register {
+    /// Builds and signs a registration, refusing one that breaks a limit.
+    pub fn new(
+        identity: &Identity,
+        tag: RendezvousTag,
+        addrs: Vec<SocketAddr>,
+        ttl_secs: u32,
+        stamp: u64,
+    ) -> Result<Register, SignalError> {
+        check_addrs(&addrs)?;
+        check_ttl(ttl_secs)?;
+        let peer = identity.peer_id();
+        let sig = identity.sign(&register_bytes(&tag, &peer, &addrs, ttl_secs, stamp));
+        Ok(Register {
+            tag,
+            peer,
+            addrs,
+            ttl_secs,
+            stamp,
+            sig,
+        })
+    }
+
+    /// Checks the limits and that `sig` is `peer`'s signature.
+    pub fn verify(&self) -> Result<(), SignalError> {
+        check_addrs(&self.addrs)?;
+        check_ttl(self.ttl_secs)?;
+        let bytes = register_bytes(
+            &self.tag,
+            &self.peer,
+            &self.addrs,
+            self.ttl_secs,
+            self.stamp,
+        );
+        Ok(self.peer.verify(&bytes, &self.sig)?)
+    }
+}
+
+/// Client → server: remove `peer`'s entry under `tag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unregister {
+    pub tag: RendezvousTag,
+    pub peer: PeerId,
+    /// Strictly increasing per peer; see the module docs.
+    pub stamp: u64,
+    #[serde(with = "sig_hex")]
+    pub sig: [u8; SIGNATURE_LEN],
+}
+
+impl Unregister {
+    /// Builds and signs a request to remove this identity's entry.
+    pub fn new(identity: &Identity, tag: RendezvousTag, stamp: u64) -> Unregister {
+        let peer = identity.peer_id();
+        let sig = identity.sign(&plain_bytes(UNREGISTER_DOMAIN, &tag, &peer, stamp));
+        Unregister {
+            tag,
+            peer,
+            stamp,
+            sig,
+        }
+    }
+
+    /// Checks that `sig` is `peer`'s signature.
+    pub fn verify(&self) -> Result<(), SignalError> {
+        let bytes = plain_bytes(UNREGISTER_DOMAIN, &self.tag, &self.peer, self.stamp);
+        Ok(self.peer.verify(&bytes, &self.sig)?)
+    }
+}
+
+/// Client → server: list the entries under `tag`, and announce `peer` to
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    pub tag: RendezvousTag,
+    pub peer: PeerId,
+    /// Strictly increasing per peer; see the module docs.
+    pub stamp: u64,
+    #[serde(with = "sig_hex")]
+    pub sig: [u8; SIGNATURE_LEN],
+}
+
+impl Lookup {
+    /// Builds and signs a lookup.
+    pub fn new(identity: &Identity, tag: RendezvousTag, stamp: u64) -> Lookup {
+        let peer = identity.peer_id();
+        let sig = identity.sign(&plain_bytes(LOOKUP_DOMAIN, &tag, &peer, stamp));
+        Lookup {
+            tag,
+            peer,
+            stamp,
+            sig,
+        }
+    }
+
+    /// Checks that `sig` is `peer`'s signature.
+    pub fn verify(&self) -> Result<(), SignalError> {
+        let bytes = plain_bytes(LOOKUP_DOMAIN, &self.tag, &self.peer, self.stamp);
+        Ok(self.peer.verify(&bytes, &self.sig)?)
+    }
+}
+
+/// Server → client: the registration under `tag` is kept for `ttl_secs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registered {
+    pub tag: RendezvousTag,
+    pub ttl_secs: u32,
+}
+
+/// Server → client: the live entries under `tag`, without the asker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peers {
+    pub tag: RendezvousTag,
+    /// At most [`MAX_ENTRIES_PER_REPLY`].
+    pub entries: Vec<Entry>,
+}
+
+impl Peers {
+    /// Checks the limits on entries and their addresses.
+    pub fn verify(&self) -> Result<(), SignalError> {
+        if self.entries.len() > MAX_ENTRIES_PER_REPLY {
+            return Err(SignalError::TooManyEntries {
+                count: self.entries.len(),
+                max: MAX_ENTRIES_PER_REPLY,
+            });
+        }
+        self.entries.iter().try_for_each(Entry::verify)
+    }
+}
+
+/// Server → client: `entry` just looked up `tag`, under which you are
+/// registered; send to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrived {
+    pub tag: RendezvousTag,
+    pub entry: Entry,
+}
+
+/// Server → client: a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejected {
+    pub reason: RejectReason,
+}
+
+/// Why the server refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The signature (or peer id) did not verify.
+    BadSignature,
+    /// The stamp was not greater than the last one accepted.
+    StaleStamp,
+    /// The TTL was outside `1..=`[`MAX_TTL_SECS`].
+    BadTtl,
+    /// More than [`MAX_ADDRS`] self-reported addresses.
+    TooManyAddrs,
+    /// A self-reported address is not a plain unicast address.
+    BadAddr,
+    /// The tag already holds as many entries as the server keeps per tag.
+    RoomFull,
+    /// The server holds as many entries as it keeps in all.
+    ServerFull,
+    /// Too many requests from this source; try again later.
+    RateLimited,
+}
+
+/// One peer under a tag, as the server knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub peer: PeerId,
+    /// Where the server saw the peer's datagram come from.
+    pub observed: SocketAddr,
+    /// What the peer reported itself, at most [`MAX_ADDRS`].
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Entry {
+    /// Checks the limit on self-reported addresses.
+    pub fn verify(&self) -> Result<(), SignalError> {
+        check_addrs(&self.addrs)
+    }
+}
+
+impl From<Register> for Message {
+    fn from(m: Register) -> Self {
+        Message::Register(m)
+    }
+}
+impl From<Unregister> for Message {
+    fn from(m: Unregister) -> Self {
+        Message::Unregister(m)
+    }
+}
+impl From<Lookup> for Message {
+    fn from(m: Lookup) -> Self {
+        Message::Lookup(m)
+    }
+}
+impl From<Registered> for Message {
+    fn from(m: Registered) -> Self {
+        Message::Registered(m)
+    }
+}
+impl From<Peers> for Message {
+    fn from(m: Peers) -> Self {
+        Message::Peers(m)
+    }
+}
+impl From<Arrived> for Message {
+    fn from(m: Arrived) -> Self {
+        Message::Arrived(m)
+    }
+}
+impl From<Rejected> for Message {
+    fn from(m: Rejected) -> Self {
+        Message::Rejected(m)
+    }
+}
+
+fn check_ttl(ttl_secs: u32) -> Result<(), SignalError> {
+    if (1..=MAX_TTL_SECS).contains(&ttl_secs) {
+        Ok(())
+    } else {
+        Err(SignalError::BadTtl {
+            ttl_secs,
+            max: MAX_TTL_SECS,
+        })
+    }
+}
+
+fn check_addrs(addrs: &[SocketAddr]) -> Result<(), SignalError> {
+    if addrs.len() > MAX_ADDRS {
+        return Err(SignalError::TooManyAddrs {
+            count: addrs.len(),
+            max: MAX_ADDRS,
+        });
+    }
+    match addrs.iter().find(|a| !is_plain_unicast(a)) {
+        Some(&addr) => Err(SignalError::BadAddr { addr }),
+        None => Ok(()),
+    }
+}
+
+/// An address someone else could send a datagram to, carrying nothing the
+/// signature does not cover.
+fn is_plain_unicast(addr: &SocketAddr) -> bool {
+    if addr.port() == 0 {
+        return false;
+    }
+    match addr {
+        SocketAddr::V4(a) => {
+            let ip = a.ip();
+            !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast()
+        }
+        SocketAddr::V6(a) => {
+            let ip = a.ip();
+            a.flowinfo() == 0 && a.scope_id() == 0 && !ip.is_unspecified() && !ip.is_multicast()
+        }
+    }
+}
+
+/// The signed bytes of a request without addresses.
+fn plain_bytes(domain: &[u8], tag: &RendezvousTag, peer: &PeerId, stamp: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(domain.len() + 32 + 32 + 8);
+    out.extend_from_slice(domain);
+    out.extend_from_slice(tag.as_bytes());
+    out.extend_from_slice(peer.as_bytes());
+    out.extend_from_slice(&stamp.to_be_bytes());
+    out
+}
+
+/// The signed bytes of a registration. `addrs` has been checked to hold at
+/// most [`MAX_ADDRS`] addresses, so its length fits the count byte.
+fn register_bytes(
+    tag: &RendezvousTag,
+    peer: &PeerId,
+    addrs: &[SocketAddr],
+    ttl_secs: u32,
+    stamp: u64,
+) -> Vec<u8> {
+    let mut out = plain_bytes(REGISTER_DOMAIN, tag, peer, stamp);
+    out.extend_from_slice(&ttl_secs.to_be_bytes());
+    out.push(u8::try_from(addrs.len()).unwrap_or(u8::MAX));
+    for addr in addrs {
+        match addr.ip() {
+            IpAddr::V4(ip) => {
+                out.push(4);
+                out.extend_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                out.push(6);
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+        out.extend_from_slice(&addr.port().to_be_bytes());
+    }
+    out
+}
+
+/// Signatures as 128 lowercase hex characters.
+mod sig_hex {
+    use serde::{Deserializer, Serializer};
+
+    use crate::identity::SIGNATURE_LEN;
+
+    pub(super) fn serialize<S: Serializer>(
+        sig: &[u8; SIGNATURE_LEN],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        crate::hex_serde::serialize(sig, serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<[u8; SIGNATURE_LEN], D::Error> {
+        crate::hex_serde::deserialize::<D, SIGNATURE_LEN>(deserializer)
+    }
+}
