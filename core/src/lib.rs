@@ -6,8 +6,7 @@
 //! from an RNG the host hands over, so the same code runs in a tokio node, in
 //! the browser (compiled to wasm32) and in a deterministic simulator.
 //!
-//! The modules so far hold the cryptographic vocabulary every later layer
-//! speaks:
+//! The cryptographic vocabulary every layer speaks:
 //!
 //! - [`identity`]: a peer's Ed25519 key pair; its public key is its [`PeerId`].
 //! - [`room`]: a room's random [`RoomId`], its Fernet [`RoomKey`], its display
@@ -15,15 +14,37 @@
 //! - [`chat_id`]: the [`ChatId`] capability string that carries a room's key
 //!   from one person to another, and strict parsing of it.
 //! - [`seal`]: sign-then-encrypt and decrypt-then-verify of room payloads.
+//!
+//! The protocol, one concept per module:
+//!
+//! - [`clock`]: Lamport time, per-author sequence numbers, causal
+//!   dependencies and version vectors.
+//! - [`history`]: causal delivery through a bounded buffer, and the
+//!   canonical `(lamport, author)` order every member shows.
+//! - [`replication`]: anti-entropy — summaries, pushes in bounded batches,
+//!   a per-peer rate budget.
+//! - [`membership`]: member lists, heartbeats, online → suspect → offline.
+//! - [`wire`]: the versioned JSON envelope, fragmentation and reassembly,
+//!   size limits.
+//! - [`signaling`]: the messages spoken with a rendezvous server.
+//! - [`engine`]: the [`Node`] that ties them together, fed datagrams,
+//!   timeouts and commands, polled for records, transmits and events.
 
 pub mod chat_id;
+pub mod clock;
+pub mod engine;
 mod hex_serde;
+pub mod history;
 pub mod identity;
+pub mod membership;
+pub mod replication;
 pub mod room;
 pub mod seal;
 pub mod signaling;
+pub mod wire;
 
 pub use chat_id::{ChatId, ChatIdError};
+pub use engine::{AppEvent, CommandError, Config, Counters, Node, Record, RestoreError, Transmit};
 pub use identity::{Identity, PeerId, PeerIdError};
 pub use room::{RendezvousTag, RoomId, RoomKey, RoomName, RoomNameError};
 pub use seal::{Opened, RoomCipher, SealError};

@@ -1,0 +1,414 @@
+//! History: a room's events, delivered in causal order and shown in one
+//! canonical order.
+//!
+//! An event arriving from the network is **delivered** (handed to the
+//! application and kept for good) only when everything it causally depends
+//! on is already delivered: the author's previous event and every event in
+//! its `deps`. Until then it waits in a bounded **pending buffer**. Missing
+//! events are fetched by replication; a pending event that waits too long
+//! is evicted and will simply be fetched again later.
+//!
+//! On delivery the Lamport rule of [`crate::clock`] is checked against the
+//! delivered dependencies. The check uses only the event and its causal
+//! past, so every member reaches the same verdict, and an event that breaks
+//! the rule is refused everywhere.
+//!
+//! Delivered events are kept in the room's **canonical order**, by
+//! [`OrderKey`] `(lamport, author)`. That order extends causality, so once
+//! two members hold the same events they show the same history in the same
+//! order, whatever order the events arrived in. An event delivered with a
+//! key below the newest one so far is marked **late**: a UI places it
+//! earlier than the newest message and can say so.
+//!
+//! Limits: the pending buffer holds at most [`MAX_PENDING`] events and
+//! [`MAX_PENDING_BYTES`] bytes of tokens; an event further than
+//! [`MAX_AHEAD`] past its author's delivered sequence number, or naming
+//! dependencies that far ahead, is refused outright; at most
+//! [`MAX_AUTHORS`] authors per room.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{next_lamport, EventId, OrderKey, VersionVector, MAX_DEPS};
+use crate::identity::PeerId;
+use crate::UnixMillis;
+
+/// Most events waiting for their dependencies, per room.
+pub const MAX_PENDING: usize = 4096;
+/// Most token bytes waiting for their dependencies, per room.
+pub const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
+/// How far past an author's delivered sequence number an event may be.
+pub const MAX_AHEAD: u64 = MAX_PENDING as u64;
+/// Most distinct authors in one room.
+pub const MAX_AUTHORS: usize = 4096;
+/// How long an event may wait for its dependencies before it is evicted.
+pub const PENDING_TTL_MS: u64 = 120_000;
+
+/// What an event says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Body {
+    /// A chat message.
+    Text {
+        /// The message text (see [`crate::wire::validate_text`]).
+        text: String,
+    },
+    /// A kind of event a newer version of p2pchat wrote. It is kept and
+    /// replicated like any other, so the author's later events still flow,
+    /// but there is nothing to show.
+    #[serde(other)]
+    Unsupported,
+}
+
+/// One event of a room, as delivered and stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Author and sequence number.
+    pub id: EventId,
+    /// Lamport time.
+    pub lamport: u64,
+    /// Causal dependencies: the heads the author had seen.
+    pub deps: Vec<EventId>,
+    /// The author's wall clock when writing, for display only.
+    pub time: UnixMillis,
+    /// The author's display name when writing.
+    pub name: String,
+    /// What the event says.
+    pub body: Body,
+    /// The author's sealed token, forwarded unchanged to other members so
+    /// they can check the author's signature themselves.
+    pub token: String,
+}
+
+impl Event {
+    /// The event's place in the canonical order.
+    pub fn key(&self) -> OrderKey {
+        OrderKey::new(self.lamport, self.id)
+    }
+}
+
+/// An event that was just delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    /// The event.
+    pub event: Arc<Event>,
+    /// Delivered after an event that sorts after it: it belongs earlier in
+    /// the timeline than the newest message.
+    pub late: bool,
+}
+
+/// Why an offered event was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Already delivered or already waiting.
+    #[error("duplicate event")]
+    Duplicate,
+    /// Already delivered with different contents: its author signed two
+    /// different events with one sequence number. The first one stays.
+    #[error("conflicting event for a delivered id (equivocation)")]
+    Equivocation,
+    /// Sequence number 0, or too far past what is delivered.
+    #[error("sequence number out of range")]
+    SeqOutOfRange,
+    /// Too many, repeated, self-referencing or out-of-range dependencies.
+    #[error("malformed dependencies")]
+    BadDeps,
+    /// The room already has [`MAX_AUTHORS`] authors.
+    #[error("too many authors in this room")]
+    TooManyAuthors,
+    /// The pending buffer is full of events closer to delivery.
+    #[error("pending buffer full")]
+    BufferFull,
+}
+
+/// Drops and evictions inside the history, for the engine's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Pending events refused on delivery for breaking the Lamport rule.
+    pub bad_lamport: u64,
+    /// Pending events evicted after [`PENDING_TTL_MS`] or to make room.
+    pub evicted: u64,
+}
+
+/// A room's events: delivered ones in canonical order, and the pending
+/// buffer.
+#[derive(Debug, Default)]
+pub struct History {
+    by_author: HashMap<PeerId, Vec<Arc<Event>>>,
+    order: BTreeMap<OrderKey, Arc<Event>>,
+    vv: VersionVector,
+    heads: BTreeSet<(u64, EventId)>,
+    pending: BTreeMap<EventId, (Event, UnixMillis)>,
+    pending_bytes: usize,
+    stats: HistoryStats,
+}
+
+impl History {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What is delivered, per author.
+    pub fn version_vector(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    /// Number of delivered events.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether nothing is delivered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Number of events waiting for their dependencies.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Token bytes waiting for their dependencies.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Drops and evictions so far.
+    pub fn stats(&self) -> HistoryStats {
+        self.stats
+    }
+
+    /// Delivered events in canonical order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<Event>> {
+        self.order.values()
+    }
+
+    /// The delivered event `id`.
+    pub fn get(&self, id: &EventId) -> Option<&Arc<Event>> {
+        let idx = usize::try_from(id.seq.checked_sub(1)?).ok()?;
+        self.by_author.get(&id.author)?.get(idx)
+    }
+
+    /// `author`'s delivered events from `from_seq` on, in sequence order.
+    pub fn range_of(&self, author: &PeerId, from_seq: u64) -> &[Arc<Event>] {
+        let Some(events) = self.by_author.get(author) else {
+            return &[];
+        };
+        let start = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
+        events.get(start..).unwrap_or(&[])
+    }
+
+    /// Position of a delivered event in the canonical order (0-based).
+    pub fn position(&self, key: &OrderKey) -> usize {
+        self.order.range(..key).count()
+    }
+
+    /// What `author`'s next event must carry: its sequence number, its
+    /// dependencies (the current heads, highest time first, at most
+    /// [`MAX_DEPS`]) and its Lamport time.
+    pub fn next_for(&self, author: &PeerId) -> Option<(u64, Vec<EventId>, u64)> {
+        let seq = self.vv.get(author).checked_add(1)?;
+        let deps: Vec<EventId> = self
+            .heads
+            .iter()
+            .rev()
+            .take(MAX_DEPS)
+            .map(|(_, id)| *id)
+            .collect();
+        let lamport = next_lamport(self.heads.iter().rev().take(1).map(|(l, _)| *l))?;
+        Some((seq, deps, lamport))
+    }
+
+    /// Offers an event (already decrypted and signature-checked) at time
+    /// `now`. Returns the events delivered as a result, in delivery order:
+    /// empty when the event waits in the pending buffer.
+    pub fn offer(&mut self, event: Event, now: UnixMillis) -> Result<Vec<Delivered>, Refused> {
+        let id = event.id;
+        let delivered_seq = self.vv.get(&id.author);
+        if id.seq == 0 {
+            return Err(Refused::SeqOutOfRange);
+        }
+        if id.seq <= delivered_seq {
+            return match self.get(&id) {
+                Some(existing) if existing.token != event.token => Err(Refused::Equivocation),
+                _ => Err(Refused::Duplicate),
+            };
+        }
+        if id.seq - delivered_seq > MAX_AHEAD {
+            return Err(Refused::SeqOutOfRange);
+        }
+        self.check_deps(&event)?;
+        if self.pending.contains_key(&id) {
+            return Err(Refused::Duplicate);
+        }
+        if delivered_seq == 0
+            && !self.by_author.contains_key(&id.author)
+            && self.by_author.len() >= MAX_AUTHORS
+        {
+            return Err(Refused::TooManyAuthors);
+        }
+        self.make_room_for(&event)?;
+        self.pending_bytes += event.token.len();
+        self.pending.insert(id, (event, now));
+        Ok(self.deliver_ready(id.author))
+    }
+
+    /// Evicts pending events older than [`PENDING_TTL_MS`].
+    pub fn expire(&mut self, now: UnixMillis) {
+        let stale: Vec<EventId> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_sub(*at) > PENDING_TTL_MS)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.remove_pending(&id);
+            self.stats.evicted += 1;
+        }
+    }
+
+    /// When the oldest pending event expires, if any.
+    pub fn next_expiry(&self) -> Option<UnixMillis> {
+        self.pending
+            .values()
+            .map(|(_, at)| at.saturating_add(PENDING_TTL_MS + 1))
+            .min()
+    }
+
+    fn check_deps(&self, event: &Event) -> Result<(), Refused> {
+        if event.deps.len() > MAX_DEPS {
+            return Err(Refused::BadDeps);
+        }
+        let mut seen = BTreeSet::new();
+        for dep in &event.deps {
+            let ahead = dep.seq.saturating_sub(self.vv.get(&dep.author));
+            if dep.seq == 0
+                || (dep.author == event.id.author && dep.seq >= event.id.seq)
+                || ahead > MAX_AHEAD
+                || !seen.insert(*dep)
+            {
+                return Err(Refused::BadDeps);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes space in the pending buffer for `event`, evicting the waiting
+    /// event furthest from delivery if it is further than `event`.
+    fn make_room_for(&mut self, event: &Event) -> Result<(), Refused> {
+        let distance = |h: &Self, id: &EventId| id.seq.saturating_sub(h.vv.get(&id.author));
+        while self.pending.len() >= MAX_PENDING
+            || self.pending_bytes + event.token.len() > MAX_PENDING_BYTES
+        {
+            let Some(victim) = self
+                .pending
+                .keys()
+                .max_by_key(|id| (distance(self, id), id.seq))
+                .copied()
+            else {
+                return Err(Refused::BufferFull);
+            };
+            if distance(self, &victim) <= distance(self, &event.id) {
+                return Err(Refused::BufferFull);
+            }
+            self.remove_pending(&victim);
+            self.stats.evicted += 1;
+        }
+        Ok(())
+    }
+
+    fn remove_pending(&mut self, id: &EventId) -> Option<Event> {
+        let (event, _) = self.pending.remove(id)?;
+        self.pending_bytes -= event.token.len();
+        Some(event)
+    }
+
+    /// Delivers every pending event that has become deliverable, starting
+    /// with `author`'s next one.
+    fn deliver_ready(&mut self, first: PeerId) -> Vec<Delivered> {
+        let mut out = Vec::new();
+        let mut queue = vec![first];
+        while let Some(author) = queue.pop() {
+            loop {
+                let next = EventId::new(author, self.vv.get(&author) + 1);
+                let Some((event, _)) = self.pending.get(&next) else {
+                    break;
+                };
+                if !event.deps.iter().all(|d| self.vv.contains(d)) {
+                    break;
+                }
+                let Some(event) = self.remove_pending(&next) else {
+                    break;
+                };
+                if !self.lamport_is_valid(&event) {
+                    // Refused everywhere alike; the author's later events
+                    // can never be delivered and will age out.
+                    self.stats.bad_lamport += 1;
+                    break;
+                }
+                out.push(self.deliver(event));
+                // Events of other authors may have waited for this one.
+                for waiting in self.pending.keys() {
+                    if waiting.author != author
+                        && !queue.contains(&waiting.author)
+                        && waiting.seq == self.vv.get(&waiting.author) + 1
+                    {
+                        queue.push(waiting.author);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn lamport_is_valid(&self, event: &Event) -> bool {
+        let mut dep_lamports = Vec::with_capacity(event.deps.len());
+        for dep in &event.deps {
+            match self.get(dep) {
+                Some(d) => dep_lamports.push(d.lamport),
+                None => return false,
+            }
+        }
+        let prev = match event.id.seq {
+            1 => 0,
+            seq => match self.get(&EventId::new(event.id.author, seq - 1)) {
+                Some(p) => p.lamport,
+                None => return false,
+            },
+        };
+        next_lamport(dep_lamports) == Some(event.lamport) && event.lamport > prev
+    }
+
+    fn deliver(&mut self, event: Event) -> Delivered {
+        let key = event.key();
+        let late = self
+            .order
+            .last_key_value()
+            .is_some_and(|(newest, _)| *newest > key);
+        let event = Arc::new(event);
+        for dep in &event.deps {
+            if let Some(d) = self.get(dep) {
+                let lamport = d.lamport;
+                self.heads.remove(&(lamport, *dep));
+            }
+        }
+        if event.id.seq > 1 {
+            let prev = EventId::new(event.id.author, event.id.seq - 1);
+            if let Some(p) = self.get(&prev) {
+                let lamport = p.lamport;
+                self.heads.remove(&(lamport, prev));
+            }
+        }
+        self.heads.insert((event.lamport, event.id));
+        self.by_author
+            .entry(event.id.author)
+            .or_default()
+            .push(Arc::clone(&event));
+        self.vv.set(event.id.author, event.id.seq);
+        self.order.insert(key, Arc::clone(&event));
+        Delivered { event, late }
+    }
+}

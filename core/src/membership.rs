@@ -1,0 +1,442 @@
+//! Membership: who is in a room, where they are, and whether they are alive.
+//!
+//! Members are learned from several sources, all but the first unverified
+//! until the member speaks for itself:
+//!
+//! - a control message sealed by the member (authenticated: its peer id,
+//!   name and the address it came from are taken as true);
+//! - hints inside other members' control messages (member lists travel
+//!   inside encrypted room traffic, so a room keeps learning members while
+//!   the signaling server is down);
+//! - the signaling server's lookups and arrival notices;
+//! - the authors of the room's history (names, no addresses).
+//!
+//! **Liveness.** Every member with an address is sent a heartbeat every
+//! `heartbeat` interval. A member heard from (any authenticated control
+//! message) is **online**; after `suspect_after` of silence it is
+//! **suspect**; after `offline_after` it is **offline**; the next valid
+//! message brings it back online at once. Offline members (and addresses
+//! only hinted at) are still probed every `probe` interval, so partitions
+//! heal and restarted peers are found again without any server.
+//!
+//! **Replays.** Each control message carries the sender's strictly
+//! increasing stamp; one that is not above the last accepted stamp from
+//! that member is dropped.
+//!
+//! Bounded: at most [`MAX_MEMBERS`] members per room (offline ones are
+//! forgotten first) and [`MAX_CANDIDATES`] candidate addresses per member.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::PeerId;
+use crate::wire::Hint;
+use crate::UnixMillis;
+
+/// Most members tracked per room.
+pub const MAX_MEMBERS: usize = 1024;
+/// Most candidate addresses kept per member.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// Liveness timings, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Interval between heartbeats to live members.
+    pub heartbeat: u64,
+    /// Silence after which a member is suspect.
+    pub suspect_after: u64,
+    /// Silence after which a member is offline.
+    pub offline_after: u64,
+    /// Interval between probes of offline or unconfirmed members.
+    pub probe: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            heartbeat: 1_000,
+            suspect_after: 4_000,
+            offline_after: 12_000,
+            probe: 5_000,
+        }
+    }
+}
+
+/// A member's liveness as this peer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Heard from recently.
+    Online,
+    /// Silent for a while.
+    Suspect,
+    /// Silent for long, or never heard from.
+    Offline,
+}
+
+impl Status {
+    /// Lowercase word for people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Suspect => "suspect",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+/// One member of a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The member's identity.
+    pub peer: PeerId,
+    /// Display name, once known.
+    pub name: Option<String>,
+    /// The address it was last heard from (authenticated).
+    pub addr: Option<SocketAddr>,
+    /// Addresses suggested by others or by signaling.
+    pub candidates: Vec<SocketAddr>,
+    /// Liveness.
+    pub status: Status,
+    /// When it was last heard from.
+    pub last_heard: Option<UnixMillis>,
+    /// Highest control stamp accepted from it.
+    pub last_stamp: u64,
+    /// Digest of its version vector from its last heartbeat.
+    pub digest: Option<u64>,
+    next_probe: UnixMillis,
+}
+
+/// A member's status changed (or it was seen for the first time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The member.
+    pub peer: PeerId,
+    /// Its name, if known.
+    pub name: Option<String>,
+    /// Status before; `None` the first time this member is heard from.
+    pub from: Option<Status>,
+    /// Status now.
+    pub to: Status,
+}
+
+/// Why an authenticated control message was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// Taken; maybe with a status change.
+    Fresh,
+    /// Stamp not above the last accepted one: a replay.
+    Replay,
+    /// The room is full of live members.
+    Full,
+}
+
+/// A room's member table.
+#[derive(Clone, Debug)]
+pub struct Members {
+    me: PeerId,
+    timeouts: Timeouts,
+    members: BTreeMap<PeerId, Member>,
+    next_beat: UnixMillis,
+}
+
+impl Members {
+    /// An empty table for the local peer `me`.
+    pub fn new(me: PeerId, timeouts: Timeouts) -> Self {
+        Members {
+            me,
+            timeouts,
+            members: BTreeMap::new(),
+            next_beat: 0,
+        }
+    }
+
+    /// All members, by peer id.
+    pub fn iter(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// One member.
+    pub fn get(&self, peer: &PeerId) -> Option<&Member> {
+        self.members.get(peer)
+    }
+
+    /// Number of members (not counting the local peer).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no other member is known.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Members believed online or suspect, with the address to reach them.
+    pub fn live(&self) -> impl Iterator<Item = (PeerId, SocketAddr)> + '_ {
+        self.members
+            .values()
+            .filter_map(|m| match (m.status, m.addr) {
+                (Status::Online | Status::Suspect, Some(addr)) => Some((m.peer, addr)),
+                _ => None,
+            })
+    }
+
+    /// Whether any member is online.
+    pub fn any_online(&self) -> bool {
+        self.members.values().any(|m| m.status == Status::Online)
+    }
+
+    /// An authenticated control message with `stamp` came from `peer` at
+    /// `addr`. Returns whether it is fresh, and any status change.
+    pub fn heard(
+        &mut self,
+        now: UnixMillis,
+        peer: PeerId,
+        addr: SocketAddr,
+        stamp: u64,
+    ) -> (Heard, Option<StatusChange>) {
+        if peer == self.me {
+            return (Heard::Replay, None);
+        }
+        if !self.members.contains_key(&peer) && !self.make_room() {
+            return (Heard::Full, None);
+        }
+        let probe = self.timeouts.probe;
+        let member = self.members.entry(peer).or_insert_with(|| new_member(peer));
+        if stamp <= member.last_stamp {
+            return (Heard::Replay, None);
+        }
+        let first = member.last_heard.is_none();
+        member.last_stamp = stamp;
+        member.last_heard = Some(now);
+        member.addr = Some(addr);
+        member.candidates.retain(|c| *c != addr);
+        member.next_probe = now.saturating_add(probe);
+        let before = member.status;
+        member.status = Status::Online;
+        let change = (before != Status::Online || first).then(|| StatusChange {
+            peer,
+            name: member.name.clone(),
+            from: (!first).then_some(before),
+            to: Status::Online,
+        });
+        (Heard::Fresh, change)
+    }
+
+    /// Records `peer`'s display name (from its own signed words).
+    pub fn set_name(&mut self, peer: PeerId, name: &str) {
+        if peer == self.me {
+            return;
+        }
+        if !self.members.contains_key(&peer) && !self.make_room() {
+            return;
+        }
+        let member = self.members.entry(peer).or_insert_with(|| new_member(peer));
+        if member.name.as_deref() != Some(name) {
+            member.name = Some(name.to_owned());
+        }
+    }
+
+    /// Records its last known digest.
+    pub fn set_digest(&mut self, peer: &PeerId, digest: u64) {
+        if let Some(m) = self.members.get_mut(peer) {
+            m.digest = Some(digest);
+        }
+    }
+
+    /// A member was said to be at `addr` (by another member or by
+    /// signaling): unverified, so only a candidate to probe.
+    pub fn hint(&mut self, now: UnixMillis, peer: PeerId, addr: SocketAddr) {
+        if peer == self.me {
+            return;
+        }
+        if !self.members.contains_key(&peer) && !self.make_room() {
+            return;
+        }
+        let member = self.members.entry(peer).or_insert_with(|| new_member(peer));
+        if member.addr == Some(addr) || member.candidates.contains(&addr) {
+            return;
+        }
+        if member.candidates.len() >= MAX_CANDIDATES {
+            member.candidates.remove(0);
+        }
+        member.candidates.push(addr);
+        if member.status == Status::Offline {
+            // Try the new address soon.
+            member.next_probe = member.next_probe.min(now);
+        }
+    }
+
+    /// The member said goodbye: it is offline at once.
+    pub fn bye(&mut self, peer: &PeerId) -> Option<StatusChange> {
+        let member = self.members.get_mut(peer)?;
+        let before = member.status;
+        member.status = Status::Offline;
+        (before != Status::Offline).then(|| StatusChange {
+            peer: *peer,
+            name: member.name.clone(),
+            from: Some(before),
+            to: Status::Offline,
+        })
+    }
+
+    /// Up to `n` members to tell others about, starting at `offset` (so
+    /// successive heartbeats rotate through the list).
+    pub fn hints(&self, offset: usize, n: usize) -> Vec<Hint> {
+        let live: Vec<Hint> = self
+            .live()
+            .map(|(peer, addr)| Hint { peer, addr })
+            .collect();
+        if live.is_empty() {
+            return live;
+        }
+        let start = offset % live.len();
+        live.iter()
+            .cycle()
+            .skip(start)
+            .take(n.min(live.len()))
+            .copied()
+            .collect()
+    }
+
+    /// Applies silence timeouts at `now`.
+    pub fn tick(&mut self, now: UnixMillis) -> Vec<StatusChange> {
+        let t = self.timeouts;
+        let mut changes = Vec::new();
+        for member in self.members.values_mut() {
+            let Some(heard) = member.last_heard else {
+                continue;
+            };
+            let silent = now.saturating_sub(heard);
+            let to = if silent >= t.offline_after {
+                Status::Offline
+            } else if silent >= t.suspect_after {
+                Status::Suspect
+            } else {
+                Status::Online
+            };
+            // Only ever degrade here; `heard` and `bye` move the others.
+            if to > member.status {
+                changes.push(StatusChange {
+                    peer: member.peer,
+                    name: member.name.clone(),
+                    from: Some(member.status),
+                    to,
+                });
+                member.status = to;
+            }
+        }
+        changes
+    }
+
+    /// Where to send a heartbeat at `now`: every live member when a
+    /// heartbeat is due, and offline or unconfirmed members whose probe is
+    /// due (at every address known for them).
+    pub fn beat_targets(&mut self, now: UnixMillis) -> Vec<(PeerId, SocketAddr)> {
+        let mut out = Vec::new();
+        let beat_due = now >= self.next_beat;
+        if beat_due {
+            self.next_beat = now.saturating_add(self.timeouts.heartbeat);
+        }
+        for member in self.members.values_mut() {
+            let live = matches!(member.status, Status::Online | Status::Suspect);
+            match (live, member.addr) {
+                (true, Some(addr)) if beat_due => out.push((member.peer, addr)),
+                (true, Some(_)) => {}
+                _ if now >= member.next_probe => {
+                    member.next_probe = now.saturating_add(self.timeouts.probe);
+                    out.extend(member.addr.map(|a| (member.peer, a)));
+                    for c in &member.candidates {
+                        if Some(*c) != member.addr {
+                            out.push((member.peer, *c));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The next time [`Members::tick`] or [`Members::beat_targets`] has
+    /// work.
+    pub fn next_deadline(&self) -> UnixMillis {
+        let t = self.timeouts;
+        let mut next = if self.members.is_empty() {
+            UnixMillis::MAX
+        } else {
+            self.next_beat
+        };
+        for m in self.members.values() {
+            let reachable = m.addr.is_some() || !m.candidates.is_empty();
+            if reachable && m.status == Status::Offline {
+                next = next.min(m.next_probe);
+            }
+            if let Some(heard) = m.last_heard {
+                let at = match m.status {
+                    Status::Online => heard.saturating_add(t.suspect_after),
+                    Status::Suspect => heard.saturating_add(t.offline_after),
+                    Status::Offline => UnixMillis::MAX,
+                };
+                next = next.min(at);
+            }
+        }
+        next
+    }
+
+    /// Makes room for one more member, forgetting the longest-silent
+    /// offline one. `false` if every member is live.
+    fn make_room(&mut self) -> bool {
+        if self.members.len() < MAX_MEMBERS {
+            return true;
+        }
+        let victim = self
+            .members
+            .values()
+            .filter(|m| m.status == Status::Offline)
+            .min_by_key(|m| m.last_heard.unwrap_or(0))
+            .map(|m| m.peer);
+        match victim {
+            Some(peer) => {
+                self.members.remove(&peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Restores a member known from a persisted record.
+    pub fn restore(&mut self, peer: PeerId, name: Option<String>, addr: Option<SocketAddr>) {
+        if peer == self.me || (!self.members.contains_key(&peer) && !self.make_room()) {
+            return;
+        }
+        let member = self.members.entry(peer).or_insert_with(|| new_member(peer));
+        if name.is_some() {
+            member.name = name;
+        }
+        if let Some(addr) = addr {
+            if !member.candidates.contains(&addr) {
+                if member.candidates.len() >= MAX_CANDIDATES {
+                    member.candidates.remove(0);
+                }
+                member.candidates.push(addr);
+            }
+        }
+    }
+}
+
+fn new_member(peer: PeerId) -> Member {
+    Member {
+        peer,
+        name: None,
+        addr: None,
+        candidates: Vec::new(),
+        status: Status::Offline,
+        last_heard: None,
+        last_stamp: 0,
+        digest: None,
+        next_probe: 0,
+    }
+}

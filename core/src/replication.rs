@@ -1,0 +1,258 @@
+//! Replication: anti-entropy, so that every member ends up with every event.
+//!
+//! New events are pushed at once to every member believed online; UDP may
+//! lose them, members may be away, and late joiners have seen nothing, so
+//! members also repair differences:
+//!
+//! 1. Every heartbeat carries a digest of the sender's version vector. A
+//!    receiver whose own digest differs sends a **summary** — its whole
+//!    version vector — asking for the other's in return (`reply`).
+//! 2. Whoever receives a summary pushes the events the other lacks, in
+//!    canonical order (so they can be delivered as they arrive), at most
+//!    `batch` events per summary and within a per-peer **rate budget**
+//!    (a token bucket of `rate` events per second, `burst` at once). If it
+//!    was asked, it answers with its own summary, saying whether it had
+//!    more to send; the asker then pushes what *it* has that the other
+//!    lacks.
+//! 3. An asker still behind after a response asks again at once, as long
+//!    as the last round made progress; otherwise the next heartbeat
+//!    (or the retry timer) starts a new round. So a late joiner pulls a
+//!    long history in back-to-back batches, and a lost datagram costs one
+//!    round, not the event.
+//!
+//! The push to "every member believed online" is the one place that grows
+//! with the room; it is isolated in [`push_targets`] so that it can become
+//! gossip with a bounded fan-out for large rooms.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+
+use crate::clock::VersionVector;
+use crate::history::{Event, History};
+use crate::identity::PeerId;
+use crate::UnixMillis;
+
+/// Replication tuning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// Most events pushed in answer to one summary.
+    pub batch: usize,
+    /// Sustained events per second pushed to one peer for repair.
+    pub rate: u64,
+    /// Events that may be pushed to one peer at once.
+    pub burst: u64,
+    /// How long to wait for an answer to a summary before asking again.
+    pub retry_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            batch: 256,
+            rate: 20_000,
+            burst: 1_024,
+            retry_ms: 1_000,
+        }
+    }
+}
+
+/// Per-peer repair state.
+#[derive(Clone, Debug, Default)]
+struct PeerSync {
+    /// Budget left, in events (scaled by 1000 for sub-event refills).
+    budget_milli: u64,
+    budget_at: UnixMillis,
+    /// When a summary asking for a reply was last sent, and how many
+    /// events we had delivered then.
+    asked_at: Option<UnixMillis>,
+    delivered_when_asked: u64,
+    /// The peer's last known version vector.
+    theirs: Option<VersionVector>,
+}
+
+/// A room's anti-entropy state.
+#[derive(Clone, Debug, Default)]
+pub struct Replication {
+    config: ReplicationConfig,
+    peers: BTreeMap<PeerId, PeerSync>,
+    rate_limited: u64,
+}
+
+/// What to push to a peer.
+#[derive(Clone, Debug, Default)]
+pub struct Push {
+    /// The events, in canonical order.
+    pub events: Vec<Arc<Event>>,
+    /// The peer lacks more than was taken.
+    pub more: bool,
+}
+
+impl Replication {
+    /// Fresh state.
+    pub fn new(config: ReplicationConfig) -> Self {
+        Replication {
+            config,
+            peers: BTreeMap::new(),
+            rate_limited: 0,
+        }
+    }
+
+    /// Events held back by the rate budget so far.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited
+    }
+
+    /// Forgets a peer (it left or was evicted).
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+
+    /// A summary `theirs` came from `peer`: what to push to it now.
+    pub fn on_summary(
+        &mut self,
+        now: UnixMillis,
+        peer: PeerId,
+        theirs: VersionVector,
+        history: &History,
+    ) -> Push {
+        let config = self.config;
+        let sync = self.peers.entry(peer).or_default();
+        refill(sync, now, &config);
+        let allowed = usize::try_from(sync.budget_milli / 1000)
+            .unwrap_or(usize::MAX)
+            .min(config.batch);
+        let (events, more_than_taken) = missing_for(history, &theirs, allowed);
+        sync.budget_milli -= events.len() as u64 * 1000;
+        if more_than_taken && events.len() < config.batch {
+            self.rate_limited += 1;
+        }
+        sync.theirs = Some(theirs);
+        Push {
+            events,
+            more: more_than_taken,
+        }
+    }
+
+    /// Whether to ask `peer` for a summary now: it has (or may have) events
+    /// we lack, and no question is outstanding — or the last one was
+    /// answered with progress, or went unanswered for `retry_ms`.
+    pub fn should_ask(
+        &mut self,
+        now: UnixMillis,
+        peer: PeerId,
+        answered: bool,
+        delivered: u64,
+    ) -> bool {
+        let retry = self.config.retry_ms;
+        let sync = self.peers.entry(peer).or_default();
+        let ask = match sync.asked_at {
+            None => true,
+            Some(at) if answered => {
+                delivered > sync.delivered_when_asked || now.saturating_sub(at) >= retry
+            }
+            Some(at) => now.saturating_sub(at) >= retry,
+        };
+        if ask {
+            sync.asked_at = Some(now);
+            sync.delivered_when_asked = delivered;
+        }
+        ask
+    }
+
+    /// Whether `peer` is known to hold events we lack.
+    pub fn is_behind(&self, peer: &PeerId, mine: &VersionVector) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|s| s.theirs.as_ref())
+            .is_some_and(|theirs| mine.lacks_any_of(theirs))
+    }
+
+    /// Peers known to hold events we lack.
+    pub fn ahead_of<'a>(&'a self, mine: &'a VersionVector) -> impl Iterator<Item = PeerId> + 'a {
+        self.peers
+            .iter()
+            .filter(|(_, s)| s.theirs.as_ref().is_some_and(|t| mine.lacks_any_of(t)))
+            .map(|(p, _)| *p)
+    }
+
+    /// Forgets what `peer` was known to hold, so it no longer counts as
+    /// ahead (it went offline; it will say again when it is back).
+    pub fn forget_vv(&mut self, peer: &PeerId) {
+        if let Some(s) = self.peers.get_mut(peer) {
+            s.theirs = None;
+        }
+    }
+
+    /// When an unanswered question should be retried, if any.
+    pub fn next_retry(&self, mine: &VersionVector) -> Option<UnixMillis> {
+        self.peers
+            .values()
+            .filter(|s| s.theirs.as_ref().is_some_and(|t| mine.lacks_any_of(t)))
+            .filter_map(|s| s.asked_at)
+            .map(|at| at.saturating_add(self.config.retry_ms))
+            .min()
+    }
+
+    /// A new event of ours was pushed to `peer`: its known vector moves on
+    /// only when it says so, so nothing to do — but a peer we never heard
+    /// a summary from is remembered.
+    pub fn note_peer(&mut self, peer: PeerId) {
+        self.peers.entry(peer).or_default();
+    }
+}
+
+fn refill(sync: &mut PeerSync, now: UnixMillis, config: &ReplicationConfig) {
+    let cap = config.burst.saturating_mul(1000);
+    if sync.budget_at == 0 {
+        sync.budget_milli = cap;
+    } else {
+        let elapsed = now.saturating_sub(sync.budget_at);
+        sync.budget_milli = sync
+            .budget_milli
+            .saturating_add(elapsed.saturating_mul(config.rate))
+            .min(cap);
+    }
+    sync.budget_at = now.max(1);
+}
+
+/// The events in `history` that a peer with vector `theirs` lacks, in
+/// canonical order, at most `limit`; and whether there were more.
+pub fn missing_for(
+    history: &History,
+    theirs: &VersionVector,
+    limit: usize,
+) -> (Vec<Arc<Event>>, bool) {
+    let mine = history.version_vector();
+    // k-way merge by order key of each author's missing run.
+    let mut runs: Vec<&[Arc<Event>]> = Vec::new();
+    let mut heap = BinaryHeap::new();
+    for (author, from, _) in theirs.lacking_from(mine) {
+        let run = history.range_of(&author, from);
+        if let Some(first) = run.first() {
+            heap.push(Reverse((first.key(), runs.len(), 0usize)));
+            runs.push(run);
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(Reverse((_, run, idx))) = heap.pop() {
+        if out.len() >= limit {
+            return (out, true);
+        }
+        out.push(Arc::clone(&runs[run][idx]));
+        if let Some(next) = runs[run].get(idx + 1) {
+            heap.push(Reverse((next.key(), run, idx + 1)));
+        }
+    }
+    (out, false)
+}
+
+/// The members a new event is pushed to at once: today every member
+/// believed online or suspect. A gossip fan-out would choose a bounded
+/// random subset here.
+pub fn push_targets<I>(live: I) -> Vec<(PeerId, std::net::SocketAddr)>
+where
+    I: IntoIterator<Item = (PeerId, std::net::SocketAddr)>,
+{
+    live.into_iter().collect()
+}
