@@ -1,0 +1,632 @@
+//! The deterministic simulator: many [`Node`]s in one process, virtual
+//! time, a lossy network and a signaling server, all driven by one seeded
+//! RNG. The same seed gives the same trace.
+//!
+//! Nodes persist every record they emit the moment they emit it (as the
+//! engine's contract requires before transmitting), so a crash loses only
+//! what is in memory; a restart rebuilds the node from its records.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use p2pchat_core::clock::{EventId, OrderKey};
+use p2pchat_core::engine::{AppEvent, Config, Node, Record};
+use p2pchat_core::history::{MAX_PENDING, MAX_PENDING_BYTES};
+use p2pchat_core::membership::Timeouts;
+use p2pchat_core::signaling::{Arrived, Entry, Message, Peers, Registered};
+use p2pchat_core::wire::{self, Datagram, MAX_REASSEMBLY_BYTES};
+use p2pchat_core::{ChatId, Identity, PeerId, RendezvousTag, RoomId};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+/// Virtual time starts here (a plausible wall clock, in ms).
+pub const T0: u64 = 1_750_000_000_000;
+
+/// Network behaviour.
+#[derive(Clone, Copy, Debug)]
+pub struct NetConfig {
+    /// Probability a datagram is lost.
+    pub loss: f64,
+    /// Probability a datagram is delivered twice.
+    pub dup: f64,
+    /// Minimum one-way delay, ms.
+    pub min_delay: u64,
+    /// Maximum one-way delay, ms (jitter reorders datagrams).
+    pub max_delay: u64,
+}
+
+impl NetConfig {
+    pub fn lossy(loss: f64) -> Self {
+        NetConfig {
+            loss,
+            dup: 0.02,
+            min_delay: 1,
+            max_delay: 40,
+        }
+    }
+}
+
+/// One simulated peer.
+pub struct SimNode {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub secret: [u8; 32],
+    pub node: Option<Node>,
+    /// Everything the node ever persisted, in order.
+    pub store: Vec<Record>,
+    /// Every event the node ever delivered, across restarts.
+    pub delivered: HashMap<RoomId, HashSet<EventId>>,
+    pub restarts: u32,
+}
+
+struct InFlight {
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// A minimal signaling server speaking core's messages.
+#[derive(Default)]
+struct SimSignal {
+    up: bool,
+    entries: BTreeMap<RendezvousTag, BTreeMap<PeerId, (SocketAddr, u64)>>,
+}
+
+pub const SIGNAL_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)), 5555);
+
+/// A violated invariant or a failed expectation.
+pub type Check = Result<(), String>;
+
+pub struct Sim {
+    pub now: u64,
+    pub rng: ChaCha20Rng,
+    pub net: NetConfig,
+    pub nodes: Vec<SimNode>,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    packets: HashMap<u64, InFlight>,
+    next_packet: u64,
+    /// Groups that can talk; `None` means everyone can.
+    partition: Option<Vec<BTreeSet<usize>>>,
+    signal: SimSignal,
+    /// Every event any node ever sent successfully, per room.
+    pub sent: HashMap<RoomId, HashSet<EventId>>,
+    /// Trace of everything users saw, for determinism checks.
+    pub trace: Vec<String>,
+    pub violations: Vec<String>,
+    pub max_pending: usize,
+    pub max_pending_bytes: usize,
+    pub max_reassembly_bytes: usize,
+    pub datagrams: u64,
+    pub config: Config,
+}
+
+impl Sim {
+    pub fn new(seed: u64, net: NetConfig) -> Self {
+        let config = Config {
+            timeouts: Timeouts {
+                heartbeat: 1_000,
+                suspect_after: 3_000,
+                offline_after: 8_000,
+                probe: 3_000,
+            },
+            signaling: vec![SIGNAL_ADDR],
+            lookup_interval_ms: 20_000,
+            ..Config::default()
+        };
+        Sim {
+            now: T0,
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            net,
+            nodes: Vec::new(),
+            queue: BinaryHeap::new(),
+            packets: HashMap::new(),
+            next_packet: 0,
+            partition: None,
+            signal: SimSignal {
+                up: true,
+                ..SimSignal::default()
+            },
+            sent: HashMap::new(),
+            trace: Vec::new(),
+            violations: Vec::new(),
+            max_pending: 0,
+            max_pending_bytes: 0,
+            max_reassembly_bytes: 0,
+            datagrams: 0,
+            config,
+        }
+    }
+
+    fn seed32(&mut self) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
+
+    /// Adds a running node; returns its index.
+    pub fn add_node(&mut self, name: &str) -> usize {
+        let i = self.nodes.len();
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), 5000);
+        let secret = self.seed32();
+        let mut config = self.config.clone();
+        config.local_addrs = vec![addr];
+        let seed = self.seed32();
+        let node = Node::new(Identity::from_secret_bytes(&secret), name, config, seed);
+        self.nodes.push(SimNode {
+            name: name.to_owned(),
+            addr,
+            secret,
+            node: Some(node),
+            store: Vec::new(),
+            delivered: HashMap::new(),
+            restarts: 0,
+        });
+        self.drain(i);
+        i
+    }
+
+    pub fn node(&self, i: usize) -> &Node {
+        self.nodes[i].node.as_ref().expect("node is running")
+    }
+
+    pub fn peer_id(&self, i: usize) -> PeerId {
+        Identity::from_secret_bytes(&self.nodes[i].secret).peer_id()
+    }
+
+    /// Node `i` creates a room; returns the Chat ID text.
+    pub fn create(&mut self, i: usize, name: &str) -> ChatId {
+        let now = self.now;
+        let node = self.nodes[i].node.as_mut().expect("node is running");
+        let chat = node.create_room(now, name).expect("room name is valid");
+        self.drain(i);
+        chat
+    }
+
+    pub fn join(&mut self, i: usize, chat: &ChatId) {
+        let now = self.now;
+        let node = self.nodes[i].node.as_mut().expect("node is running");
+        node.join_room(now, chat).expect("can join");
+        self.drain(i);
+    }
+
+    pub fn leave(&mut self, i: usize, room: &RoomId) {
+        let now = self.now;
+        let node = self.nodes[i].node.as_mut().expect("node is running");
+        node.leave_room(now, room).expect("member of the room");
+        self.drain(i);
+    }
+
+    /// Node `i` says `text` in `room`.
+    pub fn say(&mut self, i: usize, room: &RoomId, text: &str) -> EventId {
+        let now = self.now;
+        let node = self.nodes[i].node.as_mut().expect("node is running");
+        let id = node.send_text(now, room, text).expect("send succeeds");
+        self.sent.entry(*room).or_default().insert(id);
+        self.drain(i);
+        id
+    }
+
+    /// Kills node `i`: its memory is gone, its records stay.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].node = None;
+        self.trace.push(format!("{} crash {}", self.now, i));
+    }
+
+    /// Restarts node `i` from its records.
+    pub fn restart(&mut self, i: usize) {
+        let secret = self.nodes[i].secret;
+        let mut config = self.config.clone();
+        config.local_addrs = vec![self.nodes[i].addr];
+        let seed = self.seed32();
+        let records = self.nodes[i].store.clone();
+        let node = Node::restore(
+            Identity::from_secret_bytes(&secret),
+            &self.nodes[i].name.clone(),
+            config,
+            seed,
+            self.now,
+            records,
+        )
+        .expect("own records restore");
+        // What the restored node holds counts as delivered (it was, before
+        // the crash); check nothing persisted was lost.
+        for (room, _) in node.rooms() {
+            let history = node.history(&room).expect("room exists");
+            let have: HashSet<EventId> = history.iter().map(|e| e.id).collect();
+            let persisted: HashSet<EventId> = self.nodes[i]
+                .store
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Event { room: r, event } if *r == room => Some(event.id),
+                    _ => None,
+                })
+                .collect();
+            if have != persisted {
+                self.violations.push(format!(
+                    "node {i} restored {} of {} persisted events in {room}",
+                    have.len(),
+                    persisted.len()
+                ));
+            }
+        }
+        self.nodes[i].node = Some(node);
+        self.nodes[i].restarts += 1;
+        self.trace.push(format!("{} restart {}", self.now, i));
+        self.drain(i);
+    }
+
+    pub fn partition(&mut self, groups: Vec<Vec<usize>>) {
+        self.partition = Some(
+            groups
+                .into_iter()
+                .map(|g| g.into_iter().collect())
+                .collect(),
+        );
+    }
+
+    pub fn heal(&mut self) {
+        self.partition = None;
+    }
+
+    pub fn signaling_up(&mut self, up: bool) {
+        self.signal.up = up;
+    }
+
+    fn index_of(&self, addr: SocketAddr) -> Option<usize> {
+        self.nodes.iter().position(|n| n.addr == addr)
+    }
+
+    fn connected(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        let Some(groups) = &self.partition else {
+            return true;
+        };
+        // The signaling server sits with the first group.
+        let group = |addr: SocketAddr| match self.index_of(addr) {
+            Some(i) => groups.iter().position(|g| g.contains(&i)),
+            None => Some(0),
+        };
+        group(a) == group(b)
+    }
+
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        if bytes.len() > self.config.mtu {
+            self.violations
+                .push(format!("datagram of {} bytes exceeds the MTU", bytes.len()));
+        }
+        if !self.connected(from, to) {
+            return;
+        }
+        let copies = if self.rng.next_u32() as f64 / u32::MAX as f64 <= self.net.dup {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            if (self.rng.next_u32() as f64 / u32::MAX as f64) < self.net.loss {
+                continue;
+            }
+            let span = self.net.max_delay - self.net.min_delay + 1;
+            let delay = self.net.min_delay + self.rng.next_u64() % span;
+            let id = self.next_packet;
+            self.next_packet += 1;
+            self.packets.insert(
+                id,
+                InFlight {
+                    from,
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
+            self.queue.push(Reverse((self.now + delay, id)));
+        }
+    }
+
+    /// Drains node `i`'s outputs: records first, then transmits, then events.
+    fn drain(&mut self, i: usize) {
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return;
+        };
+        let mut records = Vec::new();
+        while let Some(r) = node.poll_record() {
+            records.push(r);
+        }
+        let mut transmits = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = node.poll_event() {
+            events.push(e);
+        }
+        for (room, _) in node.rooms() {
+            if let Some(h) = node.history(&room) {
+                self.max_pending = self.max_pending.max(h.pending_len());
+                self.max_pending_bytes = self.max_pending_bytes.max(h.pending_bytes());
+            }
+        }
+        self.max_reassembly_bytes = self.max_reassembly_bytes.max(node.reassembly_load().1);
+        self.nodes[i].store.extend(records);
+        let from = self.nodes[i].addr;
+        for t in transmits {
+            self.send(from, t.to, t.bytes);
+        }
+        for e in events {
+            self.observe(i, e);
+        }
+    }
+
+    fn observe(&mut self, i: usize, event: AppEvent) {
+        match event {
+            AppEvent::Message { room, event, .. } => {
+                self.trace
+                    .push(format!("{} {} msg {} {}", self.now, i, room, event.id));
+                // Causal delivery: deps and the author's previous event
+                // came first.
+                let delivered = self.nodes[i].delivered.entry(room).or_default();
+                let prev_ok = event.id.seq == 1
+                    || delivered.contains(&EventId::new(event.id.author, event.id.seq - 1));
+                let deps_ok = event.deps.iter().all(|d| delivered.contains(d));
+                if !(prev_ok && deps_ok) {
+                    self.violations
+                        .push(format!("node {i} delivered {} before its causes", event.id));
+                }
+                if !delivered.insert(event.id) {
+                    self.violations
+                        .push(format!("node {i} delivered {} twice", event.id));
+                }
+            }
+            AppEvent::Member { room, change } => {
+                self.trace.push(format!(
+                    "{} {} member {} {} {:?}",
+                    self.now,
+                    i,
+                    room,
+                    change.peer.short(),
+                    change.to
+                ));
+            }
+            AppEvent::RoomJoined { room, .. } => {
+                self.trace
+                    .push(format!("{} {} joined {}", self.now, i, room));
+                // A restored node's history counts as delivered.
+                if let Some(node) = self.nodes[i].node.as_ref() {
+                    if let Some(h) = node.history(&room) {
+                        let ids: Vec<EventId> = h.iter().map(|e| e.id).collect();
+                        self.nodes[i].delivered.entry(room).or_default().extend(ids);
+                    }
+                }
+            }
+            AppEvent::RoomLeft { room } => {
+                self.trace.push(format!("{} {} left {}", self.now, i, room));
+            }
+            AppEvent::CaughtUp { room, events } => {
+                self.trace
+                    .push(format!("{} {} caught up {} {}", self.now, i, room, events));
+            }
+        }
+    }
+
+    fn signal_handle(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if !self.signal.up {
+            return;
+        }
+        let Ok(Datagram::Sig(packet)) = wire::decode(bytes) else {
+            return;
+        };
+        if packet.msg.verify().is_err() {
+            return;
+        }
+        match packet.msg {
+            Message::Register(r) => {
+                self.signal
+                    .entries
+                    .entry(r.tag)
+                    .or_default()
+                    .insert(r.peer, (from, self.now + u64::from(r.ttl_secs) * 1000));
+                let reply = wire::encode_sig(Message::Registered(Registered {
+                    tag: r.tag,
+                    ttl_secs: r.ttl_secs,
+                }));
+                self.send(SIGNAL_ADDR, from, reply);
+            }
+            Message::Unregister(u) => {
+                if let Some(e) = self.signal.entries.get_mut(&u.tag) {
+                    e.remove(&u.peer);
+                }
+            }
+            Message::Lookup(l) => {
+                let now = self.now;
+                let live: Vec<(PeerId, SocketAddr)> = self
+                    .signal
+                    .entries
+                    .get(&l.tag)
+                    .map(|e| {
+                        e.iter()
+                            .filter(|(p, (_, exp))| **p != l.peer && *exp > now)
+                            .map(|(p, (a, _))| (*p, *a))
+                            .take(3)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let entries = live
+                    .iter()
+                    .map(|(peer, observed)| Entry {
+                        peer: *peer,
+                        observed: *observed,
+                        addrs: Vec::new(),
+                    })
+                    .collect();
+                let reply = wire::encode_sig(Message::Peers(Peers {
+                    tag: l.tag,
+                    entries,
+                }));
+                self.send(SIGNAL_ADDR, from, reply);
+                for (_, addr) in live {
+                    let note = wire::encode_sig(Message::Arrived(Arrived {
+                        tag: l.tag,
+                        entry: Entry {
+                            peer: l.peer,
+                            observed: from,
+                            addrs: Vec::new(),
+                        },
+                    }));
+                    self.send(SIGNAL_ADDR, addr, note);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs the simulation for `ms` of virtual time.
+    pub fn run(&mut self, ms: u64) {
+        let end = self.now + ms;
+        let mut last_wake: Option<(usize, u64)> = None;
+        let mut same_instant = 0u32;
+        loop {
+            let next_packet = self.queue.peek().map(|Reverse((t, _))| *t);
+            let next_timer = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| {
+                    n.node
+                        .as_ref()
+                        .and_then(|n| n.poll_timeout())
+                        .map(|t| (t, i))
+                })
+                .min();
+            let packet_first = match (next_packet, next_timer) {
+                (Some(p), Some((t, _))) => p <= t,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if packet_first {
+                let Some(Reverse((t, id))) = self.queue.pop() else {
+                    break;
+                };
+                if t > end {
+                    self.queue.push(Reverse((t, id)));
+                    break;
+                }
+                self.now = self.now.max(t);
+                let Some(p) = self.packets.remove(&id) else {
+                    continue;
+                };
+                self.datagrams += 1;
+                if p.to == SIGNAL_ADDR {
+                    self.signal_handle(p.from, &p.bytes);
+                } else if let Some(i) = self.index_of(p.to) {
+                    let now = self.now;
+                    if let Some(node) = self.nodes[i].node.as_mut() {
+                        node.handle_datagram(now, p.from, &p.bytes);
+                        self.drain(i);
+                    }
+                }
+            } else if let Some((t, i)) = next_timer {
+                if t > end {
+                    break;
+                }
+                // A node asking to be woken again and again at the same
+                // instant would spin a real host's CPU.
+                if t <= self.now && last_wake == Some((i, self.now)) {
+                    same_instant += 1;
+                    if same_instant > 100 {
+                        self.violations
+                            .push(format!("node {i} busy-loops on its timer at {t}"));
+                        break;
+                    }
+                } else {
+                    same_instant = 0;
+                }
+                last_wake = Some((i, self.now.max(t)));
+                self.now = self.now.max(t);
+                let now = self.now;
+                if let Some(node) = self.nodes[i].node.as_mut() {
+                    node.handle_timeout(now);
+                    self.drain(i);
+                }
+            }
+        }
+        self.now = end;
+    }
+
+    /// Checks the invariants on the members `members` of `room` (all
+    /// running): identical history in identical order, containing every
+    /// event anyone sent or delivered; no violation recorded on the way;
+    /// buffers within bounds.
+    pub fn check(&self, room: &RoomId, members: &[usize]) -> Check {
+        if let Some(v) = self.violations.first() {
+            return Err(format!("{} violations, first: {v}", self.violations.len()));
+        }
+        // Everything the members ever sent or delivered (events that only
+        // ever reached a node that is gone for good cannot be expected).
+        let mut expected: HashSet<EventId> = HashSet::new();
+        for &i in members {
+            if let Some(sent) = self.sent.get(room) {
+                let me = self.peer_id(i);
+                expected.extend(sent.iter().filter(|id| id.author == me));
+            }
+            if let Some(d) = self.nodes[i].delivered.get(room) {
+                expected.extend(d.iter().copied());
+            }
+        }
+        let mut reference: Option<(usize, Vec<OrderKey>)> = None;
+        for &i in members {
+            let node = self.nodes[i]
+                .node
+                .as_ref()
+                .ok_or_else(|| format!("node {i} is not running"))?;
+            let history = node
+                .history(room)
+                .ok_or_else(|| format!("node {i} is not in the room"))?;
+            let keys: Vec<OrderKey> = history.iter().map(|e| e.key()).collect();
+            let ids: HashSet<EventId> = keys.iter().map(|k| k.id()).collect();
+            if ids != expected {
+                let missing = expected.difference(&ids).count();
+                let extra = ids.difference(&expected).count();
+                return Err(format!(
+                    "node {i} holds {} events; {missing} missing, {extra} unexpected (of {})",
+                    ids.len(),
+                    expected.len()
+                ));
+            }
+            match &reference {
+                None => reference = Some((i, keys)),
+                Some((r, rk)) if *rk != keys => {
+                    return Err(format!(
+                        "node {i} and node {r} order the history differently"
+                    ))
+                }
+                Some(_) => {}
+            }
+            // Persisted events are all still there.
+            for rec in &self.nodes[i].store {
+                if let Record::Event { room: r, event } = rec {
+                    if r == room && !ids.contains(&event.id) {
+                        return Err(format!("node {i} lost persisted event {}", event.id));
+                    }
+                }
+            }
+        }
+        if self.max_pending > MAX_PENDING || self.max_pending_bytes > MAX_PENDING_BYTES {
+            return Err(format!("pending buffer reached {}", self.max_pending));
+        }
+        if self.max_reassembly_bytes > MAX_REASSEMBLY_BYTES {
+            return Err(format!(
+                "reassembly reached {} bytes",
+                self.max_reassembly_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// A digest of the trace, for determinism checks.
+    pub fn trace_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.trace.hash(&mut h);
+        h.finish()
+    }
+}

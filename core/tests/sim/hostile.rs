@@ -1,0 +1,471 @@
+//! Hostile input: every kind of bad datagram is dropped and counted, the
+//! history stays as it was, and memory stays bounded.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use std::net::SocketAddr;
+
+use base64::engine::general_purpose::URL_SAFE;
+use base64::Engine as _;
+use p2pchat_core::clock::EventId;
+use p2pchat_core::engine::{Config, Counters, Node};
+use p2pchat_core::history::Body;
+use p2pchat_core::wire::{
+    self, Control, EventWire, RoomKind, Sealed, MAX_REASSEMBLY_BYTES, MAX_TEXT_LEN,
+};
+use p2pchat_core::{ChatId, Identity, PeerId, RoomCipher, RoomId};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::harness::T0;
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 5000))
+}
+
+/// Alice and Bob in one room, chatting directly, plus Mallory who holds
+/// the Chat ID (a member turned hostile) and can seal whatever she likes.
+struct Bench {
+    now: u64,
+    alice: Node,
+    bob: Node,
+    chat: ChatId,
+    mallory: Identity,
+    /// Every datagram Alice sent Bob, for replays.
+    captured: Vec<Vec<u8>>,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(99);
+        let mut node = |name: &str, i: u8| {
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            let config = Config {
+                local_addrs: vec![addr(i)],
+                ..Config::default()
+            };
+            Node::new(Identity::generate(&mut rng), name, config, seed)
+        };
+        let mut alice = node("alice", 1);
+        let mut bob = node("bob", 2);
+        let mallory = Identity::generate(&mut rng);
+        let chat = alice.create_room(T0, "general").expect("valid name");
+        bob.join_room(T0, &chat).expect("join");
+        let mut bench = Bench {
+            now: T0,
+            alice,
+            bob,
+            chat,
+            mallory,
+            captured: Vec::new(),
+        };
+        bench.settle(5_000);
+        bench.alice_says("hello");
+        bench.settle(3_000);
+        bench
+    }
+
+    fn room(&self) -> RoomId {
+        *self.chat.room_id()
+    }
+
+    /// Runs both nodes for `ms`, delivering everything at once.
+    fn settle(&mut self, ms: u64) {
+        let end = self.now + ms;
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.alice.poll_transmit() {
+                if t.to == addr(2) {
+                    self.captured.push(t.bytes.clone());
+                    self.bob.handle_datagram(self.now, addr(1), &t.bytes);
+                    moved = true;
+                }
+            }
+            while let Some(t) = self.bob.poll_transmit() {
+                if t.to == addr(1) {
+                    self.alice.handle_datagram(self.now, addr(2), &t.bytes);
+                    moved = true;
+                }
+            }
+            while self.alice.poll_record().is_some() || self.bob.poll_record().is_some() {}
+            while self.alice.poll_event().is_some() || self.bob.poll_event().is_some() {}
+            if moved {
+                continue;
+            }
+            let next = [self.alice.poll_timeout(), self.bob.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.alice.handle_timeout(self.now);
+                    self.bob.handle_timeout(self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    fn alice_says(&mut self, text: &str) {
+        let room = self.room();
+        self.alice.send_text(self.now, &room, text).expect("send");
+    }
+
+    fn bob_history(&self) -> Vec<EventId> {
+        self.bob
+            .history(&self.room())
+            .expect("bob is in the room")
+            .iter()
+            .map(|e| e.id)
+            .collect()
+    }
+
+    fn inject(&mut self, bytes: &[u8]) {
+        self.bob.handle_datagram(self.now, addr(3), bytes);
+    }
+
+    fn cipher(&self) -> RoomCipher {
+        RoomCipher::new(self.room(), self.chat.key())
+    }
+
+    /// A datagram carrying a token sealed by Mallory.
+    fn mallory_datagram(&self, kind: RoomKind, from: PeerId, sealed: &Sealed) -> Vec<Vec<u8>> {
+        let payload = serde_json::to_vec(sealed).expect("serialisable");
+        let token = self
+            .cipher()
+            .seal(&self.mallory, &payload, self.now)
+            .expect("seal");
+        wire::encode_room(
+            kind,
+            self.chat.key().rendezvous_tag(),
+            from,
+            &token,
+            1200,
+            7,
+        )
+        .expect("fits")
+    }
+
+    fn mallory_event(&self, seq: u64, lamport: u64, deps: Vec<EventId>) -> Vec<Vec<u8>> {
+        let ev = EventWire {
+            seq,
+            lamport,
+            deps,
+            time: self.now,
+            name: "mallory".into(),
+            body: Body::Text {
+                text: "evil".into(),
+            },
+        };
+        self.mallory_datagram(RoomKind::Ev, self.mallory.peer_id(), &Sealed::Ev(ev))
+    }
+}
+
+fn counters(node: &Node) -> Counters {
+    *node.counters()
+}
+
+#[test]
+fn the_bench_works() {
+    let b = Bench::new();
+    assert_eq!(b.bob_history().len(), 1, "bob received alice's hello");
+    assert_eq!(
+        counters(&b.bob).dropped(),
+        0,
+        "nothing dropped in normal traffic"
+    );
+}
+
+#[test]
+fn malformed_and_oversized_datagrams_are_dropped_and_counted() {
+    let mut b = Bench::new();
+    let before = b.bob_history();
+    let tag = b.chat.key().rendezvous_tag().to_string();
+    let me = b.alice.peer_id().to_string();
+    let deep = "[".repeat(60_000);
+    let cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"\xff\xfe\x00garbage".to_vec(),
+        b"null".to_vec(),
+        b"{}".to_vec(),
+        b"{\"k\":\"nope\",\"v\":1}".to_vec(),
+        deep.into_bytes(),
+        vec![b' '; 70_000],
+        format!("{{\"k\":\"ctl\",\"v\":2,\"tag\":\"{tag}\",\"from\":\"{me}\",\"body\":\"x\"}}").into_bytes(),
+        format!("{{\"k\":\"ctl\",\"v\":1,\"tag\":\"{}\",\"from\":\"{me}\",\"body\":\"x\"}}", tag.to_uppercase()).into_bytes(),
+        format!("{{\"k\":\"ctl\",\"v\":1,\"tag\":\"{tag}\",\"from\":\"{me}\",\"body\":5}}").into_bytes(),
+        format!("{{\"k\":\"ctl\",\"v\":1,\"tag\":\"{tag}\",\"from\":\"{me}\",\"body\":\"x\",\"extra\":1}}").into_bytes(),
+        format!("{{\"k\":\"ev\",\"v\":1,\"tag\":\"{tag}\",\"from\":\"{me}\",\"frag\":{{\"id\":1,\"i\":5,\"n\":3}},\"body\":\"x\"}}").into_bytes(),
+        format!("{{\"k\":\"ev\",\"v\":1,\"tag\":\"{tag}\",\"from\":\"{me}\",\"frag\":{{\"id\":1,\"i\":0,\"n\":60000}},\"body\":\"x\"}}").into_bytes(),
+        format!("{{\"k\":\"ev\",\"v\":1,\"tag\":\"{tag}\",\"from\":\"{me}\",\"body\":\"{}\"}}", "A".repeat(60_000)).into_bytes(),
+        format!("{{\"k\":\"ev\",\"v\":1,\"tag\":\"{}\",\"from\":\"{me}\",\"body\":\"x\"}}", "ab".repeat(32)).into_bytes(),
+        format!("{{\"k\":\"ctl\",\"v\":1,\"tag\":\"{tag}\",\"from\":\"{me}\",\"body\":\"not a token\"}}").into_bytes(),
+        b"{\"k\":\"sig\",\"v\":1,\"msg\":{\"t\":\"peers\"}}".to_vec(),
+    ];
+    for case in &cases {
+        b.inject(case);
+    }
+    let c = counters(&b.bob);
+    assert_eq!(
+        c.dropped(),
+        cases.len() as u64,
+        "every bad datagram counted once: {c:?}"
+    );
+    assert_eq!(c.oversized, 1, "{c:?}");
+    assert_eq!(c.bad_version, 1, "{c:?}");
+    assert_eq!(c.bad_fragment, 2, "{c:?}");
+    assert_eq!(c.unknown_room, 1, "{c:?}");
+    assert_eq!(c.decrypt_failed, 2, "{c:?}");
+    assert_eq!(b.bob_history(), before, "history unchanged");
+}
+
+#[test]
+fn random_mutations_of_real_datagrams_never_get_through() {
+    let mut b = Bench::new();
+    let before = b.bob_history();
+    let captured = b.captured.clone();
+    assert!(!captured.is_empty());
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let mut sent = 0u64;
+    for round in 0..3_000 {
+        let mut bytes = captured[round % captured.len()].clone();
+        let flips = 1 + rng.next_u32() % 4;
+        for _ in 0..flips {
+            let i = rng.next_u32() as usize % bytes.len();
+            bytes[i] = (rng.next_u32() % 256) as u8;
+        }
+        if rng.next_u32() % 5 == 0 {
+            let cut = rng.next_u32() as usize % bytes.len();
+            bytes.truncate(cut);
+        }
+        if captured.contains(&bytes) {
+            continue;
+        }
+        b.inject(&bytes);
+        sent += 1;
+    }
+    let c = counters(&b.bob);
+    assert_eq!(b.bob_history(), before, "history unchanged");
+    // A mutation in the (unauthenticated) fragment id or sender of an
+    // unfragmented datagram leaves a valid token: those are duplicates or
+    // replays, also counted. Nothing may pass uncounted.
+    assert!(
+        c.dropped() >= sent,
+        "{} dropped of {sent}: {c:?}",
+        c.dropped()
+    );
+}
+
+#[test]
+fn tampered_tokens_and_wrong_keys_are_refused() {
+    let mut b = Bench::new();
+    let before = b.bob_history();
+    // Tampered: one character of a real token changed.
+    let ev = b
+        .alice
+        .history(&b.room())
+        .and_then(|h| h.iter().next().cloned())
+        .expect("alice's hello");
+    let mut token = ev.token.clone().into_bytes();
+    let mid = token.len() / 2;
+    token[mid] = if token[mid] == b'A' { b'B' } else { b'A' };
+    let token = String::from_utf8(token).expect("ascii");
+    let tag = b.chat.key().rendezvous_tag();
+    for d in wire::encode_room(RoomKind::Ev, tag, b.alice.peer_id(), &token, 1200, 1).expect("fits")
+    {
+        b.inject(&d);
+    }
+    assert_eq!(counters(&b.bob).decrypt_failed, 1);
+    // Wrong key, right tag: sealed with another room's key.
+    let other = RoomCipher::new(b.room(), &p2pchat_core::RoomKey::from_bytes([7; 32]));
+    let payload = serde_json::to_vec(&Sealed::Ctl(Control::Bye { stamp: u64::MAX })).expect("json");
+    let token = other.seal(&b.mallory, &payload, b.now).expect("seal");
+    for d in
+        wire::encode_room(RoomKind::Ctl, tag, b.mallory.peer_id(), &token, 1200, 1).expect("fits")
+    {
+        b.inject(&d);
+    }
+    assert_eq!(counters(&b.bob).decrypt_failed, 2);
+    // Right key, other room id: the signature covers the room id.
+    let other_room = RoomCipher::new(RoomId::from_bytes([9; 16]), b.chat.key());
+    let token = other_room.seal(&b.mallory, &payload, b.now).expect("seal");
+    for d in
+        wire::encode_room(RoomKind::Ctl, tag, b.mallory.peer_id(), &token, 1200, 1).expect("fits")
+    {
+        b.inject(&d);
+    }
+    assert_eq!(counters(&b.bob).bad_signature, 1);
+    assert_eq!(b.bob_history(), before);
+}
+
+#[test]
+fn a_forged_author_is_refused() {
+    let mut b = Bench::new();
+    let before = b.bob_history();
+    // Mallory's control message, sent as if from Alice.
+    let beat = Sealed::Ctl(Control::Bye { stamp: u64::MAX });
+    for d in b.mallory_datagram(RoomKind::Ctl, b.alice.peer_id(), &beat) {
+        b.inject(&d);
+    }
+    assert_eq!(counters(&b.bob).forged_sender, 1);
+    // A token claiming Alice as author, signed by Mallory: built by hand
+    // with the room key, as a member could.
+    let ev = Sealed::Ev(EventWire {
+        seq: 2,
+        lamport: 2,
+        deps: vec![],
+        time: b.now,
+        name: "alice".into(),
+        body: Body::Text {
+            text: "I owe mallory money".into(),
+        },
+    });
+    let payload = serde_json::to_vec(&ev).expect("json");
+    let mut signed = b"p2pchat/v1/seal\0".to_vec();
+    signed.extend_from_slice(b.room().as_bytes());
+    signed.extend_from_slice(&payload);
+    let mut plain = vec![1u8];
+    plain.extend_from_slice(b.alice.peer_id().as_bytes());
+    plain.extend_from_slice(&b.mallory.sign(&signed));
+    plain.extend_from_slice(&payload);
+    let fernet = fernet::Fernet::new(&URL_SAFE.encode(b.chat.key().as_bytes())).expect("key");
+    let token = fernet.encrypt_at_time(&plain, b.now / 1000);
+    let tag = b.chat.key().rendezvous_tag();
+    for d in
+        wire::encode_room(RoomKind::Ev, tag, b.mallory.peer_id(), &token, 1200, 1).expect("fits")
+    {
+        b.inject(&d);
+    }
+    assert_eq!(counters(&b.bob).bad_signature, 1);
+    // The alice still online, not said goodbye.
+    assert_eq!(b.bob_history(), before);
+    // An event passed off as a control message by relabelling `k`.
+    let ev_dgrams = b.mallory_event(1, 1, vec![]);
+    let relabelled = String::from_utf8(ev_dgrams[0].clone())
+        .expect("json")
+        .replacen("\"k\":\"ev\"", "\"k\":\"ctl\"", 1);
+    b.inject(relabelled.as_bytes());
+    assert_eq!(counters(&b.bob).bad_payload, 1);
+    assert_eq!(b.bob_history(), before);
+}
+
+#[test]
+fn replayed_datagrams_change_nothing() {
+    let mut b = Bench::new();
+    let before = b.bob_history();
+    let before_counters = counters(&b.bob);
+    let captured = b.captured.clone();
+    for d in &captured {
+        b.inject(d);
+    }
+    let c = counters(&b.bob);
+    assert!(
+        c.replayed > before_counters.replayed,
+        "control replays counted: {c:?}"
+    );
+    assert!(
+        c.duplicate_events > before_counters.duplicate_events,
+        "event replays counted: {c:?}"
+    );
+    assert_eq!(b.bob_history(), before, "history unchanged");
+}
+
+#[test]
+fn absurd_sequence_numbers_and_clocks_are_refused() {
+    let mut b = Bench::new();
+    let before = b.bob_history();
+    let alice = b.alice.peer_id();
+    let cases = [
+        (b.mallory_event(0, 1, vec![]), "seq 0"),
+        (b.mallory_event(u64::MAX, 1, vec![]), "seq u64::MAX"),
+        (b.mallory_event(1_000_000, 1, vec![]), "seq far ahead"),
+        (
+            b.mallory_event(1, 2, vec![EventId::new(alice, u64::MAX)]),
+            "absurd dep",
+        ),
+        (
+            b.mallory_event(1, 2, vec![EventId::new(alice, 1); 2]),
+            "repeated dep",
+        ),
+        (
+            b.mallory_event(2, 3, vec![EventId::new(b.mallory.peer_id(), 2)]),
+            "depends on itself",
+        ),
+    ];
+    for (dgrams, _) in &cases {
+        for d in dgrams {
+            b.inject(d);
+        }
+    }
+    let c = counters(&b.bob);
+    assert_eq!(c.seq_out_of_range, 3, "{c:?}");
+    assert_eq!(c.bad_deps, 3, "{c:?}");
+    // A Lamport time that does not follow from the deps: refused on
+    // delivery, everywhere alike.
+    for d in b.mallory_event(1, u64::MAX, vec![EventId::new(alice, 1)]) {
+        b.inject(&d);
+    }
+    assert_eq!(counters(&b.bob).bad_lamport, 1);
+    assert_eq!(b.bob_history(), before, "history unchanged");
+    // Two different events under one id: the first stays.
+    for d in b.mallory_event(1, 2, vec![EventId::new(alice, 1)]) {
+        b.inject(&d);
+    }
+    assert_eq!(
+        b.bob_history().len(),
+        before.len() + 1,
+        "an honest event is taken"
+    );
+    let kept = b.bob_history();
+    let mut other = b.mallory_event(1, 2, vec![EventId::new(alice, 1)]);
+    b.now += 1000;
+    other.extend(b.mallory_event(1, 2, vec![EventId::new(alice, 1)]));
+    for d in &other {
+        b.inject(d);
+    }
+    assert_eq!(counters(&b.bob).equivocations, 2);
+    assert_eq!(b.bob_history(), kept);
+}
+
+#[test]
+fn fragment_floods_stay_bounded_and_real_messages_still_arrive() {
+    let mut b = Bench::new();
+    let tag = b.chat.key().rendezvous_tag().to_string();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let chunk = "A".repeat(1000);
+    let mut peak = 0;
+    for k in 0..20_000u32 {
+        // Many claimed senders, many ids, never complete.
+        let mut from = [0u8; 32];
+        rng.fill_bytes(&mut from);
+        let from = PeerId::from_bytes(from);
+        let d = format!(
+            "{{\"k\":\"ev\",\"v\":1,\"tag\":\"{tag}\",\"from\":\"{from}\",\"frag\":{{\"id\":{k},\"i\":0,\"n\":128}},\"body\":\"{chunk}\"}}"
+        );
+        b.inject(d.as_bytes());
+        peak = peak.max(b.bob.reassembly_load().1);
+    }
+    assert!(
+        peak <= MAX_REASSEMBLY_BYTES,
+        "reassembly peaked at {peak} bytes"
+    );
+    assert!(counters(&b.bob).frag_evicted > 0);
+    // A real 16 KiB message still arrives whole.
+    let text = "z".repeat(MAX_TEXT_LEN);
+    b.alice_says(&text);
+    b.settle(3_000);
+    let history = b.bob.history(&b.room()).expect("room");
+    let last = history.iter().next_back().expect("an event");
+    assert_eq!(last.body, Body::Text { text });
+    // And a longer one is refused with a clear error.
+    let room = b.room();
+    let err = b
+        .alice
+        .send_text(b.now, &room, &"z".repeat(MAX_TEXT_LEN + 1))
+        .expect_err("too long");
+    assert!(err.to_string().contains("16 KiB"), "{err}");
+}

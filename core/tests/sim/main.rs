@@ -1,0 +1,66 @@
+//! The protocol simulator: many nodes in one process, virtual time, a
+//! seeded RNG driving a network with loss, duplication, reordering, delay
+//! and partitions, crashes and restarts. Each scenario runs over many seeds
+//! and checks the invariants of `harness::Sim::check` after each.
+//!
+//! Seeds per scenario: 200 natively, 8 in the browser;
+//! `P2PCHAT_SIM_SEEDS=10000` for a soak, `P2PCHAT_SIM_SEED=n` to replay one.
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+mod harness;
+mod hostile;
+mod scenarios;
+
+/// Runs `scenario` over the configured seeds; fails with every failing
+/// seed listed (and how to replay one).
+pub fn for_seeds(name: &str, scenario: fn(u64) -> harness::Check) {
+    let seeds: Vec<u64> = match single_seed() {
+        Some(s) => vec![s],
+        None => (0..seed_count()).collect(),
+    };
+    let mut failures = Vec::new();
+    for seed in &seeds {
+        if let Err(e) = scenario(*seed) {
+            failures.push(format!("seed {seed}: {e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} seeds failed (replay with P2PCHAT_SIM_SEED=<seed>):\n{}",
+        failures.len(),
+        seeds.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn seed_count() -> u64 {
+    std::env::var("P2PCHAT_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn seed_count() -> u64 {
+    8
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn single_seed() -> Option<u64> {
+    std::env::var("P2PCHAT_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn single_seed() -> Option<u64> {
+    None
+}

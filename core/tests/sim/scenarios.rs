@@ -1,0 +1,271 @@
+//! Scenarios named after the promises p2pchat makes its users. Each runs
+//! over many seeds; the seed picks the loss rate (0–30 %) unless the
+//! scenario fixes it, and drives every random choice.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use p2pchat_core::RoomId;
+use rand_chacha::rand_core::RngCore;
+
+use crate::for_seeds;
+use crate::harness::{Check, NetConfig, Sim};
+
+/// Time to let anti-entropy finish after the action, even at 30 % loss.
+const SETTLE_MS: u64 = 45_000;
+
+fn loss_for(seed: u64) -> f64 {
+    (seed % 31) as f64 / 100.0
+}
+
+fn room_of(sim: &Sim, i: usize) -> RoomId {
+    let (room, _) = sim.node(i).rooms().next().expect("node is in a room");
+    room
+}
+
+/// Node `i` says `n` numbered lines, `gap` ms apart.
+fn chatter(sim: &mut Sim, i: usize, room: &RoomId, n: usize, gap: u64) {
+    for k in 0..n {
+        let text = format!("{} line {k}", sim.nodes[i].name);
+        sim.say(i, room, &text);
+        sim.run(gap);
+    }
+}
+
+fn expect(cond: bool, what: &str) -> Check {
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_owned())
+    }
+}
+
+/// The creator leaves for good (with `/leave` or by crashing); the others keep chatting, and a newcomer
+/// with the original Chat ID (whose only bootstrap address is the dead
+/// creator) still gets in, through signaling, and receives everything.
+fn creator_leaves(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
+    let a = sim.add_node("alice");
+    let b = sim.add_node("bob");
+    let c = sim.add_node("carol");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    sim.join(b, &chat);
+    sim.join(c, &chat);
+    sim.run(3_000);
+    chatter(&mut sim, a, &room, 3, 200);
+    chatter(&mut sim, b, &room, 2, 200);
+    sim.run(15_000);
+    // Half the seeds: the creator leaves politely; the other half: its
+    // machine dies.
+    if seed % 2 == 0 {
+        sim.leave(a, &room);
+    } else {
+        sim.crash(a);
+    }
+    chatter(&mut sim, b, &room, 3, 300);
+    chatter(&mut sim, c, &room, 3, 300);
+    sim.run(2_000);
+    let d = sim.add_node("dave");
+    sim.join(d, &chat);
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[b, c, d])?;
+    expect(
+        sim.node(d).history(&room).map_or(0, |h| h.len()) >= 6,
+        "the newcomer received the history",
+    )
+}
+
+/// A late joiner receives the full history from whoever is online.
+fn late_joiner(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
+    let a = sim.add_node("alice");
+    let b = sim.add_node("bob");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    sim.join(b, &chat);
+    sim.run(2_000);
+    chatter(&mut sim, a, &room, 20, 100);
+    chatter(&mut sim, b, &room, 19, 100);
+    // One message at the 16 KiB limit: about 20 fragments, under loss.
+    let long = "x".repeat(p2pchat_core::wire::MAX_TEXT_LEN);
+    sim.say(b, &room, &long);
+    sim.run(5_000);
+    // The Chat ID bob shares names bob and alice as bootstrap peers.
+    let invite = sim.node(b).invite(&room).expect("bob is in the room");
+    let c = sim.add_node("carol");
+    sim.join(c, &invite);
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[a, b, c])?;
+    expect(
+        sim.node(c).history(&room).map_or(0, |h| h.len()) == 40,
+        "carol holds all 40 messages",
+    )
+}
+
+/// A member offline for a while catches up from whoever is online, even
+/// when the original writers are gone by then.
+fn offline_member_catches_up(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
+    let a = sim.add_node("alice");
+    let b = sim.add_node("bob");
+    let c = sim.add_node("carol");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    sim.join(b, &chat);
+    sim.join(c, &chat);
+    sim.run(3_000);
+    chatter(&mut sim, c, &room, 3, 100);
+    sim.run(10_000);
+    sim.crash(c);
+    chatter(&mut sim, a, &room, 10, 150);
+    chatter(&mut sim, b, &room, 10, 150);
+    sim.run(15_000);
+    // Only bob is online when carol comes back.
+    sim.crash(a);
+    sim.restart(c);
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[b, c])?;
+    // And alice catches up too when she returns.
+    sim.restart(a);
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[a, b, c])
+}
+
+/// Three writers at once under 20 % loss: everyone ends with the same
+/// history in the same order.
+fn three_writers_under_loss(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(0.20));
+    let a = sim.add_node("alice");
+    let b = sim.add_node("bob");
+    let c = sim.add_node("carol");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    sim.join(b, &chat);
+    sim.join(c, &chat);
+    sim.run(3_000);
+    for k in 0..30 {
+        let who = (sim.rng.next_u32() % 3) as usize;
+        sim.say([a, b, c][who], &room, &format!("concurrent {k}"));
+        let gap = u64::from(sim.rng.next_u32() % 60);
+        sim.run(gap);
+    }
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[a, b, c])?;
+    expect(
+        sim.node(a).history(&room).map_or(0, |h| h.len()) == 30,
+        "all 30 messages everywhere",
+    )
+}
+
+/// A partition splits the room in two while the signaling server is down;
+/// both sides keep chatting; when it heals, everyone converges.
+fn partition_heals(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
+    let nodes: Vec<usize> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|n| sim.add_node(n))
+        .collect();
+    let chat = sim.create(nodes[0], "general");
+    let room = *chat.room_id();
+    for &n in &nodes[1..] {
+        sim.join(n, &chat);
+    }
+    sim.run(10_000);
+    sim.signaling_up(false);
+    sim.partition(vec![vec![nodes[0], nodes[1]], vec![nodes[2], nodes[3]]]);
+    for &n in &nodes {
+        chatter(&mut sim, n, &room, 4, 150);
+    }
+    sim.run(20_000);
+    sim.heal();
+    sim.run(SETTLE_MS);
+    sim.check(&room, &nodes)?;
+    expect(
+        sim.node(nodes[3]).history(&room).map_or(0, |h| h.len()) == 16,
+        "all 16 messages on every side",
+    )
+}
+
+/// A node restarts from its records: its history is intact, and it
+/// catches up what was said while it was down.
+fn restart_from_records(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
+    let a = sim.add_node("alice");
+    let b = sim.add_node("bob");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    sim.join(b, &chat);
+    sim.run(2_000);
+    chatter(&mut sim, a, &room, 5, 100);
+    chatter(&mut sim, b, &room, 5, 100);
+    sim.run(15_000);
+    let before = sim.node(b).history(&room).map_or(0, |h| h.len());
+    sim.crash(b);
+    chatter(&mut sim, a, &room, 5, 100);
+    sim.restart(b);
+    let restored = sim.node(b).history(&room).map_or(0, |h| h.len());
+    expect(restored == before, "the restart restores the whole history")?;
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[a, b])?;
+    expect(
+        sim.node(b).history(&room).map_or(0, |h| h.len()) == 15,
+        "bob caught up to 15 messages",
+    )?;
+    let _ = room_of(&sim, b);
+    Ok(())
+}
+
+#[test]
+fn the_creator_leaves_and_the_room_goes_on() {
+    for_seeds("creator_leaves", creator_leaves);
+}
+
+#[test]
+fn a_late_joiner_receives_the_full_history() {
+    for_seeds("late_joiner", late_joiner);
+}
+
+#[test]
+fn a_member_offline_for_a_while_catches_up() {
+    for_seeds("offline_member_catches_up", offline_member_catches_up);
+}
+
+#[test]
+fn three_writers_at_once_under_20_percent_loss() {
+    for_seeds("three_writers_under_loss", three_writers_under_loss);
+}
+
+#[test]
+fn a_partition_heals() {
+    for_seeds("partition_heals", partition_heals);
+}
+
+#[test]
+fn a_node_restarts_from_its_records() {
+    for_seeds("restart_from_records", restart_from_records);
+}
+
+/// Same seed, same trace: the simulator (and so the engine) is
+/// deterministic.
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let run = |seed: u64| {
+        let mut sim = Sim::new(seed, NetConfig::lossy(0.1));
+        let a = sim.add_node("alice");
+        let b = sim.add_node("bob");
+        let c = sim.add_node("carol");
+        let chat = sim.create(a, "general");
+        let room = *chat.room_id();
+        sim.join(b, &chat);
+        sim.join(c, &chat);
+        sim.run(2_000);
+        chatter(&mut sim, b, &room, 5, 50);
+        sim.crash(a);
+        chatter(&mut sim, c, &room, 5, 50);
+        sim.run(20_000);
+        (sim.trace_digest(), sim.trace.len(), sim.datagrams)
+    };
+    assert_eq!(run(7), run(7), "same seed, same trace");
+    assert_ne!(run(7).0, run(8).0, "another seed, another trace");
+}
