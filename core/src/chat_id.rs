@@ -137,6 +137,17 @@ impl ChatId {
         })
     }
 
+    /// A Chat ID with no bootstrap addresses (cannot fail: only addresses
+    /// are ever refused by [`ChatId::new`]).
+    pub fn without_bootstrap(room_id: RoomId, key: RoomKey, name: RoomName) -> Self {
+        ChatId {
+            room_id,
+            key,
+            name,
+            bootstrap: Vec::new(),
+        }
+    }
+
     pub fn room_id(&self) -> &RoomId {
         &self.room_id
     }

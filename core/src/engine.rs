@@ -515,9 +515,8 @@ impl Node {
         bootstrap.truncate(MAX_BOOTSTRAP);
         // Addresses are filtered to usable ones and capped, so this only
         // fails on an impossible input; fall back to no bootstrap.
-        ChatId::new(r.id, r.key.clone(), r.name.clone(), bootstrap.clone())
-            .or_else(|_| ChatId::new(r.id, r.key.clone(), r.name.clone(), Vec::new()))
-            .unwrap_or_else(|_| unreachable_chat_id(r))
+        ChatId::new(r.id, r.key.clone(), r.name.clone(), bootstrap)
+            .unwrap_or_else(|_| ChatId::without_bootstrap(r.id, r.key.clone(), r.name.clone()))
     }
 
     // ----- commands -------------------------------------------------------
@@ -527,7 +526,7 @@ impl Node {
         let name = RoomName::new(name)?;
         let room_id = RoomId::generate(&mut self.rng);
         let key = RoomKey::generate(&mut self.rng);
-        let chat_id = ChatId::new(room_id, key, name, Vec::new())?;
+        let chat_id = ChatId::without_bootstrap(room_id, key, name);
         self.add_room(now, &chat_id, true);
         self.records.push_back(Record::Room {
             room: room_id,
@@ -543,12 +542,11 @@ impl Node {
         if let Some(r) = self.rooms.get(chat_id.room_id()) {
             return Err(CommandError::AlreadyJoined(r.name.clone()));
         }
-        let bare = ChatId::new(
+        let bare = ChatId::without_bootstrap(
             *chat_id.room_id(),
             chat_id.key().clone(),
             chat_id.name().clone(),
-            Vec::new(),
-        )?;
+        );
         self.add_room(now, chat_id, false);
         self.records.push_back(Record::Room {
             room: *chat_id.room_id(),
@@ -1375,16 +1373,4 @@ fn event_frag_id(token: &str) -> u32 {
 /// Whether an address can be sent to (not unspecified, not port 0).
 fn usable_addr(addr: &SocketAddr) -> bool {
     addr.port() != 0 && !addr.ip().is_unspecified() && !addr.ip().is_multicast()
-}
-
-/// A Chat ID without bootstrap addresses cannot fail to build; this is the
-/// type-level witness of that for [`Node::chat_id_for`].
-fn unreachable_chat_id(r: &Room) -> ChatId {
-    // `ChatId::new` only fails on bootstrap addresses; with none it always
-    // succeeds, so this loop body runs once.
-    loop {
-        if let Ok(c) = ChatId::new(r.id, r.key.clone(), r.name.clone(), Vec::new()) {
-            return c;
-        }
-    }
 }

@@ -41,8 +41,10 @@ pub const MAX_PENDING: usize = 4096;
 pub const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// How far past an author's delivered sequence number an event may be.
 pub const MAX_AHEAD: u64 = MAX_PENDING as u64;
-/// Most distinct authors in one room.
-pub const MAX_AUTHORS: usize = 4096;
+/// Most distinct authors in one room. A replication summary names every
+/// author, and must fit one sealed payload (64 KiB): 512 authors at the
+/// largest sequence numbers take about 45 KiB.
+pub const MAX_AUTHORS: usize = 512;
 /// How long an event may wait for its dependencies before it is evicted.
 pub const PENDING_TTL_MS: u64 = 120_000;
 

@@ -21,7 +21,11 @@
 //!
 //! **Replays.** Each control message carries the sender's strictly
 //! increasing stamp; one that is not above the last accepted stamp from
-//! that member is dropped.
+//! that member is dropped. Stamps are the sender's wall clock in
+//! milliseconds times 1,000 plus a counter, so they keep increasing across
+//! restarts; a member whose clock was set back by more than its downtime
+//! is ignored until its clock catches up (its events still flow through
+//! the others).
 //!
 //! Bounded: at most [`MAX_MEMBERS`] members per room (offline ones are
 //! forgotten first) and [`MAX_CANDIDATES`] candidate addresses per member.

@@ -469,3 +469,41 @@ fn fragment_floods_stay_bounded_and_real_messages_still_arrive() {
         .expect_err("too long");
     assert!(err.to_string().contains("16 KiB"), "{err}");
 }
+
+#[test]
+fn a_summary_of_the_largest_room_still_fits_one_sealed_payload() {
+    use p2pchat_core::clock::VersionVector;
+    use p2pchat_core::history::MAX_AUTHORS;
+    let b = Bench::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut vv = VersionVector::new();
+    for _ in 0..MAX_AUTHORS {
+        let mut author = [0u8; 32];
+        rng.fill_bytes(&mut author);
+        vv.set(PeerId::from_bytes(author), u64::MAX);
+    }
+    let summary = Sealed::Ctl(Control::Summary {
+        stamp: u64::MAX,
+        vv,
+        reply: true,
+    });
+    let payload = serde_json::to_vec(&summary).expect("json");
+    assert!(
+        payload.len() <= p2pchat_core::seal::MAX_PAYLOAD_LEN,
+        "{} bytes",
+        payload.len()
+    );
+    let token = b.cipher().seal(&b.mallory, &payload, b.now).expect("seals");
+    let datagrams = wire::encode_room(
+        RoomKind::Ctl,
+        b.chat.key().rendezvous_tag(),
+        b.mallory.peer_id(),
+        &token,
+        wire::DEFAULT_MTU,
+        1,
+    );
+    assert!(
+        datagrams.is_some(),
+        "fits in MAX_FRAGMENTS datagrams at the default MTU"
+    );
+}
