@@ -1370,7 +1370,12 @@ fn event_frag_id(token: &str) -> u32 {
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// Whether an address can be sent to (not unspecified, not port 0).
+/// Whether an address can be sent to and signed (not unspecified, not
+/// multicast, not port 0, no IPv6 scope id or flow info).
 fn usable_addr(addr: &SocketAddr) -> bool {
-    addr.port() != 0 && !addr.ip().is_unspecified() && !addr.ip().is_multicast()
+    let scoped = match addr {
+        SocketAddr::V6(v6) => v6.scope_id() != 0 || v6.flowinfo() != 0,
+        SocketAddr::V4(_) => false,
+    };
+    addr.port() != 0 && !addr.ip().is_unspecified() && !addr.ip().is_multicast() && !scoped
 }

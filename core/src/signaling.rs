@@ -67,7 +67,8 @@
 //!
 //! Each request carries a `stamp`, a number the peer makes strictly
 //! increasing across all the signed requests it sends (the engine uses
-//! wall-clock milliseconds, bumped by one when the clock has not moved on).
+//! wall-clock milliseconds times 1,000, bumped by one when that has not
+//! moved on).
 //! The server remembers the last stamp it accepted for each `(tag, peer)`
 //! and refuses ([`RejectReason::StaleStamp`]) a [`Register`] or
 //! [`Unregister`] whose stamp is not greater ([`stamp_is_fresh`]). So a
