@@ -2,34 +2,30 @@
 //!
 //! Peers of a room find each other here by an opaque rendezvous tag derived
 //! one-way from the room key; the server never sees a room id, key, name,
-//! username or message. This first version binds its UDP socket and counts
-//! what arrives; the registration protocol comes with its own issue.
+//! username or message. See `registry.rs` for the rules, `rate.rs` for the
+//! per-source limit and `udp.rs` for the driver.
 
+mod cli;
+mod rate;
+mod registry;
 // Stop-signal handling is identical for every p2pchat daemon; the layout
 // has no room for a helper crate and core stays free of IO, so the node's
 // module is compiled here too: one place to get the readiness race right.
 #[path = "../../native-node/src/shutdown.rs"]
 mod shutdown;
+mod stats;
+mod udp;
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use tokio::net::UdpSocket;
 
-/// Largest datagram the server reads; anything longer is truncated by the
-/// kernel and dropped.
-const MAX_DATAGRAM: usize = 2048;
-
-/// Rendezvous server for p2pchat peers.
-#[derive(Debug, Parser)]
-#[command(name = "p2pchat-signaling", version, about)]
-struct Args {
-    /// UDP address to listen on.
-    #[arg(long, default_value = "0.0.0.0:5555")]
-    listen: SocketAddr,
-}
+use crate::cli::Args;
+use crate::rate::{RateConfig, RateLimiter};
+use crate::registry::{Limits, Registry};
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -55,33 +51,31 @@ async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("cannot bind UDP {} (try --listen)", args.listen))?;
     let local = socket.local_addr().context("reading the local address")?;
+    let limits = Limits {
+        max_tags: to_usize(args.max_tags),
+        max_per_tag: to_usize(args.max_per_tag),
+        max_entries: to_usize(args.max_entries),
+    };
+    let rate = RateConfig {
+        rate: args.rate,
+        burst: args.burst,
+        ..RateConfig::default()
+    };
     // Printed on stdout so scripts and tests can learn a port picked with :0.
     println!("p2pchat-signaling listening on {local}");
-    tracing::info!(%local, "listening");
-
-    let mut dropped: u64 = 0;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let outcome = loop {
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((len, from)) => {
-                    dropped += 1;
-                    tracing::debug!(%from, len, "dropped datagram: no protocol handler yet");
-                }
-                // A peer's ICMP "port unreachable" surfaces here: keep serving.
-                Err(e) if is_transient(&e) => tracing::debug!(error = %e, "recv failed"),
-                // Anything else would fail again at once: stop rather than spin.
-                Err(e) => break Err(e).context("receiving on the UDP socket"),
-            },
-            r = shutdown.requested() => break r,
-        }
-    };
-    tracing::info!(dropped, "stopped");
+    tracing::info!(%local, ?limits, ?rate, "listening");
+    let outcome = udp::serve(
+        socket,
+        Registry::new(limits),
+        RateLimiter::new(rate),
+        Duration::from_secs(args.stats_every),
+        &mut shutdown,
+    )
+    .await;
+    tracing::info!("stopped");
     outcome
 }
 
-/// Receive errors that concern one datagram or peer, not the socket.
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, Interrupted};
-    matches!(e.kind(), ConnectionRefused | ConnectionReset | Interrupted)
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
