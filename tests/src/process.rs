@@ -31,6 +31,12 @@ pub struct Process {
 impl Process {
     /// Starts `program` with `args`, stdin/stdout/stderr piped.
     pub fn start(program: &Path, args: &[&str]) -> Result<Process> {
+        Self::start_with_env(program, args, &[])
+    }
+
+    /// Like [`Process::start`], with extra environment variables (which
+    /// override `RUST_LOG` too).
+    pub fn start_with_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Process> {
         let name = program
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -44,6 +50,7 @@ impl Process {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
         let (tx, lines) = channel();

@@ -1,0 +1,455 @@
+//! The real `p2pchat-signaling` binary on loopback: what it answers, what
+//! it refuses, what it survives, and what it never learns.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use p2pchat_core::engine::{Config, Node};
+use p2pchat_core::signaling::{Lookup, Message, Register, Unregister};
+use p2pchat_core::wire::{self, Datagram};
+use p2pchat_core::{Identity, PeerId, RendezvousTag, RoomKey};
+use p2pchat_tests::process::Stream;
+use p2pchat_tests::{binary, Process};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn start_server(extra: &[&str], env: &[(&str, &str)]) -> Result<(Process, SocketAddr)> {
+    let bin = binary("p2pchat-signaling")?;
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut server = Process::start_with_env(&bin, &args, env)?;
+    let line = server.expect_stdout("listening on", WAIT)?;
+    let addr = line.rsplit(' ').next().unwrap_or_default().parse()?;
+    Ok((server, addr))
+}
+
+/// A test peer speaking the signaling protocol over a real socket.
+struct Client {
+    socket: UdpSocket,
+    identity: Identity,
+    server: SocketAddr,
+    stamp: u64,
+}
+
+impl Client {
+    fn new(seed: u8, server: SocketAddr) -> Result<Self> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        Ok(Client {
+            socket,
+            identity: Identity::from_secret_bytes(&[seed; 32]),
+            server,
+            stamp: 0,
+        })
+    }
+
+    fn addr(&self) -> Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    fn peer(&self) -> PeerId {
+        self.identity.peer_id()
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    fn send(&self, msg: Message) -> Result<()> {
+        self.socket.send_to(&wire::encode_sig(msg), self.server)?;
+        Ok(())
+    }
+
+    fn register(&mut self, tag: RendezvousTag, ttl: u32) -> Result<()> {
+        let stamp = self.next_stamp();
+        let me = self.addr()?;
+        let r = Register::new(&self.identity, tag, vec![me], ttl, stamp)?;
+        self.send(Message::Register(r))
+    }
+
+    fn unregister(&mut self, tag: RendezvousTag) -> Result<()> {
+        let stamp = self.next_stamp();
+        self.send(Message::Unregister(Unregister::new(
+            &self.identity,
+            tag,
+            stamp,
+        )))
+    }
+
+    fn lookup(&mut self, tag: RendezvousTag) -> Result<()> {
+        let stamp = self.next_stamp();
+        self.send(Message::Lookup(Lookup::new(&self.identity, tag, stamp)))
+    }
+
+    /// Waits (bounded) for a message matching `pred`, skipping others.
+    fn expect(&self, what: &str, pred: impl Fn(&Message) -> bool) -> Result<Message> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = vec![0u8; 65_536];
+        while Instant::now() < deadline {
+            let Ok((len, from)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            if from != self.server {
+                continue;
+            }
+            if let Ok(Datagram::Sig(p)) = wire::decode(&buf[..len]) {
+                if pred(&p.msg) {
+                    return Ok(p.msg);
+                }
+            }
+        }
+        bail!("no {what} from the server within 10 s")
+    }
+
+    /// Looks `tag` up and returns the peers listed.
+    fn peers(&mut self, tag: RendezvousTag) -> Result<Vec<(PeerId, SocketAddr)>> {
+        self.lookup(tag)?;
+        match self.expect("peers", |m| matches!(m, Message::Peers(_)))? {
+            Message::Peers(p) => Ok(p.entries.iter().map(|e| (e.peer, e.observed)).collect()),
+            _ => unreachable!("matched above"),
+        }
+    }
+}
+
+fn tag(n: u8) -> RendezvousTag {
+    RoomKey::from_bytes([n; 32]).rendezvous_tag()
+}
+
+#[test]
+fn help_explains_the_options() -> Result<()> {
+    let bin = binary("p2pchat-signaling")?;
+    let mut p = Process::start(&bin, &["--help"])?;
+    p.expect_stdout("--listen", WAIT)?;
+    assert!(p.wait_exit(WAIT)?.success());
+    let text = p.transcript();
+    for option in ["--rate", "--burst", "--max-per-tag", "--stats-every"] {
+        assert!(text.contains(option), "--help mentions {option}:\n{text}");
+    }
+    Ok(())
+}
+
+#[test]
+fn two_peers_learn_each_other_through_it() -> Result<()> {
+    let (_server, addr) = start_server(&[], &[])?;
+    let mut alice = Client::new(1, addr)?;
+    let mut bob = Client::new(2, addr)?;
+    let t = tag(1);
+    alice.register(t, 60)?;
+    alice.expect("registered", |m| matches!(m, Message::Registered(_)))?;
+    assert!(alice.peers(t)?.is_empty(), "alone at first");
+    bob.register(t, 60)?;
+    bob.expect("registered", |m| matches!(m, Message::Registered(_)))?;
+    let seen = bob.peers(t)?;
+    assert_eq!(
+        seen,
+        vec![(alice.peer(), alice.addr()?)],
+        "bob finds alice where she is"
+    );
+    let arrived = alice.expect("arrived", |m| matches!(m, Message::Arrived(_)))?;
+    match arrived {
+        Message::Arrived(a) => {
+            assert_eq!(a.entry.peer, bob.peer());
+            assert_eq!(a.entry.observed, bob.addr()?);
+        }
+        _ => unreachable!(),
+    }
+    Ok(())
+}
+
+#[test]
+fn entries_expire_and_unregister_removes_at_once() -> Result<()> {
+    let (_server, addr) = start_server(&[], &[])?;
+    let mut alice = Client::new(1, addr)?;
+    let mut carol = Client::new(3, addr)?;
+    let mut bob = Client::new(2, addr)?;
+    let t = tag(2);
+    alice.register(t, 1)?;
+    carol.register(t, 60)?;
+    carol.expect("registered", |m| matches!(m, Message::Registered(_)))?;
+    alice.expect("registered", |m| matches!(m, Message::Registered(_)))?;
+    assert_eq!(bob.peers(t)?.len(), 2);
+    // Carol leaves politely: gone at once.
+    carol.unregister(t)?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let peers: Vec<PeerId> = bob.peers(t)?.into_iter().map(|(p, _)| p).collect();
+        if !peers.contains(&carol.peer()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("carol's entry survived her unregister");
+        }
+    }
+    // Alice's 1-second registration expires on its own.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if bob.peers(t)?.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("alice's entry never expired");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_battery_of_bad_datagrams_is_dropped_and_counted() -> Result<()> {
+    let (mut server, addr) = start_server(&["--stats-every", "1"], &[])?;
+    let attacker = UdpSocket::bind("127.0.0.1:0")?;
+    let mut mallory = Client::new(9, addr)?;
+    let alice = Client::new(1, addr)?;
+    let t = tag(3);
+    let valid_register = {
+        let r = Register::new(&alice.identity, t, vec![alice.addr()?], 60, 10)?;
+        wire::encode_sig(Message::Register(r))
+    };
+    let mut forged = Register::new(&mallory.identity, t, vec![], 60, 11)?;
+    forged.peer = alice.peer();
+    let mut battery: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"\x00\xff\xfe".to_vec(),
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        b"{".to_vec(),
+        b"[]".to_vec(),
+        b"{\"k\":\"sig\"}".to_vec(),
+        b"{\"k\":\"sig\",\"v\":2,\"msg\":{}}".to_vec(),
+        b"{\"k\":\"sig\",\"v\":1,\"msg\":{\"t\":\"nope\"}}".to_vec(),
+        b"{\"k\":\"sig\",\"v\":1,\"msg\":{\"t\":\"lookup\",\"tag\":\"zz\"}}".to_vec(),
+        "[".repeat(1000).into_bytes(),
+        vec![b'a'; 5000],
+        vec![0u8; 65_000],
+        wire::encode_sig(Message::Register(forged)),
+    ];
+    // Truncations and bit flips of a valid registration.
+    for cut in [
+        1,
+        10,
+        50,
+        valid_register.len() / 2,
+        valid_register.len() - 1,
+    ] {
+        battery.push(valid_register[..cut].to_vec());
+    }
+    for i in (0..valid_register.len()).step_by(37) {
+        let mut flipped = valid_register.clone();
+        flipped[i] ^= 0x01;
+        battery.push(flipped);
+    }
+    for d in &battery {
+        attacker.send_to(d, addr)?;
+        std::thread::sleep(Duration::from_millis(60)); // stay under the rate limit
+    }
+    // Still serving a well-behaved peer.
+    mallory.register(t, 60)?;
+    mallory.expect("registered", |m| matches!(m, Message::Registered(_)))?;
+    let line = server.expect_line(
+        Stream::Stderr,
+        WAIT,
+        "a stats line counting the battery",
+        |l| l.contains("stats") && dropped(l).is_some_and(|d| d >= 20),
+    )?;
+    assert!(line.contains("malformed="), "{line}");
+    assert_eq!(
+        rate_limited(&line),
+        Some(0),
+        "paced below the limit: {line}"
+    );
+    server.terminate()?;
+    assert!(server.wait_exit(WAIT)?.success(), "{}", server.transcript());
+    Ok(())
+}
+
+fn dropped(line: &str) -> Option<u64> {
+    let at = line.find("dropped=")? + "dropped=".len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_flood_from_one_source_does_not_silence_the_others() -> Result<()> {
+    let (mut server, addr) = start_server(&["--stats-every", "1"], &[])?;
+    let flooder = UdpSocket::bind("127.0.0.1:0")?;
+    let noise = Client::new(7, addr)?;
+    let flood_msg = {
+        let l = Lookup::new(&noise.identity, tag(4), 1);
+        wire::encode_sig(Message::Lookup(l))
+    };
+    let mut bob = Client::new(2, addr)?;
+    let mut alice = Client::new(1, addr)?;
+    let t = tag(5);
+    alice.register(t, 60)?;
+    alice.expect("registered", |m| matches!(m, Message::Registered(_)))?;
+    let flood = std::thread::spawn(move || {
+        for _ in 0..20_000 {
+            let _ = flooder.send_to(&flood_msg, addr);
+        }
+    });
+    // While the flood runs, bob is still answered.
+    let seen = bob.peers(t)?;
+    assert_eq!(seen.len(), 1, "bob sees alice during the flood");
+    flood
+        .join()
+        .map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
+    let seen = bob.peers(t)?;
+    assert_eq!(seen.len(), 1, "and after it");
+    server.expect_line(Stream::Stderr, WAIT, "stats with rate-limited drops", |l| {
+        l.contains("stats") && rate_limited(l).is_some_and(|n| n > 1000)
+    })?;
+    Ok(())
+}
+
+fn rate_limited(line: &str) -> Option<u64> {
+    let at = line.find("rate_limited=")? + "rate_limited=".len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Two real protocol engines, the joiner holding a Chat ID without any
+/// bootstrap address, find each other through the server (which logs at
+/// trace level) and chat; its logs and its answers mention
+/// the tag and peer ids, never the room's id, key or name, the usernames
+/// or the messages.
+#[test]
+fn it_never_learns_a_room_a_key_a_name_or_a_message() -> Result<()> {
+    let (mut server, addr) = start_server(&[], &[("RUST_LOG", "trace")])?;
+    let sockets = [
+        UdpSocket::bind("127.0.0.1:0")?,
+        UdpSocket::bind("127.0.0.1:0")?,
+    ];
+    let mut nodes = Vec::new();
+    for (i, socket) in sockets.iter().enumerate() {
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let config = Config {
+            signaling: vec![addr],
+            local_addrs: vec![socket.local_addr()?],
+            ..Config::default()
+        };
+        let name = ["alice-secret-user", "bob-secret-user"][i];
+        nodes.push(Node::new(
+            Identity::from_secret_bytes(&[i as u8 + 1; 32]),
+            name,
+            config,
+            [i as u8; 32],
+        ));
+    }
+    let chat = nodes[0].create_room(now(), "secret-garden")?;
+    // No bootstrap address: they can only meet through the server.
+    let bare = p2pchat_core::ChatId::without_bootstrap(
+        *chat.room_id(),
+        chat.key().clone(),
+        chat.name().clone(),
+    );
+    nodes[1].join_room(now(), &bare)?;
+    let room = *chat.room_id();
+    let mut said = false;
+    let start = Instant::now();
+    // Run both engines over real sockets until bob has alice's message.
+    loop {
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.handle_timeout(now());
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((len, from)) = sockets[i].recv_from(&mut buf) {
+                node.handle_datagram(now(), from, &buf[..len]);
+            }
+            while node.poll_record().is_some() {}
+            while node.poll_event().is_some() {}
+            while let Some(t) = node.poll_transmit() {
+                sockets[i].send_to(&t.bytes, t.to)?;
+            }
+        }
+        let bob_has = nodes[1].history(&room).map_or(0, |h| h.len());
+        if !said && nodes[0].members(&room).is_some_and(|m| m.any_online()) {
+            nodes[0].send_text(now(), &room, "the treasure is under the oak")?;
+            said = true;
+        }
+        if bob_has == 1 {
+            break;
+        }
+        if start.elapsed() > WAIT {
+            bail!("the two engines never met through the server");
+        }
+    }
+    server.terminate()?;
+    server.wait_exit(WAIT)?;
+    let logs = server.transcript().to_lowercase();
+    assert!(
+        logs.contains("registered"),
+        "trace logs were captured:\n{logs}"
+    );
+    let key = chat.key().as_bytes();
+    let secrets = [
+        room.to_string(),
+        hex::encode(key),
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE, key),
+        chat.to_string(),
+        "secret-garden".into(),
+        "alice-secret-user".into(),
+        "bob-secret-user".into(),
+        "treasure".into(),
+    ];
+    for secret in secrets {
+        assert!(
+            !logs.contains(&secret.to_lowercase()),
+            "the server's logs mention {secret}"
+        );
+    }
+    Ok(())
+}
+
+/// Several servers side by side: an engine given two registers with both,
+/// and each can introduce it.
+#[test]
+fn a_node_registers_with_every_server_it_is_given() -> Result<()> {
+    let (_s1, addr1) = start_server(&[], &[])?;
+    let (_s2, addr2) = start_server(&[], &[])?;
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let config = Config {
+        signaling: vec![addr1, addr2],
+        local_addrs: vec![socket.local_addr()?],
+        ..Config::default()
+    };
+    let mut node = Node::new(
+        Identity::from_secret_bytes(&[5; 32]),
+        "dora",
+        config,
+        [5; 32],
+    );
+    let chat = node.create_room(now(), "general")?;
+    node.handle_timeout(now());
+    while let Some(t) = node.poll_transmit() {
+        socket.send_to(&t.bytes, t.to)?;
+    }
+    let t = chat.key().rendezvous_tag();
+    for server in [addr1, addr2] {
+        let mut probe = Client::new(8, server)?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let peers = probe.peers(t)?;
+            if peers.iter().any(|(p, _)| *p == node.peer_id()) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("server {server} never learned of the node");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        .max(1)
+}
