@@ -27,6 +27,8 @@
 //! - [`wire`]: the versioned JSON envelope, fragmentation and reassembly,
 //!   size limits.
 //! - [`signaling`]: the messages spoken with a rendezvous server.
+//! - [`rendezvous`]: the rendezvous server's registry, sans-IO too (the
+//!   `p2pchat-signaling` binary drives it; so does the simulator).
 //! - [`engine`]: the [`Node`] that ties them together, fed datagrams,
 //!   timeouts and commands, polled for records, transmits and events.
 
@@ -37,6 +39,7 @@ mod hex_serde;
 pub mod history;
 pub mod identity;
 pub mod membership;
+pub mod rendezvous;
 pub mod replication;
 pub mod room;
 pub mod seal;

@@ -2,18 +2,16 @@
 //!
 //! Peers of a room find each other here by an opaque rendezvous tag derived
 //! one-way from the room key; the server never sees a room id, key, name,
-//! username or message. See `registry.rs` for the rules, `rate.rs` for the
+//! username or message. The rules are core's `rendezvous` module; `rate.rs` for the
 //! per-source limit and `udp.rs` for the driver.
 
 mod cli;
 mod rate;
-mod registry;
 // Stop-signal handling is identical for every p2pchat daemon; the layout
 // has no room for a helper crate and core stays free of IO, so the node's
 // module is compiled here too: one place to get the readiness race right.
 #[path = "../../native-node/src/shutdown.rs"]
 mod shutdown;
-mod stats;
 mod udp;
 
 use std::io::IsTerminal;
@@ -25,7 +23,7 @@ use tokio::net::UdpSocket;
 
 use crate::cli::Args;
 use crate::rate::{RateConfig, RateLimiter};
-use crate::registry::{Limits, Registry};
+use p2pchat_core::rendezvous::{Limits, Registry};
 
 fn main() -> Result<()> {
     let args = Args::parse();

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use tokio::net::UdpSocket;
 
 use crate::rate::RateLimiter;
-use crate::registry::Registry;
+use p2pchat_core::rendezvous::{Drop, Registry};
+
 use crate::shutdown::Shutdown;
-use crate::stats::Drop;
 
 /// Receive buffer: the largest UDP payload, so an oversized datagram is
 /// seen whole and counted as such instead of being silently truncated.
@@ -42,7 +42,9 @@ pub async fn serve(
                         registry.stats_mut().drop(Drop::RateLimited);
                         continue;
                     }
-                    for (to, bytes) in registry.handle(now, from, &buf[..len]) {
+                    let replies = registry.handle(now, from, &buf[..len]);
+                    tracing::trace!(%from, len, replies = replies.len(), "datagram");
+                    for (to, bytes) in replies {
                         if let Err(e) = socket.send_to(&bytes, to).await {
                             tracing::debug!(%to, error = %e, "send failed");
                         }

@@ -2,21 +2,24 @@
 //! time, a lossy network and a signaling server, all driven by one seeded
 //! RNG. The same seed gives the same trace.
 //!
+//! The signaling server is core's own rendezvous registry, the one the
+//! `p2pchat-signaling` binary runs.
+//!
 //! Nodes persist every record they emit the moment they emit it (as the
 //! engine's contract requires before transmitting), so a crash loses only
 //! what is in memory; a restart rebuilds the node from its records.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use p2pchat_core::clock::{EventId, OrderKey};
 use p2pchat_core::engine::{AppEvent, Config, Node, Record};
 use p2pchat_core::history::{MAX_PENDING, MAX_PENDING_BYTES};
 use p2pchat_core::membership::Timeouts;
-use p2pchat_core::signaling::{Arrived, Entry, Message, Peers, Registered};
-use p2pchat_core::wire::{self, Datagram, MAX_REASSEMBLY_BYTES};
-use p2pchat_core::{ChatId, Identity, PeerId, RendezvousTag, RoomId};
+use p2pchat_core::rendezvous::{Limits, Registry};
+use p2pchat_core::wire::MAX_REASSEMBLY_BYTES;
+use p2pchat_core::{ChatId, Identity, PeerId, RoomId};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -66,11 +69,10 @@ struct InFlight {
     bytes: Vec<u8>,
 }
 
-/// A minimal signaling server speaking core's messages.
-#[derive(Default)]
+/// The signaling server: core's own rendezvous registry, switchable off.
 struct SimSignal {
     up: bool,
-    entries: BTreeMap<RendezvousTag, BTreeMap<PeerId, (SocketAddr, u64)>>,
+    registry: Registry,
 }
 
 pub const SIGNAL_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)), 5555);
@@ -125,7 +127,7 @@ impl Sim {
             partition: None,
             signal: SimSignal {
                 up: true,
-                ..SimSignal::default()
+                registry: Registry::new(Limits::default()),
             },
             sent: HashMap::new(),
             trace: Vec::new(),
@@ -411,70 +413,9 @@ impl Sim {
         if !self.signal.up {
             return;
         }
-        let Ok(Datagram::Sig(packet)) = wire::decode(bytes) else {
-            return;
-        };
-        if packet.msg.verify().is_err() {
-            return;
-        }
-        match packet.msg {
-            Message::Register(r) => {
-                self.signal
-                    .entries
-                    .entry(r.tag)
-                    .or_default()
-                    .insert(r.peer, (from, self.now + u64::from(r.ttl_secs) * 1000));
-                let reply = wire::encode_sig(Message::Registered(Registered {
-                    tag: r.tag,
-                    ttl_secs: r.ttl_secs,
-                }));
-                self.send(SIGNAL_ADDR, from, reply);
-            }
-            Message::Unregister(u) => {
-                if let Some(e) = self.signal.entries.get_mut(&u.tag) {
-                    e.remove(&u.peer);
-                }
-            }
-            Message::Lookup(l) => {
-                let now = self.now;
-                let live: Vec<(PeerId, SocketAddr)> = self
-                    .signal
-                    .entries
-                    .get(&l.tag)
-                    .map(|e| {
-                        e.iter()
-                            .filter(|(p, (_, exp))| **p != l.peer && *exp > now)
-                            .map(|(p, (a, _))| (*p, *a))
-                            .take(3)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let entries = live
-                    .iter()
-                    .map(|(peer, observed)| Entry {
-                        peer: *peer,
-                        observed: *observed,
-                        addrs: Vec::new(),
-                    })
-                    .collect();
-                let reply = wire::encode_sig(Message::Peers(Peers {
-                    tag: l.tag,
-                    entries,
-                }));
-                self.send(SIGNAL_ADDR, from, reply);
-                for (_, addr) in live {
-                    let note = wire::encode_sig(Message::Arrived(Arrived {
-                        tag: l.tag,
-                        entry: Entry {
-                            peer: l.peer,
-                            observed: from,
-                            addrs: Vec::new(),
-                        },
-                    }));
-                    self.send(SIGNAL_ADDR, addr, note);
-                }
-            }
-            _ => {}
+        self.signal.registry.expire(self.now);
+        for (to, reply) in self.signal.registry.handle(self.now, from, bytes) {
+            self.send(SIGNAL_ADDR, to, reply);
         }
     }
 

@@ -11,6 +11,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 mod harness;
 mod hostile;
+mod rendezvous;
 mod scenarios;
 
 /// Runs `scenario` over the configured seeds; fails with every failing

@@ -1,4 +1,4 @@
-//! Stats: what the server did and what it dropped, by reason.
+//! Stats: what the rendezvous server did and what it dropped, by reason.
 //!
 //! Every datagram the server does not act on is counted under exactly one
 //! reason, and the driver prints the whole set periodically as one
@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use p2pchat_core::signaling::RejectReason;
+use crate::signaling::RejectReason;
 
 /// Why a datagram was not acted on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
