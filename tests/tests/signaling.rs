@@ -250,26 +250,17 @@ fn a_battery_of_bad_datagrams_is_dropped_and_counted() -> Result<()> {
         Stream::Stderr,
         WAIT,
         "a stats line counting the battery",
-        |l| l.contains("stats") && dropped(l).is_some_and(|d| d >= 20),
+        |l| l.contains("stats") && counter(l, "dropped").is_some_and(|d| d >= 20),
     )?;
     assert!(line.contains("malformed="), "{line}");
     assert_eq!(
-        rate_limited(&line),
+        counter(&line, "rate_limited"),
         Some(0),
         "paced below the limit: {line}"
     );
     server.terminate()?;
     assert!(server.wait_exit(WAIT)?.success(), "{}", server.transcript());
     Ok(())
-}
-
-fn dropped(line: &str) -> Option<u64> {
-    let at = line.find("dropped=")? + "dropped=".len();
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 #[test]
@@ -300,18 +291,9 @@ fn a_flood_from_one_source_does_not_silence_the_others() -> Result<()> {
     let seen = bob.peers(t)?;
     assert_eq!(seen.len(), 1, "and after it");
     server.expect_line(Stream::Stderr, WAIT, "stats with rate-limited drops", |l| {
-        l.contains("stats") && rate_limited(l).is_some_and(|n| n > 1000)
+        l.contains("stats") && counter(l, "rate_limited").is_some_and(|n| n > 1000)
     })?;
     Ok(())
-}
-
-fn rate_limited(line: &str) -> Option<u64> {
-    let at = line.find("rate_limited=")? + "rate_limited=".len();
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Two real protocol engines, the joiner holding a Chat ID without any
@@ -444,6 +426,17 @@ fn a_node_registers_with_every_server_it_is_given() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The value of `name=` in a stats line.
+fn counter(line: &str, name: &str) -> Option<u64> {
+    let key = format!("{name}=");
+    let at = line.find(&key)? + key.len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn now() -> u64 {
