@@ -463,11 +463,6 @@ impl Node {
         &self.counters
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Sets the addresses reported to signaling and put in Chat IDs.
     pub fn set_local_addrs(&mut self, addrs: Vec<SocketAddr>) {
         self.config.local_addrs = addrs;
@@ -1008,6 +1003,10 @@ impl Node {
             return;
         };
         room.history.expire(now);
+        // Replication state only for members still in the table (which is
+        // bounded): a forgotten member's state goes with it.
+        let members = &room.members;
+        room.repl.retain_peers(|p| members.get(p).is_some());
         let changes = room.members.tick(now);
         for change in changes {
             self.events.push_back(AppEvent::Member {

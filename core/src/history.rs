@@ -203,11 +203,6 @@ impl History {
         events.get(start..).unwrap_or(&[])
     }
 
-    /// Position of a delivered event in the canonical order (0-based).
-    pub fn position(&self, key: &OrderKey) -> usize {
-        self.order.range(..key).count()
-    }
-
     /// What `author`'s next event must carry: its sequence number, its
     /// dependencies (the current heads, highest time first, at most
     /// [`MAX_DEPS`]) and its Lamport time.

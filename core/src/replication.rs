@@ -103,9 +103,10 @@ impl Replication {
         self.rate_limited
     }
 
-    /// Forgets a peer (it left or was evicted).
-    pub fn forget(&mut self, peer: &PeerId) {
-        self.peers.remove(peer);
+    /// Keeps only the peers for which `keep` holds (the room's current
+    /// members), so the map is bounded by the member table.
+    pub fn retain_peers(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {
+        self.peers.retain(|p, _| keep(p));
     }
 
     /// A summary `theirs` came from `peer`: what to push to it now.
@@ -192,13 +193,6 @@ impl Replication {
             .filter_map(|s| s.asked_at)
             .map(|at| at.saturating_add(self.config.retry_ms))
             .min()
-    }
-
-    /// A new event of ours was pushed to `peer`: its known vector moves on
-    /// only when it says so, so nothing to do — but a peer we never heard
-    /// a summary from is remembered.
-    pub fn note_peer(&mut self, peer: PeerId) {
-        self.peers.entry(peer).or_default();
     }
 }
 
