@@ -1,0 +1,1291 @@
+//! The node's durable store: one SQLite database in the data directory.
+//!
+//! # What is stored
+//!
+//! Everything the node needs to come back as the same peer after a restart:
+//!
+//! - its identity, the 32 secret bytes of its Ed25519 key (table `meta`,
+//!   key `identity`), generated on first use and never replaced;
+//! - the [`Record`]s the protocol engine emits: the rooms it has joined
+//!   (each with its Chat ID, which holds the room key), the events
+//!   delivered in each room (as the JSON of [`Event`]), and each room's
+//!   members with their names and last addresses.
+//!
+//! [`Store::load`] gives the records back in an order
+//! [`p2pchat_core::Node::restore`] accepts, and the node is rebuilt from
+//! them.
+//!
+//! # Files and permissions
+//!
+//! The database is the file `p2pchat.sqlite3` in the data directory. Both
+//! hold secrets (the identity key, room keys, every message), so on Unix
+//! the directory is created with mode `0700`, or tightened to it if it is
+//! looser, and the database file is created with mode `0600` *before*
+//! SQLite opens it (an existing file, and a write-ahead log left by a
+//! crash, are tightened to `0600` too). The write-ahead log SQLite creates
+//! takes the database file's mode.
+//!
+//! # Stored before shown
+//!
+//! The engine's outputs are drained in order: records first, then
+//! datagrams, then events for the user. The driver hands each batch of
+//! records to [`Store::apply`], which returns only once the batch is
+//! durable: the database runs in WAL mode with `synchronous=FULL`, so a
+//! commit is on disk when it returns and survives a crash or a power loss.
+//! Nothing is therefore shown as sent, and no event leaves the node, before
+//! it is stored.
+//!
+//! # One transaction per batch
+//!
+//! A batch is written in a single transaction: all of it is stored or none
+//! of it is, so a crash never leaves half a batch (an event without its
+//! room, a room left but its messages still there).
+//!
+//! # One node per data directory
+//!
+//! The connection takes SQLite's exclusive locking mode and a write lock
+//! while opening, and holds it until the store is dropped. A second node
+//! started on the same data directory does not wait and does not share the
+//! files: its [`Store::open`] fails at once with [`StoreError::Locked`].
+//!
+//! # Schema version
+//!
+//! The schema's version is kept in `PRAGMA user_version` (currently
+//! [`SCHEMA_VERSION`]). A database written by a newer p2pchat, with a
+//! higher version, is refused with [`StoreError::NewerSchema`] and left
+//! untouched: it is never rewritten or silently emptied.
+//!
+//! # Schema
+//!
+//! - `meta(key TEXT PRIMARY KEY, value BLOB)`: the identity.
+//! - `rooms(joined INTEGER PRIMARY KEY, room BLOB UNIQUE, chat_id TEXT,
+//!   created INTEGER)`: `joined` (the rowid) keeps the order rooms were
+//!   joined in.
+//! - `events(room BLOB, author BLOB, seq INTEGER, lamport INTEGER, event
+//!   TEXT, PRIMARY KEY (room, author, seq))`, indexed by `(room, lamport,
+//!   author, seq)` so a room's history is read in canonical order without
+//!   sorting. `seq` and `lamport` are `u64`s stored with their top bit
+//!   flipped, which maps them onto SQLite's signed integers in the same
+//!   order.
+//! - `members(id INTEGER PRIMARY KEY, room BLOB, peer BLOB, name TEXT,
+//!   addr TEXT, UNIQUE (room, peer))`.
+//!
+//! Nothing read from disk can panic the node: a row that cannot be decoded
+//! is skipped with a warning and counted (see [`Loaded::skipped`]).
+
+use std::fs;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use p2pchat_core::history::Event;
+use p2pchat_core::identity::PEER_ID_LEN;
+use p2pchat_core::room::ROOM_ID_LEN;
+use p2pchat_core::{ChatId, Identity, PeerId, Record, RoomId};
+use rand_core::{CryptoRng, RngCore};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+/// Name of the database file in the data directory.
+pub const DB_FILE: &str = "p2pchat.sqlite3";
+
+/// Version of the schema this build reads and writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Key of the identity's secret bytes in the `meta` table.
+const IDENTITY_KEY: &str = "identity";
+
+/// The schema, created in one transaction when the database is new.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    joined  INTEGER PRIMARY KEY,
+    room    BLOB NOT NULL UNIQUE,
+    chat_id TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    room    BLOB NOT NULL,
+    author  BLOB NOT NULL,
+    seq     INTEGER NOT NULL,
+    lamport INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    PRIMARY KEY (room, author, seq)
+);
+CREATE INDEX IF NOT EXISTS events_canonical ON events (room, lamport, author, seq);
+CREATE TABLE IF NOT EXISTS members (
+    id   INTEGER PRIMARY KEY,
+    room BLOB NOT NULL,
+    peer BLOB NOT NULL,
+    name TEXT,
+    addr TEXT NOT NULL,
+    UNIQUE (room, peer)
+);
+";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file or directory of the store could not be created, read or
+    /// protected.
+    #[error("cannot use {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// SQLite failed.
+    #[error("the store's database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Another process holds the database.
+    #[error(
+        "the data directory {} is in use by another running p2pchat node",
+        path.display()
+    )]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The stored data is damaged in a way that cannot be skipped (for
+    /// example the identity has the wrong length). Nothing is regenerated
+    /// or overwritten.
+    #[error("the store is damaged: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer p2pchat; it is left untouched.
+    #[error(
+        "the store was written by a newer p2pchat (schema version {found}, \
+         this version supports up to {supported}); upgrade p2pchat to use it"
+    )]
+    NewerSchema {
+        /// The database's schema version.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A record could not be encoded for storage.
+    #[error("cannot encode a record for the store: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// What [`Store::load`] read back.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// The records, in an order [`p2pchat_core::Node::restore`] accepts:
+    /// rooms in the order they were joined, then each room's events in
+    /// canonical order, then each room's members.
+    pub records: Vec<Record>,
+    /// Rows that could not be decoded and were left out (each logged with a
+    /// warning), including the events and members of a room that was left
+    /// out.
+    pub skipped: usize,
+    /// Rooms among the records.
+    pub rooms: usize,
+    /// Events among the records.
+    pub events: usize,
+}
+
+/// The node's durable store: an open, exclusively locked SQLite database.
+///
+/// The lock is held until the store is dropped.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    ///
+    /// Creates the directory (mode `0700`) and the database file (mode
+    /// `0600`) if they are missing, tightens their modes if they are looser,
+    /// takes the exclusive lock and creates or checks the schema. Fails
+    /// with [`StoreError::Locked`] if another node holds the directory and
+    /// with [`StoreError::NewerSchema`] if a newer p2pchat wrote it.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        prepare_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        prepare_file(dir, &path)?;
+        let conn = connect(&path).map_err(|e| classify(e, dir, &path))?;
+        Ok(Store { conn, path })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The node's identity: loaded, or generated with `rng` and saved on
+    /// first use.
+    ///
+    /// A stored identity that is not 32 bytes is reported as
+    /// [`StoreError::Corrupt`], never replaced: a new one would make the
+    /// user a different peer.
+    pub fn identity(
+        &mut self,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Identity, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored = {
+            let mut stmt = tx.prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
+            let mut rows = stmt.query([IDENTITY_KEY])?;
+            match rows.next()? {
+                Some(row) => Some(identity_from(row.get_ref(0)?)?),
+                None => None,
+            }
+        };
+        let identity = match stored {
+            Some(identity) => identity,
+            None => {
+                let identity = Identity::generate(rng);
+                let secret = identity.secret_bytes();
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![IDENTITY_KEY, &secret[..]],
+                )?;
+                identity
+            }
+        };
+        tx.commit()?;
+        Ok(identity)
+    }
+
+    /// Everything to rebuild the node, in an order
+    /// [`p2pchat_core::Node::restore`] accepts: rooms in the order they were
+    /// joined, then each room's events in canonical order (Lamport time,
+    /// then author bytes, then sequence number), then each room's members.
+    ///
+    /// A row that cannot be decoded is skipped with a warning and counted
+    /// in [`Loaded::skipped`]; so are the events and members of a skipped
+    /// room.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let mut loaded = Loaded::default();
+
+        // Rooms, in join order. `keys` holds the raw `room` column of the
+        // rooms kept, to look their events and members up by.
+        let mut keys: Vec<(Value, RoomId)> = Vec::new();
+        let mut lost: Vec<Value> = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT room, chat_id, created FROM rooms ORDER BY joined")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let key = Value::from(row.get_ref(0)?);
+                match decode_room(row) {
+                    Ok((room, record)) => {
+                        keys.push((key, room));
+                        loaded.records.push(record);
+                        loaded.rooms += 1;
+                    }
+                    Err(why) => {
+                        skip(&mut loaded, "rooms", &why);
+                        lost.push(key);
+                    }
+                }
+            }
+        }
+
+        // Each room's events, in canonical order straight from the index.
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT author, seq, lamport, event FROM events WHERE room = ?1 \
+                 ORDER BY lamport, author, seq",
+            )?;
+            for (key, room) in &keys {
+                let mut rows = stmt.query([key])?;
+                while let Some(row) = rows.next()? {
+                    match decode_event(row) {
+                        Ok(event) => {
+                            loaded.records.push(Record::Event { room: *room, event });
+                            loaded.events += 1;
+                        }
+                        Err(why) => skip(&mut loaded, "events", &why),
+                    }
+                }
+            }
+        }
+
+        // Each room's members, in the order they were first stored.
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT peer, name, addr FROM members WHERE room = ?1 ORDER BY id")?;
+            for (key, room) in &keys {
+                let mut rows = stmt.query([key])?;
+                while let Some(row) = rows.next()? {
+                    match decode_member(*room, row) {
+                        Ok(record) => loaded.records.push(record),
+                        Err(why) => skip(&mut loaded, "members", &why),
+                    }
+                }
+            }
+        }
+
+        // What belonged to rooms that could not be read is not loaded
+        // either; count it so the loss is visible.
+        if !lost.is_empty() {
+            let mut events = self
+                .conn
+                .prepare("SELECT count(*) FROM events WHERE room = ?1")?;
+            let mut members = self
+                .conn
+                .prepare("SELECT count(*) FROM members WHERE room = ?1")?;
+            for key in &lost {
+                let n: i64 = events.query_row([key], |r| r.get(0))?;
+                let m: i64 = members.query_row([key], |r| r.get(0))?;
+                let n = usize::try_from(n.saturating_add(m)).unwrap_or(0);
+                if n > 0 {
+                    tracing::warn!(
+                        rows = n,
+                        "skipping the events and members of an unreadable room"
+                    );
+                    loaded.skipped += n;
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Persists a batch in one transaction (all or nothing) and returns
+    /// once it is durable. Called before anything the batch describes is
+    /// shown or sent.
+    ///
+    /// - `Room`: stored; a room already stored keeps its place in the join
+    ///   order and takes the new Chat ID and `created` flag.
+    /// - `Event`: stored unless an event with the same room, author and
+    ///   sequence number is stored already.
+    /// - `Member`: stored or updated; a `None` name keeps the stored name.
+    /// - `Left`: the room, its events and its members are deleted.
+    pub fn apply(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for record in records {
+            apply_one(&tx, record)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Writes one record inside the batch's transaction.
+fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
+    match record {
+        Record::Room {
+            room,
+            chat_id,
+            created,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO rooms (room, chat_id, created) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (room) DO UPDATE SET \
+                 chat_id = excluded.chat_id, created = excluded.created",
+            )?
+            .execute(params![&room.as_bytes()[..], chat_id, created])?;
+        }
+        Record::Event { room, event } => {
+            let json = serde_json::to_string(event)?;
+            tx.prepare_cached(
+                "INSERT INTO events (room, author, seq, lamport, event) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (room, author, seq) DO NOTHING",
+            )?
+            .execute(params![
+                &room.as_bytes()[..],
+                &event.id.author.as_bytes()[..],
+                ordered(event.id.seq),
+                ordered(event.lamport),
+                json,
+            ])?;
+        }
+        Record::Member {
+            room,
+            peer,
+            name,
+            addr,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO members (room, peer, name, addr) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (room, peer) DO UPDATE SET \
+                 name = coalesce(excluded.name, members.name), addr = excluded.addr",
+            )?
+            .execute(params![
+                &room.as_bytes()[..],
+                &peer.as_bytes()[..],
+                name,
+                addr.to_string(),
+            ])?;
+        }
+        Record::Left { room } => {
+            let key = &room.as_bytes()[..];
+            tx.prepare_cached("DELETE FROM events WHERE room = ?1")?
+                .execute([key])?;
+            tx.prepare_cached("DELETE FROM members WHERE room = ?1")?
+                .execute([key])?;
+            tx.prepare_cached("DELETE FROM rooms WHERE room = ?1")?
+                .execute([key])?;
+        }
+    }
+    Ok(())
+}
+
+/// Maps a `u64` onto an `i64` in the same order (flips the top bit), so
+/// SQLite sorts stored Lamport times and sequence numbers as numbers.
+fn ordered(v: u64) -> i64 {
+    i64::from_ne_bytes((v ^ (1 << 63)).to_ne_bytes())
+}
+
+/// Logs and counts a row left out of [`Store::load`].
+fn skip(loaded: &mut Loaded, table: &str, why: &str) {
+    tracing::warn!(
+        table,
+        reason = why,
+        "skipping an unreadable row of the store"
+    );
+    loaded.skipped += 1;
+}
+
+/// The identity from the `meta` row's value.
+fn identity_from(value: ValueRef<'_>) -> Result<Identity, StoreError> {
+    let ValueRef::Blob(bytes) = value else {
+        return Err(StoreError::Corrupt(format!(
+            "the stored identity is a {}, not 32 bytes",
+            value.data_type()
+        )));
+    };
+    let secret = <&[u8; 32]>::try_from(bytes).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "the stored identity is {} bytes, not 32",
+            bytes.len()
+        ))
+    })?;
+    Ok(Identity::from_secret_bytes(secret))
+}
+
+/// A `rooms` row (`room, chat_id, created`).
+fn decode_room(row: &rusqlite::Row<'_>) -> Result<(RoomId, Record), String> {
+    let room = blob::<ROOM_ID_LEN>(row, 0, "room id").map(RoomId::from_bytes)?;
+    let chat_id = text(row, 1, "Chat ID")?;
+    let created = match row.get_ref(2).map_err(|e| e.to_string())? {
+        ValueRef::Integer(n) => n != 0,
+        other => return Err(format!("room {room}: `created` is a {}", other.data_type())),
+    };
+    // Node::restore refuses every room if one Chat ID is bad: check here
+    // so one damaged row does not keep the node from starting.
+    let parsed: ChatId = chat_id
+        .parse()
+        .map_err(|e| format!("room {room}: invalid Chat ID: {e}"))?;
+    if *parsed.room_id() != room {
+        return Err(format!("room {room}: the Chat ID is another room's"));
+    }
+    let record = Record::Room {
+        room,
+        chat_id: chat_id.to_owned(),
+        created,
+    };
+    Ok((room, record))
+}
+
+/// An `events` row (`author, seq, lamport, event`).
+fn decode_event(row: &rusqlite::Row<'_>) -> Result<Event, String> {
+    let author = blob::<PEER_ID_LEN>(row, 0, "author")?;
+    let seq = integer(row, 1, "seq")?;
+    let lamport = integer(row, 2, "lamport")?;
+    let json = text(row, 3, "event")?;
+    let event: Event =
+        serde_json::from_str(json).map_err(|e| format!("event is not readable: {e}"))?;
+    if *event.id.author.as_bytes() != author
+        || ordered(event.id.seq) != seq
+        || ordered(event.lamport) != lamport
+    {
+        return Err(format!("event {} does not match its row's key", event.id));
+    }
+    Ok(event)
+}
+
+/// A `members` row (`peer, name, addr`) of `room`.
+fn decode_member(room: RoomId, row: &rusqlite::Row<'_>) -> Result<Record, String> {
+    let peer = blob::<PEER_ID_LEN>(row, 0, "peer id").map(PeerId::from_bytes)?;
+    let name = match row.get_ref(1).map_err(|e| e.to_string())? {
+        ValueRef::Null => None,
+        ValueRef::Text(t) => Some(
+            std::str::from_utf8(t)
+                .map_err(|_| "member name is not UTF-8".to_owned())?
+                .to_owned(),
+        ),
+        other => return Err(format!("member name is a {}", other.data_type())),
+    };
+    let addr: SocketAddr = text(row, 2, "address")?
+        .parse()
+        .map_err(|e| format!("member address: {e}"))?;
+    Ok(Record::Member {
+        room,
+        peer,
+        name,
+        addr,
+    })
+}
+
+/// Column `i` as exactly `N` bytes.
+fn blob<const N: usize>(row: &rusqlite::Row<'_>, i: usize, what: &str) -> Result<[u8; N], String> {
+    match row.get_ref(i).map_err(|e| e.to_string())? {
+        ValueRef::Blob(b) => {
+            <[u8; N]>::try_from(b).map_err(|_| format!("{what} is {} bytes, not {N}", b.len()))
+        }
+        other => Err(format!("{what} is a {}, not bytes", other.data_type())),
+    }
+}
+
+/// Column `i` as UTF-8 text.
+fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize, what: &str) -> Result<&'r str, String> {
+    match row.get_ref(i).map_err(|e| e.to_string())? {
+        ValueRef::Text(t) => std::str::from_utf8(t).map_err(|_| format!("{what} is not UTF-8")),
+        other => Err(format!("{what} is a {}, not text", other.data_type())),
+    }
+}
+
+/// Column `i` as an integer.
+fn integer(row: &rusqlite::Row<'_>, i: usize, what: &str) -> Result<i64, String> {
+    match row.get_ref(i).map_err(|e| e.to_string())? {
+        ValueRef::Integer(n) => Ok(n),
+        other => Err(format!("{what} is a {}, not an integer", other.data_type())),
+    }
+}
+
+/// An I/O error about `path`.
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A SQLite error while opening, in the user's terms.
+fn classify(e: StoreError, dir: &Path, path: &Path) -> StoreError {
+    let StoreError::Sqlite(inner) = e else {
+        return e;
+    };
+    match inner.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+            path: dir.to_owned(),
+        },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt(format!("{}: {inner}", path.display()))
+        }
+        _ => StoreError::Sqlite(inner),
+    }
+}
+
+/// Opens the existing database file, locks it and creates or checks the
+/// schema.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    // No CREATE flag: the file was created with the right mode already.
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // A second node must fail at once, not wait.
+    conn.busy_timeout(Duration::ZERO)?;
+    // Before the first read: the lock taken is then never released, and
+    // WAL keeps its index in memory (no -shm file).
+    let mode: String =
+        conn.pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("exclusive") {
+        return Err(StoreError::Corrupt(format!(
+            "SQLite refused the exclusive locking mode (got {mode})"
+        )));
+    }
+    // Refuse a newer schema before changing anything in the file.
+    check_version(schema_version(&conn)?)?;
+    let journal: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        tracing::warn!(journal, "SQLite did not switch the store to WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+
+    // The schema, in a write transaction: this also takes the write lock,
+    // held from now on.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version = schema_version(&tx)?;
+    check_version(version)?;
+    if version == 0 {
+        tx.execute_batch(SCHEMA)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()?;
+    Ok(conn)
+}
+
+/// The database's `user_version`.
+fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Refuses a schema this build cannot read.
+fn check_version(found: i64) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 0 {
+        return Err(StoreError::Corrupt(format!(
+            "the schema version is {found}"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the data directory (mode `0700` on Unix) or tightens its mode.
+#[cfg(unix)]
+fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    let meta = fs::metadata(dir).map_err(io_err(dir))?;
+    if !meta.is_dir() {
+        return Err(io_err(dir)(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+/// Creates the data directory.
+#[cfg(not(unix))]
+fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))
+}
+
+/// Creates the database file with mode `0600` before SQLite sees it, or
+/// tightens the modes of the existing file and of a leftover WAL.
+#[cfg(unix)]
+fn prepare_file(dir: &Path, path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => {
+            drop(file);
+            // Make the new directory entry durable.
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(dir))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => tighten(path)?,
+        Err(e) => return Err(io_err(path)(e)),
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if wal.exists() {
+        tighten(&wal)?;
+    }
+    Ok(())
+}
+
+/// Sets `path` to mode `0600` if group or others have any access.
+#[cfg(unix)]
+fn tighten(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let meta = fs::metadata(path).map_err(io_err(path))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+/// Creates the database file if it is missing.
+#[cfg(not(unix))]
+fn prepare_file(_dir: &Path, path: &Path) -> Result<(), StoreError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+        .map_err(io_err(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use p2pchat_core::clock::EventId;
+    use p2pchat_core::history::Body;
+    use p2pchat_core::{Config, Node};
+    use rand_core::OsRng;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn peer(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    fn event(author: PeerId, seq: u64, lamport: u64) -> Event {
+        Event {
+            id: EventId::new(author, seq),
+            lamport,
+            deps: Vec::new(),
+            time: NOW,
+            name: "someone".to_owned(),
+            body: Body::Text {
+                text: format!("message {seq}"),
+            },
+            token: format!("token-{seq}-{lamport}"),
+        }
+    }
+
+    /// A valid Room record for a fresh room.
+    fn room_record() -> (RoomId, Record) {
+        let mut seed = [0; 32];
+        OsRng.fill_bytes(&mut seed);
+        let mut node = Node::new(Identity::generate(&mut OsRng), "n", Config::default(), seed);
+        let chat = node.create_room(NOW, "room").unwrap();
+        let room = *chat.room_id();
+        let record = node.poll_record().unwrap();
+        assert!(matches!(record, Record::Room { .. }));
+        (room, record)
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn ids(records: &[Record]) -> Vec<(u64, [u8; 32], u64)> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event { event, .. } => {
+                    Some((event.lamport, *event.id.author.as_bytes(), event.id.seq))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identity_is_created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = {
+            let mut store = Store::open(dir.path()).unwrap();
+            let a = store.identity(&mut OsRng).unwrap();
+            let b = store.identity(&mut OsRng).unwrap();
+            assert_eq!(a.peer_id(), b.peer_id());
+            a.peer_id()
+        };
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.identity(&mut OsRng).unwrap().peer_id(), first);
+        assert_eq!(store.path(), dir.path().join(DB_FILE));
+    }
+
+    #[test]
+    fn identity_of_the_wrong_length_is_corrupt_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('identity', ?1)",
+                [&[1u8; 31][..]],
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(matches!(
+            store.identity(&mut OsRng),
+            Err(StoreError::Corrupt(_))
+        ));
+        let len: i64 = store
+            .conn
+            .query_row(
+                "SELECT length(value) FROM meta WHERE key = 'identity'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(len, 31);
+    }
+
+    #[test]
+    fn load_gives_rooms_then_canonical_events_then_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room_a, rec_a) = room_record();
+        let (room_b, rec_b) = room_record();
+        let (alice, bob) = (peer(1), peer(2));
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.apply(std::slice::from_ref(&rec_b)).unwrap();
+            store.apply(std::slice::from_ref(&rec_a)).unwrap();
+            // Out of canonical order, and with Lamport times beyond i64.
+            let mut batch = Vec::new();
+            for (author, seq, lamport) in [
+                (bob, 2, 5),
+                (alice, 1, 1),
+                (bob, 3, u64::MAX),
+                (alice, 2, 5),
+                (bob, 1, 1),
+                (alice, 3, (1 << 63) + 1),
+                (alice, 4, 1 << 63),
+            ] {
+                batch.push(Record::Event {
+                    room: room_a,
+                    event: event(author, seq, lamport),
+                });
+            }
+            batch.push(Record::Event {
+                room: room_b,
+                event: event(alice, 1, 1),
+            });
+            batch.push(Record::Member {
+                room: room_a,
+                peer: bob,
+                name: Some("bob".into()),
+                addr: addr(2),
+            });
+            batch.push(Record::Member {
+                room: room_a,
+                peer: alice,
+                name: None,
+                addr: addr(1),
+            });
+            store.apply(&batch).unwrap();
+            // Re-applying the room keeps its place in the join order.
+            store.apply(std::slice::from_ref(&rec_b)).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.skipped, 0);
+        assert_eq!(loaded.rooms, 2);
+        assert_eq!(loaded.events, 8);
+        assert_eq!(loaded.records.len(), 2 + 8 + 2);
+        assert_eq!(loaded.records[0], rec_b);
+        assert_eq!(loaded.records[1], rec_a);
+        // Room b's event first (b was joined first), then room a's.
+        assert!(matches!(&loaded.records[2], Record::Event { room, .. } if *room == room_b));
+        let a_events: Vec<_> = ids(&loaded.records[3..10]);
+        assert_eq!(
+            a_events,
+            vec![
+                (1, [1; 32], 1),
+                (1, [2; 32], 1),
+                (5, [1; 32], 2),
+                (5, [2; 32], 2),
+                (1 << 63, [1; 32], 4),
+                ((1 << 63) + 1, [1; 32], 3),
+                (u64::MAX, [2; 32], 3),
+            ]
+        );
+        assert_eq!(
+            loaded.records[10],
+            Record::Member {
+                room: room_a,
+                peer: bob,
+                name: Some("bob".into()),
+                addr: addr(2)
+            }
+        );
+        assert!(matches!(&loaded.records[11], Record::Member { peer, .. } if *peer == alice));
+    }
+
+    #[test]
+    fn events_are_read_from_the_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT author, seq, lamport, event FROM events \
+                 WHERE room = ?1 ORDER BY lamport, author, seq",
+            )
+            .unwrap()
+            .query_map([&[0u8; 16][..]], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(plan.iter().all(|p| !p.contains("TEMP B-TREE")), "{plan:?}");
+        assert!(
+            plan.iter().any(|p| p.contains("events_canonical")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn restore_accepts_the_loaded_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::generate(&mut OsRng);
+        let mut node = Node::new(identity.clone(), "alice", Config::default(), [1; 32]);
+        let chat = node.create_room(NOW, "general").unwrap();
+        let room = *chat.room_id();
+        for i in 0..5 {
+            node.send_text(NOW + i, &room, &format!("hello {i}"))
+                .unwrap();
+        }
+        let other = Identity::generate(&mut OsRng).peer_id();
+        let mut records: Vec<Record> = std::iter::from_fn(|| node.poll_record()).collect();
+        records.push(Record::Member {
+            room,
+            peer: other,
+            name: Some("bob".into()),
+            addr: addr(9000),
+        });
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            // Two batches, the second one containing duplicates.
+            store.apply(&records[..3]).unwrap();
+            store.apply(&records).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!((loaded.rooms, loaded.events, loaded.skipped), (1, 5, 0));
+        let restored = Node::restore(
+            identity,
+            "alice",
+            Config::default(),
+            [2; 32],
+            NOW + 10,
+            loaded.records,
+        )
+        .unwrap();
+        let before: Vec<EventId> = node.history(&room).unwrap().iter().map(|e| e.id).collect();
+        let after: Vec<EventId> = restored
+            .history(&room)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(before.len(), 5);
+        assert_eq!(before, after);
+        let member = restored.members(&room).unwrap().get(&other).unwrap();
+        assert_eq!(member.name.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn left_removes_the_room_its_events_and_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room_a, rec_a) = room_record();
+        let (room_b, rec_b) = room_record();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .apply(&[
+                rec_a.clone(),
+                rec_b.clone(),
+                Record::Event {
+                    room: room_a,
+                    event: event(peer(1), 1, 1),
+                },
+                Record::Event {
+                    room: room_b,
+                    event: event(peer(1), 1, 1),
+                },
+                Record::Member {
+                    room: room_a,
+                    peer: peer(1),
+                    name: None,
+                    addr: addr(1),
+                },
+            ])
+            .unwrap();
+        store.apply(&[Record::Left { room: room_a }]).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!((loaded.rooms, loaded.events, loaded.skipped), (1, 1, 0));
+        assert_eq!(loaded.records.len(), 2);
+        assert_eq!(loaded.records[0], rec_b);
+        for table in ["rooms", "events", "members"] {
+            let n: i64 = store
+                .conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {table} WHERE room = ?1"),
+                    [&room_a.as_bytes()[..]],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
+        // Rejoining puts the room after the others.
+        store.apply(std::slice::from_ref(&rec_a)).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!((loaded.rooms, loaded.events), (2, 1));
+        assert_eq!(loaded.records[..2], [rec_b, rec_a]);
+    }
+
+    #[test]
+    fn duplicates_are_ignored_and_member_names_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        let mut store = Store::open(dir.path()).unwrap();
+        let first = event(peer(1), 1, 1);
+        let mut second = first.clone();
+        second.token = "another token".into();
+        store
+            .apply(&[
+                rec.clone(),
+                Record::Event {
+                    room,
+                    event: first.clone(),
+                },
+                Record::Event {
+                    room,
+                    event: second,
+                },
+                Record::Member {
+                    room,
+                    peer: peer(2),
+                    name: Some("bob".into()),
+                    addr: addr(1),
+                },
+            ])
+            .unwrap();
+        store
+            .apply(&[
+                Record::Event {
+                    room,
+                    event: first.clone(),
+                },
+                Record::Member {
+                    room,
+                    peer: peer(2),
+                    name: None,
+                    addr: addr(2),
+                },
+            ])
+            .unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(
+            loaded.records,
+            vec![
+                rec.clone(),
+                Record::Event { room, event: first },
+                Record::Member {
+                    room,
+                    peer: peer(2),
+                    name: Some("bob".into()),
+                    addr: addr(2),
+                },
+            ]
+        );
+        store
+            .apply(&[Record::Member {
+                room,
+                peer: peer(2),
+                name: Some("robert".into()),
+                addr: addr(2),
+            }])
+            .unwrap();
+        let loaded = store.load().unwrap();
+        assert!(matches!(
+            loaded.records.last(),
+            Some(Record::Member { name: Some(n), .. }) if n == "robert"
+        ));
+    }
+
+    #[test]
+    fn a_failing_batch_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.apply(std::slice::from_ref(&rec)).unwrap();
+        // Make the events table refuse writes, so the batch fails midway.
+        store
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let (room2, rec2) = room_record();
+        let result = store.apply(&[
+            rec2,
+            Record::Member {
+                room,
+                peer: peer(1),
+                name: None,
+                addr: addr(1),
+            },
+            Record::Event {
+                room: room2,
+                event: event(peer(1), 1, 1),
+            },
+        ]);
+        assert!(matches!(result, Err(StoreError::Sqlite(_))));
+        store.conn.execute_batch("DROP TRIGGER refuse;").unwrap();
+        assert_eq!(store.load().unwrap().records, vec![rec]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("data").join("p2pchat");
+        let mut store = Store::open(&dir).unwrap();
+        store.identity(&mut OsRng).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+        let wal = dir.join(format!("{DB_FILE}-wal"));
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+        assert!(!dir.join(format!("{DB_FILE}-shm")).exists());
+        drop(store);
+
+        // Loose modes are tightened on the next open.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(dir.join(DB_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+    }
+
+    #[test]
+    fn a_second_open_is_locked_while_the_first_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Store::open(dir.path()).unwrap();
+        let id = first.identity(&mut OsRng).unwrap().peer_id();
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked { path }) => assert_eq!(path, dir.path()),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        // The first store still works after the failed attempt.
+        let (_, rec) = room_record();
+        first.apply(&[rec]).unwrap();
+        drop(first);
+        let mut second = Store::open(dir.path()).unwrap();
+        assert_eq!(second.identity(&mut OsRng).unwrap().peer_id(), id);
+        assert_eq!(second.load().unwrap().rooms, 1);
+    }
+
+    #[test]
+    fn unreadable_rows_are_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store
+                .apply(&[
+                    rec.clone(),
+                    Record::Event {
+                        room,
+                        event: event(peer(1), 1, 1),
+                    },
+                    Record::Event {
+                        room,
+                        event: event(peer(1), 2, 2),
+                    },
+                    Record::Member {
+                        room,
+                        peer: peer(2),
+                        name: None,
+                        addr: addr(1),
+                    },
+                ])
+                .unwrap();
+        }
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(&format!(
+                "UPDATE events SET event = 'garbage {{' WHERE seq = {};
+                 UPDATE members SET addr = 'nowhere';
+                 INSERT INTO rooms (room, chat_id, created) VALUES (x'0102', 'x', 0);
+                 INSERT INTO events (room, author, seq, lamport, event)
+                     VALUES (x'0102', x'01', 1, 1, '{{}}');",
+                ordered(2)
+            ))
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        // garbage event + bad member + bad room + the bad room's event.
+        assert_eq!(loaded.skipped, 4);
+        assert_eq!((loaded.rooms, loaded.events), (1, 1));
+        assert_eq!(loaded.records.len(), 2);
+        assert_eq!(loaded.records[0], rec);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+                .unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(StoreError::NewerSchema { found, supported }) => {
+                assert_eq!((found, supported), (99, SCHEMA_VERSION));
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 99);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 1);
+    }
+
+    /// Not run by default: `cargo test -p p2pchat-node --release store_load_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn store_load_speed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.apply(&[rec]).unwrap();
+        let n = 1_000_000u64;
+        let start = std::time::Instant::now();
+        for chunk in (1..=n).collect::<Vec<_>>().chunks(10_000) {
+            let batch: Vec<Record> = chunk
+                .iter()
+                .map(|&i| Record::Event {
+                    room,
+                    event: event(peer((i % 7) as u8), i, n - i),
+                })
+                .collect();
+            store.apply(&batch).unwrap();
+        }
+        eprintln!("apply {n}: {:?}", start.elapsed());
+        let start = std::time::Instant::now();
+        let loaded = store.load().unwrap();
+        eprintln!("load {}: {:?}", loaded.events, start.elapsed());
+        assert_eq!(loaded.events as u64, n);
+    }
+}
