@@ -1,16 +1,24 @@
 //! Command-line arguments of `p2pchat-node`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 /// Longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 32;
+/// Where the browser relay listens unless told otherwise.
+pub const DEFAULT_RELAY: &str = "127.0.0.1:9000";
 
 /// A serverless, end-to-end encrypted group chat peer.
 #[derive(Debug, Parser)]
-#[command(name = "p2pchat-node", version, about)]
+#[command(
+    name = "p2pchat-node",
+    version,
+    about,
+    after_help = "Type /help in the running node for its commands."
+)]
 pub struct Args {
     /// IP address to bind the UDP socket to.
     #[arg(long, default_value = "127.0.0.1")]
@@ -27,10 +35,47 @@ pub struct Args {
     /// Signaling server address (repeat for several).
     #[arg(long = "signal", value_name = "ADDR", default_value = "127.0.0.1:5555")]
     pub signal: Vec<SocketAddr>,
+
+    /// Directory of the durable store (identity, chats, history).
+    /// Default: a per-user data directory keyed by username, e.g.
+    /// ~/.local/share/p2pchat/<username>.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Loopback address of the WebSocket relay for browser peers
+    /// (default 127.0.0.1:9000; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_relay")]
+    pub relay: Option<SocketAddr>,
+
+    /// Run without the browser relay.
+    #[arg(long)]
+    pub no_relay: bool,
+
+    /// Extra web origin allowed to use the relay (repeatable; pages on
+    /// localhost are always allowed), e.g. http://myhost:8080.
+    #[arg(long = "relay-origin", value_name = "ORIGIN")]
+    pub relay_origins: Vec<String>,
+
+    /// Print one JSON object per line for every event, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the relay should listen, and whether that was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayChoice {
+    /// No relay.
+    Off,
+    /// The default address: if it is taken (say, by a second node on this
+    /// machine), the node runs without a relay and says so.
+    Default(SocketAddr),
+    /// An address given with `--relay`: failing to bind it is an error.
+    Explicit(SocketAddr),
 }
 
 impl Args {
-    /// Checks what clap cannot: the username is a usable display name.
+    /// Checks what clap cannot: the username is a usable display name, the
+    /// relay address is on loopback.
     pub fn validate(&self) -> Result<()> {
         let name = &self.username;
         if name.trim().is_empty() {
@@ -42,6 +87,89 @@ impl Args {
         if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
             bail!("--username cannot contain spaces or control characters");
         }
+        if let Some(relay) = self.relay {
+            if !relay.ip().is_loopback() {
+                bail!(
+                    "--relay {relay}: the relay listens on loopback only (127.0.0.1 or [::1]); \
+                     browsers reach it through `trunk serve` on the same machine"
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The relay to run.
+    pub fn relay_choice(&self) -> RelayChoice {
+        match (self.no_relay, self.relay) {
+            (true, _) => RelayChoice::Off,
+            (false, Some(addr)) => RelayChoice::Explicit(addr),
+            (false, None) => match DEFAULT_RELAY.parse() {
+                Ok(addr) => RelayChoice::Default(addr),
+                Err(_) => RelayChoice::Off,
+            },
+        }
+    }
+
+    /// The data directory: `--data-dir`, or the per-user default.
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        let base = dirs::data_local_dir()
+            .context("no per-user data directory on this system (HOME unset?); pass --data-dir")?;
+        Ok(base.join("p2pchat").join(&self.username))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args> {
+        let mut all = vec!["p2pchat-node"];
+        all.extend_from_slice(args);
+        let args = Args::try_parse_from(all)?;
+        args.validate()?;
+        Ok(args)
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let a = parse(&["--username", "alice"]).unwrap();
+        assert_eq!(a.port, 5000);
+        assert_eq!(a.host.to_string(), "127.0.0.1");
+        assert_eq!(a.signal, vec!["127.0.0.1:5555".parse().unwrap()]);
+        assert_eq!(
+            a.relay_choice(),
+            RelayChoice::Default(DEFAULT_RELAY.parse().unwrap())
+        );
+        assert!(!a.json);
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_reasons() {
+        let err = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert!(err(&[]).contains("--username"));
+        assert!(err(&["--username", "a b"]).contains("spaces"));
+        assert!(err(&["--username", ""]).contains("empty"));
+        assert!(err(&["--username", &"x".repeat(33)]).contains("at most 32"));
+        assert!(err(&["--username", "a", "--port", "70000"]).contains("70000"));
+        assert!(err(&["--username", "a", "--relay", "0.0.0.0:9000"]).contains("loopback"));
+        assert!(
+            err(&["--username", "a", "--relay", "127.0.0.1:1", "--no-relay"])
+                .contains("cannot be used with")
+        );
+        assert!(err(&["--username", "a", "--signal", "nowhere"]).contains("nowhere"));
+    }
+
+    #[test]
+    fn relay_choices() {
+        let a = parse(&["--username", "a", "--no-relay"]).unwrap();
+        assert_eq!(a.relay_choice(), RelayChoice::Off);
+        let a = parse(&["--username", "a", "--relay", "127.0.0.1:0"]).unwrap();
+        assert_eq!(
+            a.relay_choice(),
+            RelayChoice::Explicit("127.0.0.1:0".parse().unwrap())
+        );
     }
 }

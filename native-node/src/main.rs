@@ -1,22 +1,39 @@
 //! `p2pchat-node`: the peer a person runs.
 //!
-//! It drives the protocol engine of `p2pchat-core` over one UDP socket and
-//! talks to the user through a line-based REPL. Protocol decisions live in
+//! It drives the protocol engine of `p2pchat-core` over one UDP socket,
+//! keeps everything in a SQLite store, talks to the user through a
+//! line-based REPL (or JSON lines with `--json`), and relays datagrams for
+//! browser peers over a loopback WebSocket. Protocol decisions live in
 //! core; this binary only moves bytes, time and commands in and out.
 
+mod chats;
 mod cli;
+mod command;
+mod node;
+mod relay;
 mod repl;
 mod shutdown;
+mod store;
 mod udp;
+mod ui;
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use p2pchat_core::Identity;
-use rand_core::OsRng;
+use p2pchat_core::{Config, Node};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::watch;
 
-use crate::cli::Args;
+use crate::cli::{Args, RelayChoice};
+use crate::node::{advertised, now_ms, Driver};
+use crate::relay::{Relay, RelayConfig};
+use crate::store::Store;
+use crate::ui::{Note, Output};
+
+/// How long the relay gets to close its connections at shutdown.
+const RELAY_STOP: Duration = Duration::from_secs(2);
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -35,38 +52,125 @@ fn main() -> Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let outcome = runtime.block_on(run(args));
-    // Don't wait on anything still parked in the runtime at exit.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    // Don't wait on anything still parked in the runtime at exit (the
+    // blocking stdin reader).
+    runtime.shutdown_timeout(Duration::from_millis(500));
     outcome
 }
 
 async fn run(args: Args) -> Result<()> {
     let mut shutdown = shutdown::Shutdown::install()?;
+
+    let data_dir = args.data_dir()?;
+    let mut store = Store::open(&data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    tracing::info!(path = %store.path().display(), "store opened");
+    let identity = store
+        .identity(&mut OsRng)
+        .context("loading this node's identity")?;
+    let loaded = store.load().context("loading stored chats")?;
+    if loaded.skipped > 0 {
+        tracing::warn!(
+            skipped = loaded.skipped,
+            "some stored rows could not be read and were skipped"
+        );
+    }
+
     let socket = udp::bind(args.host, args.port).await?;
     let local = socket
         .local_addr()
         .context("reading the UDP socket's local address")?;
-    // The identity is per process until the durable store exists.
-    let identity = Identity::generate(&mut OsRng);
 
-    println!("p2pchat node {}", env!("CARGO_PKG_VERSION"));
-    println!(
-        "  user    {} (peer {})",
-        args.username,
-        identity.peer_id().short()
+    let config = Config {
+        signaling: args.signal.clone(),
+        local_addrs: advertised(local),
+        ..Config::default()
+    };
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let engine = Node::restore(
+        identity,
+        &args.username,
+        config,
+        seed,
+        now_ms(),
+        loaded.records,
+    )
+    .context("restoring stored chats")?;
+
+    let (stop_relay, relay_stopped) = watch::channel(false);
+    let relay = start_relay(&args, local, relay_stopped).await?;
+    let relay_addr = relay.as_ref().map(|(addr, _)| *addr);
+
+    let interactive =
+        !args.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let reader = repl::start(interactive)?;
+    let mut driver = Driver::new(
+        engine,
+        store,
+        socket,
+        Output::new(args.json, reader.printer),
     );
-    println!("  udp     {local}");
-    for server in &args.signal {
-        println!("  signal  {server}");
-    }
-    println!("Type /help for commands.");
+    driver.show(&Note::Ready {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        peer: driver.peer_id().to_string(),
+        name: args.username.clone(),
+        udp: local,
+        relay: relay_addr,
+        signal: args.signal.clone(),
+        data_dir: data_dir.display().to_string(),
+        chats: loaded.rooms,
+        messages: loaded.events,
+    });
     tracing::info!(%local, username = %args.username, "node started");
 
-    let outcome = tokio::select! {
-        r = repl::run() => r,
-        r = shutdown.requested() => r,
-    };
+    let outcome = driver.run(reader.lines, &mut shutdown).await;
+
+    let _ = stop_relay.send(true);
+    if let Some((_, task)) = relay {
+        match tokio::time::timeout(RELAY_STOP, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("relay: {e:#}"),
+            Ok(Err(e)) => tracing::warn!("relay task: {e}"),
+            Err(_) => tracing::warn!("relay did not stop in time"),
+        }
+    }
     tracing::info!("node stopped");
-    println!("bye");
+    driver.show(&Note::Bye);
     outcome
+}
+
+type RelayTask = tokio::task::JoinHandle<Result<()>>;
+
+/// Starts the browser relay as asked: an explicit address must bind; the
+/// default one may be taken (a second node on this machine), and then the
+/// node runs without a relay and says so.
+async fn start_relay(
+    args: &Args,
+    local: std::net::SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<(std::net::SocketAddr, RelayTask)>> {
+    let (listen, explicit) = match args.relay_choice() {
+        RelayChoice::Off => return Ok(None),
+        RelayChoice::Default(addr) => (addr, false),
+        RelayChoice::Explicit(addr) => (addr, true),
+    };
+    let mut config = RelayConfig::new(listen, local.ip());
+    config.extra_origins = args.relay_origins.clone();
+    let relay = match Relay::bind(config).await {
+        Ok(r) => r,
+        Err(e) if !explicit => {
+            tracing::warn!(
+                "browser relay disabled: {e:#} (pass --relay ADDR to choose another address)"
+            );
+            eprintln!(
+                "note: browser relay disabled: {e:#}; pass --relay 127.0.0.1:0 or --no-relay"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e.context(format!("starting the browser relay on {listen}"))),
+    };
+    let addr = relay.local_addr();
+    let task = tokio::spawn(relay.run(stop));
+    Ok(Some((addr, task)))
 }

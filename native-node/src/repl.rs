@@ -1,78 +1,96 @@
-//! The command loop: reads lines from stdin and answers them.
+//! Reading the user's lines: with line editing and history (rustyline) when
+//! stdin is a terminal, plain line reading when it is not (so scripts and
+//! tests can drive the node through a pipe).
+//!
+//! Reading blocks, so it runs on a thread of its own and hands lines over
+//! a bounded channel; the engine task never waits on the keyboard.
 
-use anyhow::{Context, Result};
 use std::io::BufRead;
 
+use anyhow::{Context, Result};
+use rustyline::error::ReadlineError;
 use tokio::sync::mpsc;
 
-const HELP: &str = "\
-Commands:
-  /help   show this help
-  /quit   leave p2pchat";
-
-/// What one input line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    Help,
-    Quit,
-    Empty,
-    Unknown(String),
+/// What the keyboard (or the pipe) produced.
+#[derive(Debug)]
+pub enum Input {
+    /// One line, without its line ending.
+    Line(String),
+    /// End of input (Ctrl-D, or the pipe closed) or Ctrl-C in the editor.
+    End,
 }
 
-impl Command {
-    pub fn parse(line: &str) -> Command {
-        let line = line.trim();
-        let word = line.split_whitespace().next().unwrap_or("");
-        match word {
-            "" => Command::Empty,
-            "/help" => Command::Help,
-            "/quit" => Command::Quit,
-            other => Command::Unknown(other.to_owned()),
-        }
+/// A running reader.
+pub struct Reader {
+    /// Lines, in order.
+    pub lines: mpsc::Receiver<Input>,
+    /// The editor's printer, when the editor owns the terminal.
+    pub printer: Option<Box<dyn rustyline::ExternalPrinter + Send>>,
+}
+
+/// Lines queued between the reader thread and the engine.
+const QUEUE: usize = 64;
+
+/// Starts reading: with the line editor when `interactive`.
+pub fn start(interactive: bool) -> Result<Reader> {
+    let (tx, lines) = mpsc::channel(QUEUE);
+    if interactive {
+        let mut editor = rustyline::DefaultEditor::new().context("starting the line editor")?;
+        let printer = editor
+            .create_external_printer()
+            .context("starting the line editor's printer")?;
+        std::thread::Builder::new()
+            .name("editor".into())
+            .spawn(move || edit(editor, tx))
+            .context("starting the line editor thread")?;
+        return Ok(Reader {
+            lines,
+            printer: Some(Box::new(printer)),
+        });
     }
-}
-
-/// Runs until `/quit` or end of input.
-///
-/// Lines are read on a plain thread and handed over a channel: a blocking
-/// read of stdin must not hold up the runtime's shutdown.
-pub async fn run() -> Result<()> {
-    let (tx, mut rx) = mpsc::channel::<std::io::Result<String>>(16);
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
             for line in std::io::stdin().lock().lines() {
-                if tx.blocking_send(line).is_err() {
-                    break;
+                let input = match line {
+                    Ok(l) => Input::Line(l),
+                    Err(e) => {
+                        tracing::warn!("reading stdin: {e}");
+                        Input::End
+                    }
+                };
+                let end = matches!(input, Input::End);
+                if tx.blocking_send(input).is_err() || end {
+                    return;
                 }
             }
+            let _ = tx.blocking_send(Input::End);
         })
         .context("starting the stdin reader")?;
-    while let Some(line) = rx.recv().await {
-        let line = line.context("reading stdin")?;
-        match Command::parse(&line) {
-            Command::Empty => {}
-            Command::Help => println!("{HELP}"),
-            Command::Quit => return Ok(()),
-            Command::Unknown(word) => {
-                println!("error: unknown command {word:?}; type /help for the list")
-            }
-        }
-    }
-    Ok(())
+    Ok(Reader {
+        lines,
+        printer: None,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Command;
-
-    #[test]
-    fn parses_commands_and_rejects_others() {
-        assert_eq!(Command::parse("/help"), Command::Help);
-        assert_eq!(Command::parse("  /quit  "), Command::Quit);
-        assert_eq!(Command::parse(""), Command::Empty);
-        assert_eq!(Command::parse("   "), Command::Empty);
-        assert_eq!(Command::parse("/nope x"), Command::Unknown("/nope".into()));
-        assert_eq!(Command::parse("/HELP"), Command::Unknown("/HELP".into()));
+fn edit(mut editor: rustyline::DefaultEditor, tx: mpsc::Sender<Input>) {
+    loop {
+        let input = match editor.readline("> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                Input::Line(line)
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => Input::End,
+            Err(e) => {
+                tracing::warn!("line editor: {e}");
+                Input::End
+            }
+        };
+        let end = matches!(input, Input::End);
+        if tx.blocking_send(input).is_err() || end {
+            return;
+        }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Every wait is bounded by a deadline; every child is killed on drop.
 
+pub mod chat;
 pub mod process;
 pub mod static_server;
 
+pub use chat::{ChatNode, Signaling};
 pub use process::{binary, Process};

@@ -1,0 +1,430 @@
+//! What the node tells the user, as text for people or JSON for scripts.
+//!
+//! Every output is a [`Note`]. In the default mode it is rendered as lines
+//! of text (messages as `[room] HH:MM:SS (LC n) alice: text`); with
+//! `--json` as one JSON object per line with an `"event"` field. When the
+//! line editor owns the terminal, notes go through its printer so they
+//! appear above the prompt instead of inside what the user is typing.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use chrono::{Local, TimeZone};
+use p2pchat_core::membership::Status;
+use serde::Serialize;
+
+/// One message, as shown in the timeline and in `/history`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    /// The chat's name.
+    pub chat: String,
+    /// The room id (hex).
+    pub room: String,
+    /// The author's peer id (hex).
+    pub author: String,
+    /// The author's display name.
+    pub name: String,
+    /// The name as shown: with a short id suffix when two authors share it.
+    pub shown_name: String,
+    /// The author's sequence number.
+    pub seq: u64,
+    /// Lamport time.
+    pub lamport: u64,
+    /// Author's wall-clock time, ms since the Unix epoch.
+    pub time: u64,
+    /// The text (or a placeholder for a kind this version cannot show).
+    pub text: String,
+    /// Placed before a message shown earlier.
+    pub late: bool,
+    /// Written by this node.
+    pub own: bool,
+}
+
+/// A member of a chat, for `/peers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    /// Peer id (hex).
+    pub peer: String,
+    /// Display name, if known.
+    pub name: Option<String>,
+    /// online, suspect or offline.
+    pub status: Status,
+    /// Last address heard from.
+    pub addr: Option<SocketAddr>,
+    /// Milliseconds since it was last heard from, if ever.
+    pub last_seen_ms_ago: Option<u64>,
+}
+
+/// A chat, for `/chats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatView {
+    /// Name.
+    pub chat: String,
+    /// Room id (hex).
+    pub room: String,
+    /// Chat ID to share.
+    pub chat_id: String,
+    /// Messages in history.
+    pub messages: usize,
+    /// Members known (not counting this node).
+    pub members: usize,
+    /// Members online.
+    pub online: usize,
+    /// Lines without a slash go here.
+    pub current: bool,
+}
+
+/// Everything the node reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Note {
+    /// The node is up.
+    Ready {
+        version: String,
+        peer: String,
+        name: String,
+        udp: SocketAddr,
+        relay: Option<SocketAddr>,
+        signal: Vec<SocketAddr>,
+        data_dir: String,
+        chats: usize,
+        messages: usize,
+    },
+    /// A chat was created here.
+    ChatCreated {
+        chat: String,
+        room: String,
+        chat_id: String,
+    },
+    /// A chat was joined.
+    ChatJoined {
+        chat: String,
+        room: String,
+        chat_id: String,
+    },
+    /// A stored chat was rejoined at start.
+    ChatRestored {
+        chat: String,
+        room: String,
+        chat_id: String,
+        messages: usize,
+    },
+    /// A chat was left.
+    ChatLeft { chat: String, room: String },
+    /// A message was delivered (own messages: after they are stored).
+    Message(MessageView),
+    /// A member appeared or changed status.
+    Member {
+        chat: String,
+        room: String,
+        peer: String,
+        name: Option<String>,
+        from: Option<Status>,
+        to: Status,
+    },
+    /// Everything a member had announced is here.
+    CaughtUp {
+        chat: String,
+        room: String,
+        messages: usize,
+    },
+    /// `/peers` for one chat.
+    Peers {
+        chat: String,
+        room: String,
+        members: Vec<PeerView>,
+    },
+    /// `/chats`.
+    Chats { chats: Vec<ChatView> },
+    /// `/history`.
+    History {
+        chat: String,
+        room: String,
+        total: usize,
+        messages: Vec<MessageView>,
+    },
+    /// `/invite`.
+    Invite {
+        chat: String,
+        room: String,
+        chat_id: String,
+    },
+    /// `/help`.
+    Help { text: String },
+    /// Something went wrong with what the user asked.
+    Error { message: String },
+    /// The node is stopping.
+    Bye,
+}
+
+/// Where notes go.
+pub struct Output {
+    json: bool,
+    printer: Option<Box<dyn rustyline::ExternalPrinter + Send>>,
+}
+
+impl Output {
+    /// Text or JSON on stdout; through `printer` when the editor is active.
+    pub fn new(json: bool, printer: Option<Box<dyn rustyline::ExternalPrinter + Send>>) -> Self {
+        Output { json, printer }
+    }
+
+    /// Shows a note.
+    pub fn show(&mut self, note: &Note) {
+        let text = if self.json {
+            match serde_json::to_string(note) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot encode a note as JSON: {e}");
+                    return;
+                }
+            }
+        } else {
+            render(note)
+        };
+        if let Some(printer) = &mut self.printer {
+            if printer.print(format!("{text}\n")).is_ok() {
+                return;
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (the reader went away) is not a reason to stop
+        // chatting or to lose data: the store has it already.
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+/// `HH:MM:SS` in local time.
+pub fn clock(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Local.timestamp_millis_opt(ms).single())
+        .map_or_else(
+            || "??:??:??".to_owned(),
+            |t| t.format("%H:%M:%S").to_string(),
+        )
+}
+
+fn render_message(m: &MessageView) -> String {
+    let mut lines = m.text.split('\n');
+    let first = lines.next().unwrap_or_default();
+    let mut out = format!(
+        "[{}] {} (LC {}) {}: {first}",
+        m.chat,
+        clock(m.time),
+        m.lamport,
+        m.shown_name
+    );
+    for line in lines {
+        out.push_str("\n    ");
+        out.push_str(line);
+    }
+    if m.late {
+        out.push_str("   (arrived late: placed before newer messages)");
+    }
+    out
+}
+
+fn who(name: &Option<String>, peer: &str) -> String {
+    let short: String = peer.chars().take(8).collect();
+    match name {
+        Some(n) => format!("{n} ({short})"),
+        None => format!("peer {short}"),
+    }
+}
+
+fn ago(ms: Option<u64>) -> String {
+    match ms {
+        None => "never heard from".to_owned(),
+        Some(ms) if ms < 2_000 => "seen just now".to_owned(),
+        Some(ms) if ms < 120_000 => format!("seen {} s ago", ms / 1000),
+        Some(ms) if ms < 7_200_000 => format!("seen {} min ago", ms / 60_000),
+        Some(ms) => format!("seen {} h ago", ms / 3_600_000),
+    }
+}
+
+/// A note as text for people.
+pub fn render(note: &Note) -> String {
+    match note {
+        Note::Ready {
+            version,
+            peer,
+            name,
+            udp,
+            relay,
+            signal,
+            data_dir,
+            chats,
+            messages,
+        } => {
+            let mut s = format!(
+                "p2pchat node {version}\n  user    {name} (peer {})\n  udp     {udp}\n",
+                peer.chars().take(8).collect::<String>()
+            );
+            match relay {
+                Some(r) => s.push_str(&format!("  relay   ws://{r} (for the web UI)\n")),
+                None => s.push_str("  relay   off\n"),
+            }
+            for server in signal {
+                s.push_str(&format!("  signal  {server}\n"));
+            }
+            s.push_str(&format!(
+                "  store   {data_dir} ({chats} chats, {messages} messages)\nType /help for commands."
+            ));
+            s
+        }
+        Note::ChatCreated { chat, chat_id, .. } => format!(
+            "created chat {chat}; share this Chat ID to invite people (whoever has it can read the chat):\n{chat_id}"
+        ),
+        Note::ChatJoined { chat, .. } => {
+            format!("joined chat {chat}; catching up with its members… (messages without a slash now go to {chat})")
+        }
+        Note::ChatRestored {
+            chat, messages, ..
+        } => format!("[{chat}] rejoined: {messages} messages stored (/history {chat} to see them)"),
+        Note::ChatLeft { chat, .. } => format!("left chat {chat}; its history is deleted here"),
+        Note::Message(m) => render_message(m),
+        Note::Member {
+            chat,
+            peer,
+            name,
+            from,
+            to,
+            ..
+        } => {
+            let who = who(name, peer);
+            let what = match (from, to) {
+                (None, Status::Online) => "joined (online)".to_owned(),
+                (None, s) => format!("is a member ({})", s.as_str()),
+                (Some(_), Status::Online) => "is online".to_owned(),
+                (Some(_), Status::Suspect) => "is not answering (suspect)".to_owned(),
+                (Some(_), Status::Offline) => "is offline".to_owned(),
+            };
+            format!("[{chat}] {who} {what}")
+        }
+        Note::CaughtUp { chat, messages, .. } => {
+            format!("[{chat}] caught up: {messages} messages in history")
+        }
+        Note::Peers { chat, members, .. } => {
+            if members.is_empty() {
+                return format!("[{chat}] no other members known yet");
+            }
+            let mut s = format!("[{chat}] {} members:", members.len());
+            for m in members {
+                s.push_str(&format!(
+                    "\n  {:<8} {}  {}{}",
+                    m.status.as_str(),
+                    who(&m.name, &m.peer),
+                    ago(m.last_seen_ms_ago),
+                    m.addr.map(|a| format!("  at {a}")).unwrap_or_default()
+                ));
+            }
+            s
+        }
+        Note::Chats { chats } => {
+            if chats.is_empty() {
+                return "no chats yet: /create_chat <name> or /join_chat <Chat ID>".to_owned();
+            }
+            let mut s = String::from("your chats:");
+            for c in chats {
+                s.push_str(&format!(
+                    "\n{} {}  {} messages, {}/{} members online\n    {}",
+                    if c.current { "*" } else { " " },
+                    c.chat,
+                    c.messages,
+                    c.online,
+                    c.members,
+                    c.chat_id
+                ));
+            }
+            s
+        }
+        Note::History {
+            chat,
+            total,
+            messages,
+            ..
+        } => {
+            let mut s = format!(
+                "[{chat}] last {} of {total} messages:",
+                messages.len()
+            );
+            for m in messages {
+                s.push('\n');
+                s.push_str(&render_message(m));
+            }
+            s
+        }
+        Note::Invite { chat, chat_id, .. } => format!("Chat ID of {chat}:\n{chat_id}"),
+        Note::Help { text } => text.clone(),
+        Note::Error { message } => format!("error: {message}"),
+        Note::Bye => "bye".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str, late: bool) -> MessageView {
+        MessageView {
+            chat: "general".into(),
+            room: "00".into(),
+            author: "ab".repeat(32),
+            name: "alice".into(),
+            shown_name: "alice".into(),
+            seq: 1,
+            lamport: 7,
+            time: 1_700_000_000_000,
+            text: text.into(),
+            late,
+            own: false,
+        }
+    }
+
+    #[test]
+    fn messages_render_in_the_seed_format() {
+        let line = render(&Note::Message(message("hi there", false)));
+        let t = clock(1_700_000_000_000);
+        assert_eq!(line, format!("[general] {t} (LC 7) alice: hi there"));
+        assert_eq!(t.len(), 8);
+        assert_eq!(t.matches(':').count(), 2);
+        let multi = render(&Note::Message(message("a\nb", true)));
+        assert!(multi.contains("alice: a\n    b"), "{multi}");
+        assert!(multi.contains("late"), "{multi}");
+    }
+
+    #[test]
+    fn notes_are_tagged_json() {
+        let v: serde_json::Value = serde_json::from_str(
+            &serde_json::to_string(&Note::Message(message("x", false))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["event"], "message");
+        assert_eq!(v["text"], "x");
+        assert_eq!(v["lamport"], 7);
+        let v = serde_json::to_value(Note::Error {
+            message: "nope".into(),
+        })
+        .unwrap();
+        assert_eq!(v["event"], "error");
+        let v = serde_json::to_value(Note::Member {
+            chat: "g".into(),
+            room: "r".into(),
+            peer: "p".into(),
+            name: None,
+            from: Some(Status::Online),
+            to: Status::Suspect,
+        })
+        .unwrap();
+        assert_eq!(v["to"], "suspect");
+        assert_eq!(v["from"], "online");
+    }
+
+    #[test]
+    fn absurd_times_do_not_panic() {
+        assert_eq!(clock(u64::MAX), "??:??:??");
+        assert_eq!(clock(i64::MAX as u64), "??:??:??");
+    }
+}
