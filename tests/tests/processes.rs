@@ -21,11 +21,18 @@ fn start_signaling() -> Result<(Process, String)> {
     Ok((sig, addr))
 }
 
-fn start_node(signal: &str, username: &str) -> Result<Process> {
+/// A node with its store in a fresh temporary directory (kept alive by the
+/// returned guard) and no browser relay.
+fn start_node(signal: &str, username: &str) -> Result<(Process, tempfile::TempDir)> {
     let bin = binary("p2pchat-node")?;
-    Process::start(
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().display().to_string();
+    let node = Process::start(
         &bin,
         &[
+            "--data-dir",
+            &data_dir,
+            "--no-relay",
             "--host",
             "127.0.0.1",
             "--port",
@@ -35,7 +42,8 @@ fn start_node(signal: &str, username: &str) -> Result<Process> {
             "--signal",
             signal,
         ],
-    )
+    )?;
+    Ok((node, dir))
 }
 
 #[test]
@@ -60,7 +68,7 @@ fn signaling_reports_its_port_and_stops_on_sigterm() -> Result<()> {
 #[test]
 fn node_prints_its_banner_answers_help_and_quits() -> Result<()> {
     let (_sig, signal) = start_signaling()?;
-    let mut node = start_node(&signal, "alice")?;
+    let (mut node, _dir) = start_node(&signal, "alice")?;
     let user = node.expect_stdout("user ", WAIT)?;
     assert!(user.contains("alice (peer "), "{user}");
     let udp = node.expect_stdout("udp ", WAIT)?;
@@ -91,13 +99,13 @@ fn node_prints_its_banner_answers_help_and_quits() -> Result<()> {
 fn node_stops_cleanly_on_sigterm_and_on_end_of_input() -> Result<()> {
     let (_sig, signal) = start_signaling()?;
 
-    let mut node = start_node(&signal, "bob")?;
+    let (mut node, _dir) = start_node(&signal, "bob")?;
     node.expect_stdout("Type /help", WAIT)?;
     node.terminate()?;
     node.expect_stdout("bye", WAIT)?;
     assert!(node.wait_exit(WAIT)?.success(), "{}", node.transcript());
 
-    let mut node = start_node(&signal, "carol")?;
+    let (mut node, _dir) = start_node(&signal, "carol")?;
     node.expect_stdout("Type /help", WAIT)?;
     node.close_stdin();
     node.expect_stdout("bye", WAIT)?;
@@ -108,7 +116,11 @@ fn node_stops_cleanly_on_sigterm_and_on_end_of_input() -> Result<()> {
 /// Runs the node with `args`, expects it to fail, returns its stderr.
 fn node_fails_with(args: &[&str]) -> Result<String> {
     let bin = binary("p2pchat-node")?;
-    let mut node = Process::start(&bin, args)?;
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().display().to_string();
+    let mut all = vec!["--data-dir", &data_dir, "--no-relay"];
+    all.extend_from_slice(args);
+    let mut node = Process::start(&bin, &all)?;
     let status = node.wait_exit(WAIT)?;
     assert!(
         !status.success(),
