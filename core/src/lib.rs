@@ -29,6 +29,7 @@
 //! - [`signaling`]: the messages spoken with a rendezvous server.
 //! - [`rendezvous`]: the rendezvous server's registry, sans-IO too (the
 //!   `p2pchat-signaling` binary drives it; so does the simulator).
+//! - [`rate`]: token buckets, for every rate limit in the system.
 //! - [`relay`]: the frames a browser peer and the native node's relay
 //!   exchange over a WebSocket (datagram plus remote address).
 //! - [`engine`]: the [`Node`] that ties them together, fed datagrams,
@@ -41,6 +42,7 @@ mod hex_serde;
 pub mod history;
 pub mod identity;
 pub mod membership;
+pub mod rate;
 pub mod relay;
 pub mod rendezvous;
 pub mod replication;

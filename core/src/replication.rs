@@ -31,6 +31,7 @@ use std::sync::Arc;
 use crate::clock::VersionVector;
 use crate::history::{Event, History};
 use crate::identity::PeerId;
+use crate::rate::TokenBucket;
 use crate::UnixMillis;
 
 /// Replication tuning.
@@ -60,9 +61,8 @@ impl Default for ReplicationConfig {
 /// Per-peer repair state.
 #[derive(Clone, Debug, Default)]
 struct PeerSync {
-    /// Budget left, in events (scaled by 1000 for sub-event refills).
-    budget_milli: u64,
-    budget_at: UnixMillis,
+    /// Events it may still be pushed now; full at first contact.
+    budget: Option<TokenBucket>,
     /// When a summary asking for a reply was last sent, and how many
     /// events we had delivered then.
     asked_at: Option<UnixMillis>,
@@ -119,12 +119,14 @@ impl Replication {
     ) -> Push {
         let config = self.config;
         let sync = self.peers.entry(peer).or_default();
-        refill(sync, now, &config);
-        let allowed = usize::try_from(sync.budget_milli / 1000)
+        let budget = sync
+            .budget
+            .get_or_insert_with(|| TokenBucket::full(config.burst, now));
+        let allowed = usize::try_from(budget.available(now, config.rate, config.burst))
             .unwrap_or(usize::MAX)
             .min(config.batch);
         let (events, more_than_taken) = missing_for(history, &theirs, allowed);
-        sync.budget_milli -= events.len() as u64 * 1000;
+        budget.spend(events.len() as u64);
         if more_than_taken && events.len() < config.batch {
             self.rate_limited += 1;
         }
@@ -194,20 +196,6 @@ impl Replication {
             .map(|at| at.saturating_add(self.config.retry_ms))
             .min()
     }
-}
-
-fn refill(sync: &mut PeerSync, now: UnixMillis, config: &ReplicationConfig) {
-    let cap = config.burst.saturating_mul(1000);
-    if sync.budget_at == 0 {
-        sync.budget_milli = cap;
-    } else {
-        let elapsed = now.saturating_sub(sync.budget_at);
-        sync.budget_milli = sync
-            .budget_milli
-            .saturating_add(elapsed.saturating_mul(config.rate))
-            .min(cap);
-    }
-    sync.budget_at = now.max(1);
 }
 
 /// The events in `history` that a peer with vector `theirs` lacks, in

@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
+use p2pchat_core::rate::TokenBucket;
 use p2pchat_core::relay::{Frame, MAX_FRAME};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -262,35 +263,29 @@ impl Callback for OriginCheck<'_> {
     }
 }
 
-/// A token bucket: `rate` tokens per second, at most `burst` saved up.
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+/// A connection's rate budget in one direction: core's token bucket, on
+/// the connection's own clock (milliseconds since it opened).
+struct Budget {
+    bucket: TokenBucket,
+    opened: Instant,
+    rate: u64,
+    burst: u64,
 }
 
-impl TokenBucket {
-    fn new(rate: u32, burst: u32) -> Self {
-        TokenBucket {
-            rate: f64::from(rate),
-            burst: f64::from(burst),
-            tokens: f64::from(burst),
-            last: Instant::now(),
+impl Budget {
+    fn new(rate: u32, burst: u32, opened: Instant) -> Self {
+        let (rate, burst) = (u64::from(rate), u64::from(burst));
+        Budget {
+            bucket: TokenBucket::full(burst, 0),
+            opened,
+            rate,
+            burst,
         }
     }
 
     fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + earned).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.bucket.try_take(now, self.rate, self.burst)
     }
 }
 
@@ -405,8 +400,9 @@ async fn pump(
     if !send_binary(ws, bound).await {
         return n;
     }
-    let mut inbound = TokenBucket::new(config.rate, config.burst);
-    let mut outbound = TokenBucket::new(config.rate, config.burst);
+    let opened = Instant::now();
+    let mut inbound = Budget::new(config.rate, config.burst, opened);
+    let mut outbound = Budget::new(config.rate, config.burst, opened);
     let mut buf = vec![0u8; 65536];
     loop {
         tokio::select! {

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use p2pchat_core::rate::TokenBucket;
+
 /// Rate-limit settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateConfig {
@@ -33,18 +35,11 @@ impl Default for RateConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    /// Tokens, in thousandths.
-    milli: u64,
-    at_ms: u64,
-}
-
 /// Per-source token buckets.
 #[derive(Debug)]
 pub struct RateLimiter {
     config: RateConfig,
-    buckets: HashMap<SocketAddr, Bucket>,
+    buckets: HashMap<SocketAddr, TokenBucket>,
     last_prune_ms: u64,
 }
 
@@ -65,30 +60,17 @@ impl RateLimiter {
 
     /// Whether `source` may send one more datagram at `now_ms`.
     pub fn allow(&mut self, now_ms: u64, source: SocketAddr) -> bool {
-        let cap = self.config.burst.saturating_mul(1000);
         if !self.buckets.contains_key(&source) && self.buckets.len() >= self.config.max_sources {
             self.prune(now_ms);
             if self.buckets.len() >= self.config.max_sources {
                 return false;
             }
         }
-        let rate = self.config.rate;
-        let bucket = self.buckets.entry(source).or_insert(Bucket {
-            milli: cap,
-            at_ms: now_ms,
-        });
-        let elapsed = now_ms.saturating_sub(bucket.at_ms);
-        bucket.milli = bucket
-            .milli
-            .saturating_add(elapsed.saturating_mul(rate))
-            .min(cap);
-        bucket.at_ms = now_ms;
-        if bucket.milli >= 1000 {
-            bucket.milli -= 1000;
-            true
-        } else {
-            false
-        }
+        let RateConfig { rate, burst, .. } = self.config;
+        self.buckets
+            .entry(source)
+            .or_insert_with(|| TokenBucket::full(burst, now_ms))
+            .try_take(now_ms, rate, burst)
     }
 
     /// Forgets buckets that have refilled completely (at most once a
@@ -98,14 +80,9 @@ impl RateLimiter {
             return;
         }
         self.last_prune_ms = now_ms;
-        let cap = self.config.burst.saturating_mul(1000);
-        let rate = self.config.rate;
-        self.buckets.retain(|_, b| {
-            let refilled = b
-                .milli
-                .saturating_add(now_ms.saturating_sub(b.at_ms).saturating_mul(rate));
-            refilled < cap
-        });
+        let RateConfig { rate, burst, .. } = self.config;
+        self.buckets
+            .retain(|_, b| !b.is_full_at(now_ms, rate, burst));
     }
 }
 
