@@ -11,6 +11,8 @@ use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
 use tokio::sync::mpsc;
 
+use crate::command::Command;
+
 /// What the keyboard (or the pipe) produced.
 #[derive(Debug)]
 pub enum Input {
@@ -88,7 +90,12 @@ fn edit(mut editor: rustyline::DefaultEditor, tx: mpsc::Sender<Input>) {
                 Input::End
             }
         };
-        let end = matches!(input, Input::End);
+        // After /quit, do not start another read: the process is about to
+        // exit, and it must not leave the terminal in the editor's raw mode.
+        let end = match &input {
+            Input::End => true,
+            Input::Line(l) => Command::parse(l) == Ok(Command::Quit),
+        };
         if tx.blocking_send(input).is_err() || end {
             return;
         }
