@@ -85,7 +85,16 @@ impl Client {
 
     /// Waits (bounded) for a message matching `pred`, skipping others.
     fn expect(&self, what: &str, pred: impl Fn(&Message) -> bool) -> Result<Message> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.expect_within(what, Duration::from_secs(10), pred)
+    }
+
+    fn expect_within(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Message) -> bool,
+    ) -> Result<Message> {
+        let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 65_536];
         while Instant::now() < deadline {
             let Ok((len, from)) = self.socket.recv_from(&mut buf) else {
@@ -100,16 +109,23 @@ impl Client {
                 }
             }
         }
-        bail!("no {what} from the server within 10 s")
+        bail!("no {what} from the server within {timeout:?}")
     }
 
-    /// Looks `tag` up and returns the peers listed.
+    /// Looks `tag` up and returns the peers listed. Like a real client it
+    /// asks again when no answer comes within a second: UDP may drop the
+    /// request (a flood can fill the server's receive buffer).
     fn peers(&mut self, tag: RendezvousTag) -> Result<Vec<(PeerId, SocketAddr)>> {
-        self.lookup(tag)?;
-        match self.expect("peers", |m| matches!(m, Message::Peers(_)))? {
-            Message::Peers(p) => Ok(p.entries.iter().map(|e| (e.peer, e.observed)).collect()),
-            _ => unreachable!("matched above"),
+        for _ in 0..10 {
+            self.lookup(tag)?;
+            let answer = self.expect_within("peers", Duration::from_secs(1), |m| {
+                matches!(m, Message::Peers(_))
+            });
+            if let Ok(Message::Peers(p)) = answer {
+                return Ok(p.entries.iter().map(|e| (e.peer, e.observed)).collect());
+            }
         }
+        bail!("no peers answer from the server to 10 lookups")
     }
 }
 
