@@ -182,6 +182,21 @@ fn a_restarted_node_keeps_its_history_and_catches_up() -> Result<()> {
     assert_eq!(v["seq"], 2);
     alice.expect_message("back")?;
 
+    // Shown as sent means stored: killed the instant it is shown, bob still
+    // has it when he comes back.
+    bob.send("/send_chat notes last words")?;
+    bob.event("own message", |v| {
+        v["event"] == "message" && v["text"] == "last words"
+    })?;
+    bob.kill()?;
+    let mut bob = ChatNode::start("bob", bob_dir.path(), &[signal.addr], &[])?;
+    assert_eq!(bob.ready["messages"], 6, "{}", bob.ready);
+    let h = bob.history("notes")?;
+    assert_eq!(
+        h.last().map(|m| m["text"].clone()),
+        Some("last words".into())
+    );
+
     // A second node cannot use the same data directory at the same time.
     let err = ChatNode::start("bob", bob_dir.path(), &[signal.addr], &[])
         .err()
