@@ -29,6 +29,9 @@ use crate::ui::{ChatView, MessageView, Note, Output, PeerView};
 /// Largest datagram read from the socket (the engine drops oversized ones
 /// and counts them).
 const RECV_BUFFER: usize = 65_536;
+/// Most datagrams taken in before the outputs are drained (and stored in
+/// one transaction).
+const BATCH: usize = 256;
 /// Names remembered per chat to tell same-named authors apart.
 const MAX_NAMES_PER_CHAT: usize = 4_096;
 
@@ -118,8 +121,19 @@ impl Driver {
                 },
                 r = socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
+                        let now = now_ms();
                         let bytes = buf.get(..n).unwrap_or_default();
-                        self.engine.handle_datagram(now_ms(), from, bytes);
+                        self.engine.handle_datagram(now, from, bytes);
+                        // Take what else has arrived before flushing, so a
+                        // burst (a catch-up) is stored in one transaction
+                        // instead of one per datagram.
+                        for _ in 1..BATCH {
+                            let Ok((n, from)) = socket.try_recv_from(&mut buf) else {
+                                break;
+                            };
+                            let bytes = buf.get(..n).unwrap_or_default();
+                            self.engine.handle_datagram(now, from, bytes);
+                        }
                     }
                     Err(e) => {
                         // Transient (an ICMP error surfacing, say); never
