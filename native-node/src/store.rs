@@ -1261,31 +1261,4 @@ mod tests {
             .unwrap();
         assert_eq!(tables, 1);
     }
-
-    /// Not run by default: `cargo test -p p2pchat-node --release store_load_speed -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn store_load_speed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (room, rec) = room_record();
-        let mut store = Store::open(dir.path()).unwrap();
-        store.apply(&[rec]).unwrap();
-        let n = 1_000_000u64;
-        let start = std::time::Instant::now();
-        for chunk in (1..=n).collect::<Vec<_>>().chunks(10_000) {
-            let batch: Vec<Record> = chunk
-                .iter()
-                .map(|&i| Record::Event {
-                    room,
-                    event: event(peer((i % 7) as u8), i, n - i),
-                })
-                .collect();
-            store.apply(&batch).unwrap();
-        }
-        eprintln!("apply {n}: {:?}", start.elapsed());
-        let start = std::time::Instant::now();
-        let loaded = store.load().unwrap();
-        eprintln!("load {}: {:?}", loaded.events, start.elapsed());
-        assert_eq!(loaded.events as u64, n);
-    }
 }

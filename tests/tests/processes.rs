@@ -88,6 +88,31 @@ fn node_prints_its_banner_answers_help_and_quits() -> Result<()> {
         "{err}"
     );
 
+    // The Chat ID is printed on a line of its own, ready to copy.
+    node.send_line("/create_chat general")?;
+    let id_line = node.expect_stdout("p2pchat:", WAIT)?;
+    assert!(id_line.starts_with("p2pchat:"), "{id_line:?}");
+    id_line.parse::<p2pchat_core::ChatId>()?;
+
+    // A line without a slash goes to the current chat and prints as
+    // `[room] HH:MM:SS (LC n) name: text`.
+    node.send_line("hello there")?;
+    let line = node.expect_stdout("hello there", WAIT)?;
+    let rest = line
+        .strip_prefix("[general] ")
+        .ok_or_else(|| anyhow::anyhow!("{line:?}"))?;
+    let (clock, rest) = rest.split_at(8);
+    assert!(
+        clock.len() == 8
+            && clock.chars().enumerate().all(|(i, c)| if i == 2 || i == 5 {
+                c == ':'
+            } else {
+                c.is_ascii_digit()
+            }),
+        "{line:?}"
+    );
+    assert_eq!(rest, " (LC 1) alice: hello there", "{line:?}");
+
     node.send_line("/quit")?;
     node.expect_stdout("bye", WAIT)?;
     let status = node.wait_exit(WAIT)?;
