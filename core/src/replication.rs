@@ -9,7 +9,9 @@
 //!    version vector — asking for the other's in return (`reply`).
 //! 2. Whoever receives a summary pushes the events the other lacks, in
 //!    canonical order (so they can be delivered as they arrive), at most
-//!    `batch` events per summary and within a per-peer **rate budget**
+//!    `batch` events and `batch_bytes` bytes of tokens per summary (so one
+//!    round fits the receiver's socket buffer: a datagram the kernel drops
+//!    costs a round), and within a per-peer **rate budget**
 //!    (a token bucket of `rate` events per second, `burst` at once). If it
 //!    was asked, it answers with its own summary, saying whether it had
 //!    more to send; the asker then pushes what *it* has that the other
@@ -39,6 +41,9 @@ use crate::UnixMillis;
 pub struct ReplicationConfig {
     /// Most events pushed in answer to one summary.
     pub batch: usize,
+    /// Most token bytes pushed in answer to one summary (at least one
+    /// event is always pushed).
+    pub batch_bytes: usize,
     /// Sustained events per second pushed to one peer for repair.
     pub rate: u64,
     /// Events that may be pushed to one peer at once.
@@ -51,6 +56,7 @@ impl Default for ReplicationConfig {
     fn default() -> Self {
         ReplicationConfig {
             batch: 256,
+            batch_bytes: 64 * 1024,
             rate: 20_000,
             burst: 1_024,
             retry_ms: 1_000,
@@ -125,9 +131,10 @@ impl Replication {
         let allowed = usize::try_from(budget.available(now, config.rate, config.burst))
             .unwrap_or(usize::MAX)
             .min(config.batch);
-        let (events, more_than_taken) = missing_for(history, &theirs, allowed);
+        let (events, more_than_taken) = missing_for(history, &theirs, allowed, config.batch_bytes);
         budget.spend(events.len() as u64);
-        if more_than_taken && events.len() < config.batch {
+        // Held back by the budget (not by the batch limits).
+        if more_than_taken && allowed < config.batch && events.len() == allowed {
             self.rate_limited += 1;
         }
         sync.theirs = Some(theirs);
@@ -199,11 +206,13 @@ impl Replication {
 }
 
 /// The events in `history` that a peer with vector `theirs` lacks, in
-/// canonical order, at most `limit`; and whether there were more.
+/// canonical order, at most `limit` of them and `max_bytes` of tokens (but
+/// at least one); and whether there were more.
 pub fn missing_for(
     history: &History,
     theirs: &VersionVector,
     limit: usize,
+    max_bytes: usize,
 ) -> (Vec<Arc<Event>>, bool) {
     let mine = history.version_vector();
     // k-way merge by order key of each author's missing run.
@@ -216,12 +225,15 @@ pub fn missing_for(
             runs.push(run);
         }
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Arc<Event>> = Vec::new();
+    let mut bytes = 0usize;
     while let Some(Reverse((_, run, idx))) = heap.pop() {
-        if out.len() >= limit {
+        let event = &runs[run][idx];
+        bytes = bytes.saturating_add(event.token.len());
+        if out.len() >= limit || (!out.is_empty() && bytes > max_bytes) {
             return (out, true);
         }
-        out.push(Arc::clone(&runs[run][idx]));
+        out.push(Arc::clone(event));
         if let Some(next) = runs[run].get(idx + 1) {
             heap.push(Reverse((next.key(), run, idx + 1)));
         }
