@@ -76,7 +76,7 @@ async fn run(args: Args) -> Result<()> {
         );
     }
 
-    let socket = udp::bind(args.host, args.port).await?;
+    let socket = udp::bind(args.host, args.port)?;
     let local = socket
         .local_addr()
         .context("reading the UDP socket's local address")?;

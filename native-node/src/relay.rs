@@ -367,15 +367,16 @@ async fn connection(
             }
         },
     };
-    let bound = async {
-        let udp = UdpSocket::bind((config.udp_host, 0)).await?;
+    // The same socket setup as the node's own (enlarged receive buffer: a
+    // browser catching up receives bursts too).
+    let bound = crate::udp::bind(config.udp_host, 0).and_then(|udp| {
         let addr = udp.local_addr()?;
-        std::io::Result::Ok((udp, addr))
-    };
-    let (udp, udp_addr) = match bound.await {
+        Ok((udp, addr))
+    });
+    let (udp, udp_addr) = match bound {
         Ok(bound) => bound,
         Err(e) => {
-            warn!(%peer, error = %e, "relay cannot bind a UDP socket on {}", config.udp_host);
+            warn!(%peer, error = %format!("{e:#}"), "relay cannot bind a UDP socket on {}", config.udp_host);
             close(&mut ws, CloseCode::Error, "cannot bind UDP").await;
             return;
         }
