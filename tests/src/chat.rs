@@ -2,6 +2,7 @@
 //! driven through the node's `--json` interface: one JSON object per line
 //! on stdout for every event, commands written to stdin.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -158,11 +159,21 @@ impl ChatNode {
         })
     }
 
-    /// Waits until `peer` is online in some chat.
-    pub fn expect_online(&mut self, peer: &str) -> Result<()> {
-        self.event(&format!("{peer} online"), |v| {
-            v["event"] == "member" && v["peer"] == peer && v["to"] == "online"
-        })?;
+    /// Waits until every one of `peers` has been seen online, in any order
+    /// (events are consumed as they are read, so waiting for them one by
+    /// one could skip past the second while waiting for the first).
+    pub fn expect_online(&mut self, peers: &[&str]) -> Result<()> {
+        let mut left: BTreeSet<String> = peers.iter().map(|p| (*p).to_owned()).collect();
+        while !left.is_empty() {
+            let v = self.event(&format!("{left:?} online"), |v| {
+                v["event"] == "member"
+                    && v["to"] == "online"
+                    && v["peer"].as_str().is_some_and(|p| left.contains(p))
+            })?;
+            if let Some(p) = v["peer"].as_str() {
+                left.remove(p);
+            }
+        }
         Ok(())
     }
 

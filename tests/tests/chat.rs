@@ -53,8 +53,7 @@ fn three_nodes_chat_and_show_the_same_order() -> Result<()> {
     assert!(chat_id.starts_with("p2pchat:"), "{chat_id}");
     bob.join_chat(&chat_id)?;
     carol.join_chat(&chat_id)?;
-    alice.expect_online(&bob.peer.clone())?;
-    alice.expect_online(&carol.peer.clone())?;
+    alice.expect_online(&[&bob.peer, &carol.peer])?;
 
     alice.say("general", "hello from alice")?;
     bob.expect_message("hello from alice")?;
@@ -112,8 +111,7 @@ fn the_chat_survives_its_creator_killed_and_a_newcomer_gets_everything() -> Resu
     let chat_id = alice.create_chat("team")?;
     bob.join_chat(&chat_id)?;
     carol.join_chat(&chat_id)?;
-    alice.expect_online(&bob.peer.clone())?;
-    alice.expect_online(&carol.peer.clone())?;
+    alice.expect_online(&[&bob.peer, &carol.peer])?;
     alice.say("team", "one")?;
     bob.say("team", "two")?;
     carol.say("team", "three")?;
@@ -150,7 +148,7 @@ fn a_restarted_node_keeps_its_history_and_catches_up() -> Result<()> {
 
     let chat_id = alice.create_chat("notes")?;
     bob.join_chat(&chat_id)?;
-    alice.expect_online(&bob_peer)?;
+    alice.expect_online(&[&bob_peer])?;
     alice.say("notes", "before 1")?;
     bob.say("notes", "before 2")?;
     bob.wait_history("notes", 2)?;
@@ -213,7 +211,7 @@ fn members_keep_chatting_when_the_signaling_server_dies() -> Result<()> {
     let (mut bob, _b) = node("bob", &signal)?;
     let chat_id = alice.create_chat("ops")?;
     bob.join_chat(&chat_id)?;
-    alice.expect_online(&bob.peer.clone())?;
+    alice.expect_online(&[&bob.peer])?;
     alice.say("ops", "server up")?;
     bob.expect_message("server up")?;
 
@@ -239,7 +237,7 @@ fn sixteen_kib_arrive_whole_and_more_is_refused() -> Result<()> {
     let (mut bob, _b) = node("bob", &signal)?;
     let chat_id = alice.create_chat("big")?;
     bob.join_chat(&chat_id)?;
-    alice.expect_online(&bob.peer.clone())?;
+    alice.expect_online(&[&bob.peer])?;
 
     let text: String = (0..16_384u32)
         .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap_or(0)))
@@ -317,7 +315,7 @@ fn chats_invite_peers_and_leave() -> Result<()> {
     let (mut bob, _b) = node("bob", &signal)?;
     let chat_id = alice.create_chat("room1")?;
     bob.join_chat(&chat_id)?;
-    alice.expect_online(&bob.peer.clone())?;
+    alice.expect_online(&[&bob.peer])?;
 
     alice.send("/chats")?;
     let v = alice.event("chats", |v| v["event"] == "chats")?;
