@@ -11,7 +11,10 @@ pub struct Props {
 #[function_component(ConnectionBanner)]
 pub fn connection_banner(props: &Props) -> Html {
     html! {
-        <div id="connection-status" class={classes!("banner", props.status.css_class())} role="status">
+        <div id="connection-status"
+             class={classes!("banner", props.status.css_class())}
+             data-status={props.status.code()}
+             role="status">
             { props.status.label() }
         </div>
     }

@@ -1,12 +1,12 @@
 use yew::prelude::*;
 
-/// The empty state shown before any chat exists.
+/// The empty state shown before any chat is open.
 #[function_component(Welcome)]
 pub fn welcome() -> Html {
     html! {
         <main class="welcome">
-            <p>{ "Messages here are encrypted end to end and travel directly between peers." }</p>
-            <p>{ "To chat from the browser, run a local p2pchat node; the page connects to its relay." }</p>
+            <p>{ "Create a chat, or join one with the Chat ID someone shared with you." }</p>
+            <p>{ "Messages are encrypted end to end and travel directly between peers; this page is a full peer and keeps its history in this browser." }</p>
         </main>
     }
 }

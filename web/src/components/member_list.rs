@@ -1,0 +1,33 @@
+use yew::prelude::*;
+
+use crate::state::RoomItem;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub room: RoomItem,
+}
+
+/// The room's other members with their status.
+#[function_component(MemberList)]
+pub fn member_list(props: &Props) -> Html {
+    let room = &props.room;
+    html! {
+        <aside class="members">
+            <h2>{ format!("Members — {} online", room.online()) }</h2>
+            <ul id="members">
+                { for room.members.iter().map(|(peer, m)| {
+                    let name = m.name.clone().unwrap_or_else(|| format!("peer {}", peer.short()));
+                    let shown = room.shown_name(peer, &name);
+                    html! {
+                        <li class={classes!("member", m.status.as_str())} key={peer.to_string()}
+                            data-status={m.status.as_str()} title={peer.to_string()}>
+                            <span class="dot"></span>
+                            <span class="name">{ shown }</span>
+                            <span class="member-status">{ m.status.as_str() }</span>
+                        </li>
+                    }
+                }) }
+            </ul>
+        </aside>
+    }
+}

@@ -1,0 +1,58 @@
+use p2pchat_core::PeerId;
+use yew::prelude::*;
+
+use super::composer::Composer;
+use super::timeline::Timeline;
+use crate::app::Commands;
+use crate::state::RoomItem;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub room: RoomItem,
+    pub me: PeerId,
+    pub commands: Commands,
+}
+
+/// The open room: its name and Chat ID, the timeline, the composer.
+#[function_component(RoomView)]
+pub fn room_view(props: &Props) -> Html {
+    let room = &props.room;
+    let copy = {
+        let chat_id = room.chat_id.clone();
+        let commands = props.commands.clone();
+        Callback::from(move |_| {
+            let Some(window) = web_sys::window() else {
+                return;
+            };
+            // The Clipboard API exists only in secure contexts (localhost
+            // counts); say so rather than fail silently.
+            let clipboard = window.navigator().clipboard();
+            if clipboard.is_undefined() {
+                commands.error(
+                    "the clipboard is not available here; select the Chat ID and copy it".into(),
+                );
+                return;
+            }
+            let _ = clipboard.write_text(&chat_id);
+        })
+    };
+    let leave = {
+        let commands = props.commands.clone();
+        let id = room.id;
+        Callback::from(move |_| commands.leave(id))
+    };
+    html! {
+        <main class="room">
+            <div class="room-header">
+                <h2 id="room-name">{ format!("# {}", room.name) }</h2>
+                <div class="chat-id-row">
+                    <code id="chat-id" class="chat-id" title="Whoever has this Chat ID can read and write in this chat">{ &room.chat_id }</code>
+                    <button id="copy-chat-id" onclick={copy}>{ "Copy Chat ID" }</button>
+                    <button id="leave-chat" class="secondary" onclick={leave}>{ "Leave" }</button>
+                </div>
+            </div>
+            <Timeline room={room.clone()} me={props.me} />
+            <Composer room={room.id} commands={props.commands.clone()} />
+        </main>
+    }
+}

@@ -1,0 +1,72 @@
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use crate::app::Commands;
+use crate::state::Model;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub model: UseReducerHandle<Model>,
+    pub commands: Commands,
+}
+
+/// The rooms, with unread counts, and the forms to create and join one.
+#[function_component(Sidebar)]
+pub fn sidebar(props: &Props) -> Html {
+    let create_input = use_node_ref();
+    let join_input = use_node_ref();
+    let on_create = {
+        let input = create_input.clone();
+        let commands = props.commands.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            if let Some(el) = input.cast::<HtmlInputElement>() {
+                commands.create(el.value());
+                el.set_value("");
+            }
+        })
+    };
+    let on_join = {
+        let input = join_input.clone();
+        let commands = props.commands.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            if let Some(el) = input.cast::<HtmlInputElement>() {
+                commands.join(el.value());
+                el.set_value("");
+            }
+        })
+    };
+    let model = &props.model;
+    html! {
+        <nav class="sidebar">
+            <h2>{ "Chats" }</h2>
+            <ul id="rooms">
+                { for model.rooms.iter().map(|room| {
+                    let id = room.id;
+                    let commands = props.commands.clone();
+                    let selected = model.selected == Some(id);
+                    html! {
+                        <li class={classes!("room", selected.then_some("selected"))}
+                            key={id.to_string()}
+                            data-name={room.name.clone()}
+                            onclick={Callback::from(move |_| commands.select(id))}>
+                            <span class="room-name">{ format!("# {}", room.name) }</span>
+                            if room.unread > 0 {
+                                <span class="unread">{ room.unread }</span>
+                            }
+                        </li>
+                    }
+                }) }
+            </ul>
+            <form class="create" onsubmit={on_create}>
+                <input id="new-chat-name" ref={create_input} placeholder="new chat name" maxlength="64" />
+                <button id="create-chat" type="submit">{ "Create" }</button>
+            </form>
+            <form class="join" onsubmit={on_join}>
+                <input id="join-chat-id" ref={join_input} placeholder="paste a Chat ID" />
+                <button id="join-chat" type="submit">{ "Join" }</button>
+            </form>
+        </nav>
+    }
+}

@@ -1,0 +1,77 @@
+use p2pchat_core::PeerId;
+use yew::prelude::*;
+
+use crate::state::{Delivery, RoomItem};
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub room: RoomItem,
+    pub me: PeerId,
+}
+
+/// `HH:MM:SS` in the browser's local time.
+fn clock(ms: u64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    if date.get_time().is_nan() {
+        return "??:??:??".into();
+    }
+    format!(
+        "{:02}:{:02}:{:02}",
+        date.get_hours(),
+        date.get_minutes(),
+        date.get_seconds()
+    )
+}
+
+/// The room's messages in its canonical order, the same on every member.
+#[function_component(Timeline)]
+pub fn timeline(props: &Props) -> Html {
+    let room = &props.room;
+    let end = use_node_ref();
+    {
+        // Keep the newest message in view.
+        let end = end.clone();
+        let len = room.messages.len();
+        use_effect_with(len, move |_| {
+            if let Some(el) = end.cast::<web_sys::Element>() {
+                el.scroll_into_view();
+            }
+        });
+    }
+    html! {
+        <ol id="timeline" class="timeline">
+            if room.messages.is_empty() {
+                <li class="empty">{ "No messages yet. Say hello!" }</li>
+            }
+            { for room.messages.iter().map(|m| {
+                let own = m.author == props.me;
+                let shown = room.shown_name(&m.author, &m.name);
+                html! {
+                    <li class={classes!("message", own.then_some("own"), m.late.then_some("late"))}
+                        key={format!("{}-{}", m.author, m.seq)}
+                        data-author={m.author.to_string()}
+                        data-seq={m.seq.to_string()}
+                        data-lamport={m.lamport.to_string()}
+                        data-status={m.delivery.code()}
+                        data-late={m.late.to_string()}>
+                        <div class="meta">
+                            <span class="author" title={m.author.to_string()}>{ shown }</span>
+                            <span class="time">{ clock(m.time) }</span>
+                            <span class="lamport" title="Lamport clock">{ format!("LC {}", m.lamport) }</span>
+                            if m.late {
+                                <span class="late-mark" title="Arrived late and was placed before newer messages">{ "↑ arrived late" }</span>
+                            }
+                            if own && m.delivery == Delivery::Pending {
+                                <span class="delivery pending" title="Saved here; goes out when a member is reachable">{ "pending" }</span>
+                            } else if own {
+                                <span class="delivery sent">{ "sent" }</span>
+                            }
+                        </div>
+                        <div class="text">{ &m.text }</div>
+                    </li>
+                }
+            }) }
+            <li class="end" ref={end}></li>
+        </ol>
+    }
+}

@@ -1,0 +1,617 @@
+//! The browser peer: the core engine, its storage and its relay connection,
+//! driven by the browser's event loop.
+//!
+//! Like the native node, this is a driver and makes no protocol decision.
+//! Inputs are relay frames (datagrams from peers, and the UDP address the
+//! relay bound for us), timer expiries at the engine's deadline, and the
+//! user's commands. After every input the engine is drained in the order
+//! that keeps promises: records to browser storage first, then datagrams to
+//! the relay, then [`Action`]s for the UI. So nothing is shown as sent, or
+//! sent, before it is stored; if storage refuses a batch, that batch is
+//! neither sent nor shown, and the user is told.
+//!
+//! The relay connection reconnects on its own with exponential backoff. Each
+//! connection gets a new UDP socket at the relay; the engine learns the new
+//! address from the `bound` frame and members learn it from our next
+//! heartbeat.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use js_sys::Uint8Array;
+use p2pchat_core::history::Body;
+use p2pchat_core::relay::Frame;
+use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, RoomId};
+use rand_core::{OsRng, RngCore};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use yew::Callback;
+
+use crate::state::{backoff_ms, Action, Delivery, MessageItem, RelayStatus};
+use crate::storage::{KeyValue, LocalStorage, MemoryStore, PeerStore, StorageError};
+
+/// Longest display name, in characters (as for the native node).
+const MAX_NAME_CHARS: usize = 32;
+
+/// The peer, shared between the UI's callbacks and the browser's events.
+pub type PeerHandle = Rc<RefCell<Peer>>;
+
+/// Where the peer reaches the world.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The relay's WebSocket URL.
+    pub relay_url: String,
+    /// Signaling servers (reached through the relay).
+    pub signaling: Vec<SocketAddr>,
+}
+
+struct Socket {
+    ws: WebSocket,
+    // Kept alive as long as the socket: the browser calls them.
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+/// The engine and everything around it.
+pub struct Peer {
+    me: Weak<RefCell<Peer>>,
+    dispatch: Callback<Action>,
+    endpoints: Endpoints,
+    store: PeerStore<Backend>,
+    engine: Option<Node>,
+    socket: Option<Socket>,
+    open: bool,
+    bound: Option<SocketAddr>,
+    attempts: u32,
+    reconnect: Option<Timeout>,
+    timer: Option<(u64, Timeout)>,
+    chat_ids: HashMap<RoomId, String>,
+}
+
+fn now_ms() -> u64 {
+    let ms = js_sys::Date::now();
+    if ms.is_finite() && ms > 0.0 {
+        ms as u64
+    } else {
+        0
+    }
+}
+
+fn seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    seed
+}
+
+impl Peer {
+    /// Reads storage, restores the engine if a profile exists, and starts
+    /// connecting to the relay.
+    pub fn start(dispatch: Callback<Action>, endpoints: Endpoints) -> PeerHandle {
+        let peer = Rc::new_cyclic(|me| {
+            RefCell::new(Peer {
+                me: me.clone(),
+                dispatch,
+                endpoints,
+                store: PeerStore::new(Backend::Memory(MemoryStore::default())),
+                engine: None,
+                socket: None,
+                open: false,
+                bound: None,
+                attempts: 0,
+                reconnect: None,
+                timer: None,
+                chat_ids: HashMap::new(),
+            })
+        });
+        {
+            let mut p = peer.borrow_mut();
+            p.load();
+            p.connect();
+        }
+        peer
+    }
+
+    fn error(&self, message: impl Into<String>) {
+        self.dispatch.emit(Action::Error(message.into()));
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            signaling: self.endpoints.signaling.clone(),
+            local_addrs: self.bound.into_iter().collect(),
+            ..Config::default()
+        }
+    }
+
+    fn load(&mut self) {
+        match LocalStorage::open() {
+            Ok(kv) => self.store = PeerStore::new(Backend::Local(kv)),
+            Err(e) => self.error(format!(
+                "{e}; this page will chat, but nothing will be kept after a reload"
+            )),
+        }
+        let profile = match self.store.profile() {
+            Ok(p) => p,
+            Err(e) => {
+                self.error(format!("cannot read your profile: {e}"));
+                None
+            }
+        };
+        if let Some((name, identity)) = profile {
+            let loaded = match self.store.load() {
+                Ok(l) => {
+                    if l.skipped > 0 {
+                        self.error(format!(
+                            "{} stored entries could not be read and were skipped",
+                            l.skipped
+                        ));
+                    }
+                    l.records
+                }
+                Err(e) => {
+                    self.error(format!("cannot read your chats: {e}"));
+                    Vec::new()
+                }
+            };
+            let peer = identity.peer_id();
+            match Node::restore(identity, &name, self.config(), seed(), now_ms(), loaded) {
+                Ok(engine) => {
+                    self.dispatch.emit(Action::Profile { name, peer });
+                    self.engine = Some(engine);
+                    self.show_restored();
+                }
+                Err(e) => self.error(format!("cannot restore your chats: {e}")),
+            }
+        }
+        self.dispatch.emit(Action::Ready);
+        self.pump();
+    }
+
+    /// Restored rooms come back with their history (the engine announces
+    /// the rooms; their stored messages are shown from its history).
+    fn show_restored(&mut self) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut actions = Vec::new();
+        while let Some(event) = engine.poll_event() {
+            if let AppEvent::RoomJoined {
+                room,
+                name,
+                chat_id,
+                ..
+            } = event
+            {
+                actions.push(Action::RoomJoined {
+                    room,
+                    name: name.as_str().to_owned(),
+                    chat_id,
+                });
+                for m in engine.members(&room).into_iter().flat_map(|m| m.iter()) {
+                    actions.push(Action::Member {
+                        room,
+                        peer: m.peer,
+                        name: m.name.clone(),
+                        status: m.status,
+                    });
+                }
+                let me = engine.peer_id();
+                for e in engine.history(&room).into_iter().flat_map(|h| h.iter()) {
+                    actions.push(Action::Message {
+                        room,
+                        item: item_of(e, false, e.id.author == me, Delivery::Sent),
+                    });
+                }
+            }
+        }
+        for a in actions {
+            self.dispatch.emit(a);
+        }
+    }
+
+    /// First visit: creates the identity and keeps it.
+    pub fn create_profile(&mut self, name: &str) {
+        let name = name.trim();
+        if name.is_empty() {
+            return self.error("pick a name first");
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return self.error(format!("a name is at most {MAX_NAME_CHARS} characters"));
+        }
+        if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return self.error("a name cannot contain spaces");
+        }
+        let identity = Identity::generate(&mut OsRng);
+        if let Err(e) = self.store.save_profile(name, &identity) {
+            return self.error(format!("cannot save your profile: {e}"));
+        }
+        let peer = identity.peer_id();
+        self.engine = Some(Node::new(identity, name, self.config(), seed()));
+        self.dispatch.emit(Action::Profile {
+            name: name.to_owned(),
+            peer,
+        });
+        self.pump();
+    }
+
+    /// `/create_chat`.
+    pub fn create_room(&mut self, name: &str) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        if let Err(e) = engine.create_room(now_ms(), name.trim()) {
+            self.error(e.to_string());
+        }
+        self.pump();
+    }
+
+    /// `/join_chat`.
+    pub fn join_room(&mut self, chat_id: &str) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        match chat_id.trim().parse::<ChatId>() {
+            Err(e) => self.error(format!("that is not a valid Chat ID: {e}")),
+            Ok(id) => {
+                if let Err(e) = engine.join_room(now_ms(), &id) {
+                    self.error(e.to_string());
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// Sends `text` to `room`.
+    pub fn send(&mut self, room: RoomId, text: &str) -> bool {
+        let Some(engine) = self.engine.as_mut() else {
+            return false;
+        };
+        let ok = match engine.send_text(now_ms(), &room, text) {
+            Ok(_) => true,
+            Err(e) => {
+                self.error(e.to_string());
+                false
+            }
+        };
+        self.pump();
+        ok
+    }
+
+    /// Leaves `room` (its history is deleted here).
+    pub fn leave(&mut self, room: RoomId) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        if let Err(e) = engine.leave_room(now_ms(), &room) {
+            self.error(e.to_string());
+        }
+        self.pump();
+    }
+
+    // ----- the relay ------------------------------------------------------
+
+    fn connect(&mut self) {
+        self.reconnect = None;
+        self.dispatch.emit(Action::Relay(RelayStatus::Connecting));
+        let ws = match WebSocket::new(&self.endpoints.relay_url) {
+            Ok(ws) => ws,
+            Err(e) => {
+                self.error(format!(
+                    "cannot open the relay connection to {}: {e:?}",
+                    self.endpoints.relay_url
+                ));
+                return self.schedule_reconnect();
+            }
+        };
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let me = self.me.clone();
+        let on_open = Closure::<dyn FnMut()>::new(move || {
+            if let Some(p) = me.upgrade() {
+                p.borrow_mut().on_open();
+            }
+        });
+        let me = self.me.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            let bytes = Uint8Array::new(&e.data()).to_vec();
+            if let Some(p) = me.upgrade() {
+                p.borrow_mut().on_frame(&bytes);
+            }
+        });
+        let me = self.me.clone();
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_e: CloseEvent| {
+            if let Some(p) = me.upgrade() {
+                p.borrow_mut().on_close();
+            }
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        self.socket = Some(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        });
+    }
+
+    fn on_open(&mut self) {
+        self.open = true;
+        self.attempts = 0;
+        self.dispatch.emit(Action::Relay(RelayStatus::Connected));
+    }
+
+    fn on_close(&mut self) {
+        self.open = false;
+        if let Some(s) = self.socket.take() {
+            s.ws.set_onopen(None);
+            s.ws.set_onmessage(None);
+            s.ws.set_onclose(None);
+        }
+        self.dispatch.emit(Action::Relay(RelayStatus::Lost));
+        self.schedule_reconnect();
+    }
+
+    fn schedule_reconnect(&mut self) {
+        self.attempts = self.attempts.saturating_add(1);
+        let me = self.me.clone();
+        self.reconnect = Some(Timeout::new(backoff_ms(self.attempts), move || {
+            if let Some(p) = me.upgrade() {
+                p.borrow_mut().connect();
+            }
+        }));
+    }
+
+    fn on_frame(&mut self, bytes: &[u8]) {
+        match Frame::decode(bytes) {
+            Ok(Frame::Bound { addr }) => {
+                self.bound = Some(addr);
+                if let Some(engine) = self.engine.as_mut() {
+                    engine.set_local_addrs(vec![addr]);
+                }
+                // Pending messages go out with the next repair round now
+                // that members can be reached.
+                let rooms: Vec<RoomId> = self
+                    .engine
+                    .iter()
+                    .flat_map(|e| e.rooms().map(|(id, _)| id))
+                    .collect();
+                for room in rooms {
+                    if self.has_live_members(&room) {
+                        self.dispatch.emit(Action::PendingSent { room });
+                    }
+                }
+            }
+            Ok(Frame::Datagram { addr, payload }) => {
+                if let Some(engine) = self.engine.as_mut() {
+                    engine.handle_datagram(now_ms(), addr, &payload);
+                }
+            }
+            Err(e) => tracing_error(&format!("relay frame dropped: {e}")),
+        }
+        self.pump();
+    }
+
+    fn has_live_members(&self, room: &RoomId) -> bool {
+        self.engine
+            .as_ref()
+            .and_then(|e| e.members(room))
+            .is_some_and(|m| m.live().next().is_some())
+    }
+
+    // ----- driving the engine ---------------------------------------------
+
+    fn on_timer(&mut self) {
+        self.timer = None;
+        if let Some(engine) = self.engine.as_mut() {
+            engine.handle_timeout(now_ms());
+        }
+        self.pump();
+    }
+
+    /// Records to storage, datagrams to the relay, actions to the UI; then
+    /// the timer for the engine's next deadline.
+    fn pump(&mut self) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut batch = Vec::new();
+        while let Some(r) = engine.poll_record() {
+            batch.push(r);
+        }
+        if !batch.is_empty() {
+            if let Err(e) = self.store.apply(&batch) {
+                while engine.poll_transmit().is_some() {}
+                while engine.poll_event().is_some() {}
+                self.error(format!(
+                    "could not save to browser storage ({e}); the last change was neither sent nor shown"
+                ));
+                self.schedule_timer();
+                return;
+            }
+        }
+        let mut transmits = Vec::new();
+        while let Some(t) = engine.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = engine.poll_event() {
+            events.push(e);
+        }
+        if self.open {
+            if let Some(socket) = &self.socket {
+                for t in transmits {
+                    let frame = Frame::Datagram {
+                        addr: t.to,
+                        payload: t.bytes,
+                    };
+                    match frame.encode() {
+                        Ok(bytes) => {
+                            if socket.ws.send_with_u8_array(&bytes).is_err() {
+                                tracing_error("relay send failed");
+                            }
+                        }
+                        Err(e) => tracing_error(&format!("cannot frame a datagram: {e}")),
+                    }
+                }
+            }
+        }
+        for event in events {
+            self.event(event);
+        }
+        self.refresh_chat_ids();
+        self.schedule_timer();
+    }
+
+    fn event(&mut self, event: AppEvent) {
+        match event {
+            AppEvent::RoomJoined {
+                room,
+                name,
+                chat_id,
+                ..
+            } => self.dispatch.emit(Action::RoomJoined {
+                room,
+                name: name.as_str().to_owned(),
+                chat_id,
+            }),
+            AppEvent::RoomLeft { room } => {
+                self.chat_ids.remove(&room);
+                self.dispatch.emit(Action::RoomLeft { room });
+            }
+            AppEvent::Message {
+                room,
+                event,
+                late,
+                own,
+            } => {
+                let delivery = if !own {
+                    Delivery::Received
+                } else if self.open && self.has_live_members(&room) {
+                    Delivery::Sent
+                } else {
+                    Delivery::Pending
+                };
+                self.dispatch.emit(Action::Message {
+                    room,
+                    item: item_of(&event, late, own, delivery),
+                });
+            }
+            AppEvent::Member { room, change } => {
+                let online = change.to == p2pchat_core::membership::Status::Online;
+                self.dispatch.emit(Action::Member {
+                    room,
+                    peer: change.peer,
+                    name: change.name,
+                    status: change.to,
+                });
+                if online && self.open {
+                    self.dispatch.emit(Action::PendingSent { room });
+                }
+            }
+            AppEvent::CaughtUp { .. } => {}
+        }
+    }
+
+    fn refresh_chat_ids(&mut self) {
+        let Some(engine) = self.engine.as_ref() else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (room, _) in engine.rooms() {
+            if let Some(id) = engine.invite(&room) {
+                let id = id.to_string();
+                if self.chat_ids.get(&room) != Some(&id) {
+                    changed.push((room, id));
+                }
+            }
+        }
+        for (room, chat_id) in changed {
+            self.chat_ids.insert(room, chat_id.clone());
+            self.dispatch.emit(Action::ChatId { room, chat_id });
+        }
+    }
+
+    fn schedule_timer(&mut self) {
+        let Some(deadline) = self.engine.as_ref().and_then(|e| e.poll_timeout()) else {
+            self.timer = None;
+            return;
+        };
+        if self.timer.as_ref().is_some_and(|(at, _)| *at == deadline) {
+            return;
+        }
+        let delay = deadline.saturating_sub(now_ms()).min(u64::from(u32::MAX));
+        let me = self.me.clone();
+        let timeout = Timeout::new(delay as u32, move || {
+            if let Some(p) = me.upgrade() {
+                p.borrow_mut().on_timer();
+            }
+        });
+        self.timer = Some((deadline, timeout));
+    }
+}
+
+/// Browser storage, or memory when the browser refuses storage (private
+/// modes, disabled storage): the page still chats, and says nothing is kept.
+enum Backend {
+    Local(LocalStorage),
+    Memory(MemoryStore),
+}
+
+impl KeyValue for Backend {
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        match self {
+            Backend::Local(kv) => kv.get(key),
+            Backend::Memory(kv) => kv.get(key),
+        }
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        match self {
+            Backend::Local(kv) => kv.set(key, value),
+            Backend::Memory(kv) => kv.set(key, value),
+        }
+    }
+    fn remove(&mut self, key: &str) -> Result<(), StorageError> {
+        match self {
+            Backend::Local(kv) => kv.remove(key),
+            Backend::Memory(kv) => kv.remove(key),
+        }
+    }
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        match self {
+            Backend::Local(kv) => kv.keys_with_prefix(prefix),
+            Backend::Memory(kv) => kv.keys_with_prefix(prefix),
+        }
+    }
+}
+
+fn item_of(
+    event: &p2pchat_core::history::Event,
+    late: bool,
+    own: bool,
+    delivery: Delivery,
+) -> MessageItem {
+    MessageItem {
+        author: event.id.author,
+        seq: event.id.seq,
+        lamport: event.lamport,
+        name: event.name.clone(),
+        time: event.time,
+        text: match &event.body {
+            Body::Text { text } => text.clone(),
+            Body::Unsupported => "(a kind of message this version cannot show)".to_owned(),
+        },
+        late,
+        delivery: if own { delivery } else { Delivery::Received },
+    }
+}
+
+/// Diagnostics for developers go to the browser console; users see errors
+/// through the UI.
+fn tracing_error(message: &str) {
+    web_sys::console::warn_1(&message.into());
+}
