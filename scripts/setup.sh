@@ -3,6 +3,8 @@
 # that already has everything it only checks versions (a second or two).
 #
 #   scripts/setup.sh native   Rust toolchain with rustfmt and clippy
+#   scripts/setup.sh web      + what serving the web UI needs: the wasm32
+#                               target, the wasm-bindgen CLI and trunk
 #   scripts/setup.sh test     + wasm32 target, wasm-bindgen CLI (the version
 #                               in Cargo.lock), wasm-pack, trunk, Chromium
 #                               and ChromeDriver
@@ -93,6 +95,12 @@ setup_chromium() {
 want=${1:-test}
 case "$want" in
     native) setup_rust ;;
+    web)
+        setup_rust
+        setup_wasm_target
+        setup_wasm_bindgen
+        setup_trunk
+        ;;
     test)
         setup_rust
         setup_wasm_target
@@ -101,6 +109,6 @@ case "$want" in
         setup_wasm_pack
         setup_trunk
         ;;
-    *) die "usage: scripts/setup.sh [native|test]" ;;
+    *) die "usage: scripts/setup.sh [native|web|test]" ;;
 esac
 log "ready ($want)"
