@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every p2pchat check, after installing whatever is missing:
 #   formatting, clippy (native and wasm32), the native test suite, core's
-#   tests in headless Chromium (wasm-pack), the trunk build of the web UI,
-#   and a WebDriver check that the built page renders.
+#   and the web UI's tests in headless Chromium (wasm-pack), the trunk build
+#   of the web UI, and the browser peer's end-to-end test over WebDriver.
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,11 +37,13 @@ step "build (native binaries)" cargo build --workspace --bins --locked
 step "tests (native)" cargo test --workspace --locked
 step "core tests in headless Chromium (wasm-pack)" \
     wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" core
+step "web UI state and storage tests in headless Chromium (wasm-pack)" \
+    wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" web
 step "web UI build (trunk)" trunk build
 mkdir -p target/artifacts
-step "web UI renders in headless Chromium" \
+step "browser peer end to end (WebDriver: web UI + node + signaling)" \
     target/debug/browser-check \
-        --dist dist --screenshot target/artifacts/web-first-screen.png
+        --dist dist --screenshot target/artifacts/web-chat.png
 
 echo
 echo "all checks done in $(( $(date +%s) - started ))s"
