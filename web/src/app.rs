@@ -12,7 +12,8 @@ use p2pchat_core::RoomId;
 use yew::prelude::*;
 
 use crate::components::{
-    ConnectionBanner, ErrorList, Header, MemberList, Onboarding, RoomView, Sidebar, Welcome,
+    ConnectionBanner, ErrorList, Header, MemberList, Onboarding, OtherTab, RoomView, Sidebar,
+    Welcome,
 };
 use crate::peer::{Endpoints, Peer, PeerHandle};
 use crate::state::{relay_url, Action, Model};
@@ -74,6 +75,11 @@ impl Commands {
     /// Shows a room.
     pub fn select(&self, room: RoomId) {
         self.dispatch.dispatch(Action::Select(room));
+    }
+
+    /// Runs p2pchat in this tab instead of the other one.
+    pub fn take_over(&self) {
+        self.with_peer(|p| p.take_over());
     }
 
     /// Dismisses an error.
@@ -146,6 +152,8 @@ pub fn app() -> Html {
 
     let body = if !model.ready {
         html! { <main class="loading">{ "Loading…" }</main> }
+    } else if model.elsewhere {
+        html! { <OtherTab commands={commands.clone()} /> }
     } else if model.me.is_none() {
         html! { <Onboarding commands={commands.clone()} /> }
     } else {

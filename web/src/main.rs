@@ -26,6 +26,11 @@ mod state;
     )
 )]
 mod storage;
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    allow(dead_code, reason = "natively only the tests use it")
+)]
+mod tab;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

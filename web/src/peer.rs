@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
-use gloo_timers::callback::Timeout;
+use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
 use p2pchat_core::history::Body;
 use p2pchat_core::relay::Frame;
@@ -33,7 +33,12 @@ use yew::Callback;
 
 use crate::state::{backoff_ms, Action, Delivery, MessageItem, RelayStatus};
 use crate::storage::{KeyValue, LocalStorage, MemoryStore, PeerStore, StorageError};
+use crate::tab::{self, Claim};
 
+/// Datagrams kept while the relay is down.
+const BACKLOG: usize = 1_024;
+/// Older ones are not worth sending.
+const BACKLOG_MAX_AGE_MS: u64 = 10_000;
 /// Longest display name, in characters (as for the native node).
 const MAX_NAME_CHARS: usize = 32;
 
@@ -71,6 +76,14 @@ pub struct Peer {
     reconnect: Option<Timeout>,
     timer: Option<(u64, Timeout)>,
     chat_ids: HashMap<RoomId, String>,
+    /// Datagrams produced while the relay was down, sent when it is back
+    /// (so the probes a restored peer sends at once are not lost).
+    backlog: std::collections::VecDeque<(u64, Vec<u8>)>,
+    /// This tab's name for the tab lease.
+    tab: String,
+    renew: Option<Interval>,
+    takeover: Option<Timeout>,
+    _on_pagehide: Option<Closure<dyn FnMut()>>,
 }
 
 fn now_ms() -> u64 {
@@ -106,14 +119,119 @@ impl Peer {
                 reconnect: None,
                 timer: None,
                 chat_ids: HashMap::new(),
+                backlog: std::collections::VecDeque::new(),
+                tab: hex::encode(seed()),
+                renew: None,
+                takeover: None,
+                _on_pagehide: None,
             })
         });
-        {
-            let mut p = peer.borrow_mut();
-            p.load();
-            p.connect();
-        }
+        peer.borrow_mut().open();
         peer
+    }
+
+    /// Opens storage and runs the peer if no other tab does.
+    fn open(&mut self) {
+        match LocalStorage::open() {
+            Ok(kv) => self.store = PeerStore::new(Backend::Local(kv)),
+            Err(e) => self.error(format!(
+                "{e}; this page will chat, but nothing will be kept after a reload"
+            )),
+        }
+        // Give the lease up when the page goes away, so a reload starts at
+        // once instead of waiting for it to lapse.
+        let me = self.me.clone();
+        let on_pagehide = Closure::<dyn FnMut()>::new(move || {
+            if let Some(p) = me.upgrade() {
+                let mut p = p.borrow_mut();
+                let tab = p.tab.clone();
+                let _ = tab::release(p.store.kv_mut(), &tab);
+            }
+        });
+        if let Some(window) = web_sys::window() {
+            let _ = window
+                .add_event_listener_with_callback("pagehide", on_pagehide.as_ref().unchecked_ref());
+        }
+        self._on_pagehide = Some(on_pagehide);
+        let tab = self.tab.clone();
+        match tab::claim(self.store.kv_mut(), &tab, now_ms(), false) {
+            Ok(Claim::Held) => self.begin(),
+            Ok(Claim::Elsewhere) => {
+                self.dispatch.emit(Action::Elsewhere(true));
+                self.dispatch.emit(Action::Ready);
+            }
+            Err(e) => {
+                self.error(format!("cannot check for other tabs: {e}"));
+                self.begin();
+            }
+        }
+    }
+
+    /// Loads, connects, and keeps the tab lease.
+    fn begin(&mut self) {
+        self.dispatch.emit(Action::Elsewhere(false));
+        self.load();
+        self.connect();
+        let me = self.me.clone();
+        self.renew = Some(Interval::new(tab::RENEW_MS, move || {
+            if let Some(p) = me.upgrade() {
+                p.borrow_mut().renew_lease();
+            }
+        }));
+    }
+
+    fn renew_lease(&mut self) {
+        let tab = self.tab.clone();
+        if let Ok(Claim::Elsewhere) = tab::claim(self.store.kv_mut(), &tab, now_ms(), false) {
+            self.stop();
+        }
+    }
+
+    /// Another tab took over: stop everything here.
+    fn stop(&mut self) {
+        self.renew = None;
+        self.timer = None;
+        self.reconnect = None;
+        self.engine = None;
+        self.backlog.clear();
+        self.open = false;
+        if let Some(s) = self.socket.take() {
+            s.ws.set_onopen(None);
+            s.ws.set_onmessage(None);
+            s.ws.set_onclose(None);
+            let _ = s.ws.close();
+        }
+        self.dispatch.emit(Action::Relay(RelayStatus::NotConnected));
+        self.dispatch.emit(Action::Elsewhere(true));
+    }
+
+    /// The user wants p2pchat in this tab: take the lease, wait for the
+    /// other tab to stop, then start.
+    pub fn take_over(&mut self) {
+        let tab = self.tab.clone();
+        if let Err(e) = tab::claim(self.store.kv_mut(), &tab, now_ms(), true) {
+            return self.error(format!("cannot take over from the other tab: {e}"));
+        }
+        let me = self.me.clone();
+        self.takeover = Some(Timeout::new(tab::TAKEOVER_WAIT_MS, move || {
+            if let Some(p) = me.upgrade() {
+                let mut p = p.borrow_mut();
+                p.takeover = None;
+                p.begin();
+            }
+        }));
+    }
+
+    /// Whether this tab still runs the peer; stops it if not.
+    fn still_here(&mut self) -> bool {
+        let tab = self.tab.clone();
+        match tab::holds(self.store.kv(), &tab) {
+            Ok(false) => {
+                self.stop();
+                false
+            }
+            _ => true,
+        }
     }
 
     fn error(&self, message: impl Into<String>) {
@@ -129,12 +247,7 @@ impl Peer {
     }
 
     fn load(&mut self) {
-        match LocalStorage::open() {
-            Ok(kv) => self.store = PeerStore::new(Backend::Local(kv)),
-            Err(e) => self.error(format!(
-                "{e}; this page will chat, but nothing will be kept after a reload"
-            )),
-        }
+        self.chat_ids.clear();
         let profile = match self.store.profile() {
             Ok(p) => p,
             Err(e) => {
@@ -268,6 +381,10 @@ impl Peer {
 
     /// Sends `text` to `room`.
     pub fn send(&mut self, room: RoomId, text: &str) -> bool {
+        if !self.still_here() {
+            self.error("p2pchat now runs in another tab of this browser; the message was not sent");
+            return false;
+        }
         let Some(engine) = self.engine.as_mut() else {
             return false;
         };
@@ -370,6 +487,7 @@ impl Peer {
         match Frame::decode(bytes) {
             Ok(Frame::Bound { addr }) => {
                 self.bound = Some(addr);
+                self.flush_backlog();
                 if let Some(engine) = self.engine.as_mut() {
                     engine.set_local_addrs(vec![addr]);
                 }
@@ -442,22 +560,15 @@ impl Peer {
         while let Some(e) = engine.poll_event() {
             events.push(e);
         }
-        if self.open {
-            if let Some(socket) = &self.socket {
-                for t in transmits {
-                    let frame = Frame::Datagram {
-                        addr: t.to,
-                        payload: t.bytes,
-                    };
-                    match frame.encode() {
-                        Ok(bytes) => {
-                            if socket.ws.send_with_u8_array(&bytes).is_err() {
-                                tracing_error("relay send failed");
-                            }
-                        }
-                        Err(e) => tracing_error(&format!("cannot frame a datagram: {e}")),
-                    }
-                }
+        let now = now_ms();
+        for t in transmits {
+            let frame = Frame::Datagram {
+                addr: t.to,
+                payload: t.bytes,
+            };
+            match frame.encode() {
+                Ok(bytes) => self.send_frame(now, bytes),
+                Err(e) => tracing_error(&format!("cannot frame a datagram: {e}")),
             }
         }
         for event in events {
@@ -465,6 +576,35 @@ impl Peer {
         }
         self.refresh_chat_ids();
         self.schedule_timer();
+    }
+
+    /// Sends a frame now, or keeps it for when the relay is back.
+    fn send_frame(&mut self, now: u64, bytes: Vec<u8>) {
+        match (&self.socket, self.open) {
+            (Some(socket), true) => {
+                if socket.ws.send_with_u8_array(&bytes).is_err() {
+                    tracing_error("relay send failed");
+                }
+            }
+            _ => {
+                if self.backlog.len() >= BACKLOG {
+                    self.backlog.pop_front();
+                }
+                self.backlog.push_back((now, bytes));
+            }
+        }
+    }
+
+    /// Sends what waited for the relay, unless it is stale (anti-entropy
+    /// repairs whatever was dropped).
+    fn flush_backlog(&mut self) {
+        let now = now_ms();
+        let waiting: Vec<(u64, Vec<u8>)> = self.backlog.drain(..).collect();
+        for (at, bytes) in waiting {
+            if now.saturating_sub(at) <= BACKLOG_MAX_AGE_MS {
+                self.send_frame(now, bytes);
+            }
+        }
     }
 
     fn event(&mut self, event: AppEvent) {

@@ -166,6 +166,9 @@ impl RoomItem {
 pub enum Action {
     /// The peer has read storage: the page knows whether a profile exists.
     Ready,
+    /// Another tab of this browser runs the peer (true), or this one does
+    /// again (false).
+    Elsewhere(bool),
     /// The user's identity is known (created or loaded).
     Profile { name: String, peer: PeerId },
     /// The relay connection changed.
@@ -204,6 +207,8 @@ pub enum Action {
 pub struct Model {
     /// Storage has been read (until then the page shows it is loading).
     pub ready: bool,
+    /// Another tab of this browser runs the peer.
+    pub elsewhere: bool,
     /// The user's name and peer id, once chosen.
     pub me: Option<(String, PeerId)>,
     /// The relay connection.
@@ -240,6 +245,7 @@ impl Model {
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::Ready => self.ready = true,
+            Action::Elsewhere(elsewhere) => self.elsewhere = elsewhere,
             Action::Profile { name, peer } => self.me = Some((name, peer)),
             Action::Relay(status) => self.relay = Some(status),
             Action::RoomJoined {

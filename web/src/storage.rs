@@ -356,6 +356,17 @@ impl<K: KeyValue> PeerStore<K> {
         PeerStore { kv }
     }
 
+    /// The key-value store underneath (for other entries, such as the tab
+    /// lease).
+    pub fn kv(&self) -> &K {
+        &self.kv
+    }
+
+    /// The key-value store underneath, mutably.
+    pub fn kv_mut(&mut self) -> &mut K {
+        &mut self.kv
+    }
+
     /// The user's name and identity, or `None` if none was saved yet. A
     /// saved profile that cannot be read is [`StorageError::Corrupt`]: the
     /// caller must not make a new identity over it silently.
