@@ -157,6 +157,9 @@ async fn scenario(t: &mut Test, url: &str, screenshot: &Path) -> Result<String> 
 
     t.step("a damaged Chat ID is refused");
     bad_chat_id(&t.browser).await?;
+
+    t.step("a second tab finds the peer running in the first");
+    second_tab(&t.browser, url).await?;
     Ok(format!(
         "{} messages in the same (author, seq) order in the page and the node, \
          identity and room kept across a reload, screenshot at {} ({:.1}s)",
@@ -376,6 +379,44 @@ async fn bad_chat_id(b: &Browser) -> Result<()> {
         bail!("a damaged Chat ID changed #rooms\n{page}");
     }
     Ok(())
+}
+
+/// A second tab of the same page must not run a second copy of the same
+/// identity: it says p2pchat is open in another tab.
+async fn second_tab(b: &Browser, url: &str) -> Result<()> {
+    let first = b.client.window().await.context("current window")?;
+    let tab = b.client.new_window(true).await.context("opening a tab")?;
+    b.client
+        .switch_to_window(tab.handle)
+        .await
+        .context("switching to the new tab")?;
+    b.client
+        .goto(url)
+        .await
+        .context("loading the page in the new tab")?;
+    let deadline = Instant::now() + b.timeout;
+    loop {
+        if b.client.find(Locator::Css("#other-tab")).await.is_ok() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!("the second tab never said p2pchat is open in another tab");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    b.client
+        .close_window()
+        .await
+        .context("closing the second tab")?;
+    b.client
+        .switch_to_window(first)
+        .await
+        .context("back to the first tab")?;
+    // The first tab still runs the peer.
+    b.wait_for("the first tab still connected", |p| {
+        (p.status.as_deref() == Some("connected")).then_some(())
+    })
+    .await
 }
 
 async fn save_screenshot(b: &Browser, path: &Path) -> Result<()> {
