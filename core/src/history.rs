@@ -64,6 +64,17 @@ pub enum Body {
     Unsupported,
 }
 
+impl Body {
+    /// What a person is shown: the text, or a placeholder for a kind of
+    /// event this version cannot show.
+    pub fn shown(&self) -> &str {
+        match self {
+            Body::Text { text } => text,
+            Body::Unsupported => "(a kind of message this version cannot show)",
+        }
+    }
+}
+
 /// One event of a room, as delivered and stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

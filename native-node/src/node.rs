@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use p2pchat_core::history::{Body, Event};
+use p2pchat_core::history::Event;
 use p2pchat_core::{AppEvent, ChatId, Node, PeerId, RoomId, UnixMillis};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -308,10 +308,7 @@ impl Driver {
     }
 
     fn message_view(&self, room: &RoomId, event: &Event, late: bool, own: bool) -> MessageView {
-        let text = match &event.body {
-            Body::Text { text } => text.clone(),
-            Body::Unsupported => "(a kind of message this version cannot show)".to_owned(),
-        };
+        let text = event.body.shown().to_owned();
         MessageView {
             chat: self.chat_name(room),
             room: room.to_string(),

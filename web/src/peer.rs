@@ -22,7 +22,6 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
-use p2pchat_core::history::Body;
 use p2pchat_core::relay::Frame;
 use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, RoomId};
 use rand_core::{OsRng, RngCore};
@@ -741,10 +740,7 @@ fn item_of(
         lamport: event.lamport,
         name: event.name.clone(),
         time: event.time,
-        text: match &event.body {
-            Body::Text { text } => text.clone(),
-            Body::Unsupported => "(a kind of message this version cannot show)".to_owned(),
-        },
+        text: event.body.shown().to_owned(),
         late,
         delivery: if own { delivery } else { Delivery::Received },
     }
