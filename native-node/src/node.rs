@@ -111,14 +111,33 @@ impl Driver {
                     r?;
                     break;
                 }
-                input = lines.recv() => match input {
-                    Some(Input::Line(line)) => {
-                        if self.command(&line) == Flow::Quit {
-                            break;
+                input = lines.recv() => {
+                    // Lines already typed (or piped) are taken together, so
+                    // a burst is stored in one transaction.
+                    let mut next = input;
+                    let mut taken = 0;
+                    let stop = loop {
+                        match next {
+                            Some(Input::Line(line)) => {
+                                if self.command(&line) == Flow::Quit {
+                                    break true;
+                                }
+                                taken += 1;
+                                if taken >= BATCH {
+                                    break false;
+                                }
+                                match lines.try_recv() {
+                                    Ok(more) => next = Some(more),
+                                    Err(_) => break false,
+                                }
+                            }
+                            Some(Input::End) | None => break true,
                         }
+                    };
+                    if stop {
+                        break;
                     }
-                    Some(Input::End) | None => break,
-                },
+                }
                 r = socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         let now = now_ms();

@@ -31,7 +31,7 @@ pub struct Reader {
 }
 
 /// Lines queued between the reader thread and the engine.
-const QUEUE: usize = 64;
+const QUEUE: usize = 256;
 
 /// Starts reading: with the line editor when `interactive`.
 pub fn start(interactive: bool) -> Result<Reader> {
