@@ -1,0 +1,506 @@
+//! End-to-end benchmarks of real processes on loopback, with the machine's
+//! own limits measured in the same run so results read as ratios.
+//!
+//! `cargo run --release -p p2pchat-tests --bin bench -- [--quick]`
+//!
+//! It starts a signaling server and real `p2pchat-node --json` processes
+//! (the binaries of the same profile), drives them through stdin and times
+//! what they print: a message counts as delivered when the receiving node
+//! prints it, which is when it is stored and shown. Everything binds to
+//! 127.0.0.1 with port 0, and every process is killed at the end.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use p2pchat_core::{Identity, RoomCipher, RoomId, RoomKey};
+use p2pchat_tests::{binary, Signaling};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(about = "End-to-end p2pchat benchmarks on loopback")]
+struct Args {
+    /// Small sizes, to check the tool itself (about a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Messages per second for the latency run.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Seconds of the latency run.
+    #[arg(long, default_value_t = 5)]
+    latency_secs: u64,
+    /// Messages in each throughput run.
+    #[arg(long, default_value_t = 20_000)]
+    throughput: usize,
+    /// Seconds of the idle-CPU run.
+    #[arg(long, default_value_t = 30)]
+    idle_secs: u64,
+    /// History a late joiner catches up.
+    #[arg(long, default_value_t = 100_000)]
+    catch_up: usize,
+    /// Messages stored before the restart run.
+    #[arg(long, default_value_t = 1_000_000)]
+    restart: usize,
+    /// Skip the restart run (it takes minutes to fill the store).
+    #[arg(long)]
+    skip_restart: bool,
+}
+
+const WAIT: Duration = Duration::from_secs(600);
+
+/// A node with timestamped output lines.
+struct Node {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<(Instant, Value)>,
+    peer: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Node {
+    fn start(
+        name: &str,
+        signal: SocketAddr,
+        dir: &Path,
+        keep: Option<tempfile::TempDir>,
+    ) -> Result<Node> {
+        let bin = binary("p2pchat-node")?;
+        let mut child = Command::new(bin)
+            .args(["--json", "--no-relay", "--host", "127.0.0.1", "--port", "0"])
+            .args(["--username", name, "--signal", &signal.to_string()])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting p2pchat-node")?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let at = Instant::now();
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send((at, v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut node = Node {
+            child,
+            stdin,
+            lines,
+            peer: String::new(),
+            _dir: keep,
+        };
+        let (_, ready) = node.wait("ready", |v| v["event"] == "ready")?;
+        node.peer = ready["peer"].as_str().unwrap_or_default().to_owned();
+        Ok(node)
+    }
+
+    fn fresh(name: &str, signal: SocketAddr) -> Result<Node> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().to_path_buf();
+        Node::start(name, signal, &path, Some(dir))
+    }
+
+    fn send(&mut self, line: &str) -> Result<()> {
+        writeln!(self.stdin, "{line}").context("writing to the node")
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.stdin.flush().context("flushing the node's stdin")
+    }
+
+    fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Result<(Instant, Value)> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((at, v)) if pred(&v) => return Ok((at, v)),
+                Ok(_) => {}
+                Err(_) => bail!("no {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Waits until `n` messages from others have been printed; their
+    /// arrival times by text.
+    fn receive(&mut self, n: usize) -> Result<HashMap<String, Instant>> {
+        let mut got = HashMap::new();
+        while got.len() < n {
+            let (at, v) = self.wait(&format!("message {} of {n}", got.len() + 1), |v| {
+                v["event"] == "message" && v["own"] == false
+            })?;
+            got.insert(v["text"].as_str().unwrap_or_default().to_owned(), at);
+        }
+        Ok(got)
+    }
+
+    fn cpu_secs(&self) -> Result<f64> {
+        cpu_secs(self.child.id())
+    }
+
+    fn quit(mut self) -> Result<()> {
+        self.send("/quit")?;
+        self.flush()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                bail!("node did not quit");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> f64 { fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0.0) };
+    // utime and stime, in clock ticks (100 per second on Linux).
+    Ok((ticks(11) + ticks(12)) / 100.0)
+}
+
+fn peak_rss_mb(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("no VmHWM"))?;
+    Ok(kb / 1024.0)
+}
+
+/// A room: the first node creates it, the others join; returns when the
+/// creator sees every other member online.
+fn room(nodes: &mut [Node], name: &str) -> Result<()> {
+    let (first, rest) = nodes.split_first_mut().ok_or_else(|| anyhow!("no nodes"))?;
+    first.send(&format!("/create_chat {name}"))?;
+    first.flush()?;
+    let (_, v) = first.wait("chat_created", |v| v["event"] == "chat_created")?;
+    let chat_id = v["chat_id"].as_str().unwrap_or_default().to_owned();
+    for n in rest.iter_mut() {
+        n.send(&format!("/join_chat {chat_id}"))?;
+        n.flush()?;
+        n.wait("chat_joined", |v| v["event"] == "chat_joined")?;
+    }
+    let mut left: Vec<String> = rest.iter().map(|n| n.peer.clone()).collect();
+    while !left.is_empty() {
+        let (_, v) = first.wait("members online", |v| {
+            v["event"] == "member" && v["to"] == "online"
+        })?;
+        left.retain(|p| v["peer"].as_str() != Some(p));
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+// ----- the machine's limits -----------------------------------------------
+
+struct Limits {
+    udp_send_per_s: f64,
+    udp_recv_per_s: f64,
+    seal_us: f64,
+    open_us: f64,
+}
+
+fn machine_limits() -> Result<Limits> {
+    // Loopback UDP: one thread sends 785-byte datagrams (a 100-character
+    // message's size) as fast as it can, another receives.
+    let rx = UdpSocket::bind("127.0.0.1:0")?;
+    let to = rx.local_addr()?;
+    rx.set_read_timeout(Some(Duration::from_millis(300)))?;
+    let n = 200_000u32;
+    let receiver = thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut count = 0u32;
+        let mut first = None;
+        let mut last = Instant::now();
+        while rx.recv(&mut buf).is_ok() {
+            count += 1;
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
+        (count, first.map(|f| last.duration_since(f)))
+    });
+    let tx = UdpSocket::bind("127.0.0.1:0")?;
+    let payload = vec![7u8; 785];
+    let start = Instant::now();
+    for _ in 0..n {
+        let _ = tx.send_to(&payload, to);
+    }
+    let send_time = start.elapsed();
+    let (received, recv_time) = receiver.join().map_err(|_| anyhow!("receiver panicked"))?;
+    let udp_send_per_s = f64::from(n) / send_time.as_secs_f64();
+    let udp_recv_per_s = match recv_time {
+        Some(t) if t.as_secs_f64() > 0.0 => f64::from(received) / t.as_secs_f64(),
+        _ => 0.0,
+    };
+
+    // One message's crypto: sign + encrypt, then decrypt + verify.
+    let identity = Identity::from_secret_bytes(&[9; 32]);
+    let room: RoomId = serde_json::from_str(&format!("\"{}\"", "ab".repeat(16)))?;
+    let cipher = RoomCipher::new(room, &RoomKey::from_bytes([3; 32]));
+    let body = vec![b'x'; 300];
+    let rounds = 2_000;
+    let t = Instant::now();
+    let mut tokens = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        tokens.push(cipher.seal(&identity, &body, 1_750_000_000_000 + i as u64)?);
+    }
+    let seal_us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let t = Instant::now();
+    for token in &tokens {
+        cipher.open(token)?;
+    }
+    let open_us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    Ok(Limits {
+        udp_send_per_s,
+        udp_recv_per_s,
+        seal_us,
+        open_us,
+    })
+}
+
+// ----- the runs -----------------------------------------------------------
+
+fn latency(signal: SocketAddr, rate: u32, secs: u64) -> Result<(f64, f64, f64, usize)> {
+    let mut nodes = vec![
+        Node::fresh("lat-a", signal)?,
+        Node::fresh("lat-b", signal)?,
+        Node::fresh("lat-c", signal)?,
+    ];
+    room(&mut nodes, "latency")?;
+    let total = (u64::from(rate) * secs) as usize;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let mut sent = HashMap::with_capacity(total);
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + interval * i as u32;
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        let text = format!("m{i}");
+        nodes[0].send(&format!("/send_chat latency {text}"))?;
+        nodes[0].flush()?;
+        sent.insert(text, Instant::now());
+    }
+    let mut lat = Vec::with_capacity(total * 2);
+    for node in nodes.iter_mut().skip(1) {
+        for (text, at) in node.receive(total)? {
+            if let Some(s) = sent.get(&text) {
+                lat.push(at.saturating_duration_since(*s).as_secs_f64() * 1e3);
+            }
+        }
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let achieved = total as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    for n in nodes {
+        n.quit()?;
+    }
+    Ok((
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        achieved,
+        total,
+    ))
+}
+
+/// `n` messages written as fast as the node takes them; messages per
+/// second until every other node has printed all of them.
+fn throughput(signal: SocketAddr, peers: usize, n: usize) -> Result<f64> {
+    let mut nodes = Vec::new();
+    for i in 0..peers {
+        nodes.push(Node::fresh(&format!("tp{i}"), signal)?);
+    }
+    room(&mut nodes, "throughput")?;
+    let start = Instant::now();
+    for i in 0..n {
+        nodes[0].send(&format!("/send_chat throughput t{i}"))?;
+    }
+    nodes[0].flush()?;
+    let mut last = start;
+    for node in nodes.iter_mut().skip(1) {
+        let got = node.receive(n)?;
+        if let Some(t) = got.values().max() {
+            last = last.max(*t);
+        }
+    }
+    for n in nodes {
+        n.quit()?;
+    }
+    Ok(n as f64 / last.duration_since(start).as_secs_f64().max(1e-9))
+}
+
+fn idle_cpu(signal: SocketAddr, secs: u64) -> Result<Vec<f64>> {
+    let mut nodes = vec![
+        Node::fresh("idle-a", signal)?,
+        Node::fresh("idle-b", signal)?,
+        Node::fresh("idle-c", signal)?,
+    ];
+    room(&mut nodes, "idle")?;
+    thread::sleep(Duration::from_secs(2));
+    let before: Vec<f64> = nodes.iter().map(Node::cpu_secs).collect::<Result<_>>()?;
+    thread::sleep(Duration::from_secs(secs));
+    let after: Vec<f64> = nodes.iter().map(Node::cpu_secs).collect::<Result<_>>()?;
+    for n in nodes {
+        n.quit()?;
+    }
+    Ok(before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| 100.0 * (a - b) / secs as f64)
+        .collect())
+}
+
+/// Fills a node's history with `n` messages of its own (as fast as it
+/// takes them) and returns when they are all stored.
+fn fill(node: &mut Node, chat: &str, n: usize) -> Result<()> {
+    node.send(&format!("/create_chat {chat}"))?;
+    node.flush()?;
+    node.wait("chat_created", |v| v["event"] == "chat_created")?;
+    for i in 0..n {
+        node.send(&format!("/send_chat {chat} history message number {i}"))?;
+    }
+    node.flush()?;
+    let mut own = 0;
+    while own < n {
+        node.wait("own message", |v| {
+            v["event"] == "message" && v["own"] == true
+        })?;
+        own += 1;
+    }
+    Ok(())
+}
+
+fn catch_up(signal: SocketAddr, n: usize) -> Result<(f64, f64)> {
+    let mut a = Node::fresh("history", signal)?;
+    let t = Instant::now();
+    fill(&mut a, "history", n)?;
+    let fill_secs = t.elapsed().as_secs_f64();
+    a.send("/invite history")?;
+    a.flush()?;
+    let (_, v) = a.wait("invite", |v| v["event"] == "invite")?;
+    let chat_id = v["chat_id"].as_str().unwrap_or_default().to_owned();
+    let mut late = Node::fresh("late", signal)?;
+    let start = Instant::now();
+    late.send(&format!("/join_chat {chat_id}"))?;
+    late.flush()?;
+    late.receive(n)?;
+    let secs = start.elapsed().as_secs_f64();
+    late.quit()?;
+    a.quit()?;
+    Ok((secs, fill_secs))
+}
+
+fn restart(signal: SocketAddr, n: usize) -> Result<(f64, f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let mut a = Node::start("big", signal, dir.path(), None)?;
+    let t = Instant::now();
+    fill(&mut a, "big", n)?;
+    let fill_secs = t.elapsed().as_secs_f64();
+    a.quit()?;
+    let t = Instant::now();
+    let b = Node::start("big", signal, dir.path(), None)?;
+    let ready = t.elapsed().as_secs_f64();
+    let rss = peak_rss_mb(b.child.id())?;
+    b.quit()?;
+    Ok((ready, rss, fill_secs))
+}
+
+fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.latency_secs = 2;
+        args.throughput = 2_000;
+        args.idle_secs = 5;
+        args.catch_up = 5_000;
+        args.restart = 20_000;
+    }
+    println!(
+        "p2pchat bench (profile: {})",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    let limits = machine_limits()?;
+    let crypto_us = limits.seal_us + limits.open_us;
+    let syscall_us = 1e6 / limits.udp_send_per_s + 1e6 / limits.udp_recv_per_s.max(1.0);
+    let sequential_bound = 1e6 / (crypto_us + syscall_us);
+    let pipelined_bound = 1e6
+        / (limits.seal_us + 1e6 / limits.udp_send_per_s)
+            .max(limits.open_us + 1e6 / limits.udp_recv_per_s.max(1.0));
+    println!("\nmachine limits (same run)");
+    println!(
+        "  loopback UDP, 785-byte datagrams: send {:.0}/s, receive {:.0}/s",
+        limits.udp_send_per_s, limits.udp_recv_per_s
+    );
+    println!(
+        "  crypto per message: seal {:.1} µs + open {:.1} µs = {:.1} µs",
+        limits.seal_us, limits.open_us, crypto_us
+    );
+    println!("  bound for one sender and one receiver: {sequential_bound:.0} msg/s sequential, {pipelined_bound:.0} msg/s pipelined (sender and receiver on separate cores)");
+
+    let signal = Signaling::start()?;
+
+    let (p50, p99, achieved, total) = latency(signal.addr, args.rate, args.latency_secs)?;
+    println!("\nlatency, 3-node room, {total} messages at {achieved:.0} msg/s: p50 {p50:.2} ms, p99 {p99:.2} ms (target < 1 ms / < 5 ms)");
+
+    let two = throughput(signal.addr, 2, args.throughput)?;
+    println!("throughput, 2 nodes, {} messages: {two:.0} msg/s = {:.0} % of the pipelined bound (target ≥ 50 %)", args.throughput, 100.0 * two / pipelined_bound);
+    let five = throughput(signal.addr, 5, args.throughput)?;
+    println!(
+        "throughput, 5-node room, {} messages to 4 receivers, zero loss: {five:.0} msg/s",
+        args.throughput
+    );
+
+    let idle = idle_cpu(signal.addr, args.idle_secs)?;
+    let idle_text: Vec<String> = idle.iter().map(|c| format!("{c:.2} %")).collect();
+    println!(
+        "idle CPU over {} s, 3 nodes in a room: {} (target < 1 %)",
+        args.idle_secs,
+        idle_text.join(", ")
+    );
+
+    let (catch, fill_secs) = catch_up(signal.addr, args.catch_up)?;
+    println!("catch-up of {} messages by a late joiner: {catch:.2} s (target < 5 s; writing them took {fill_secs:.1} s)", args.catch_up);
+
+    if !args.skip_restart {
+        let (ready, rss, fill_secs) = restart(signal.addr, args.restart)?;
+        println!("restart with {} stored messages: ready in {ready:.2} s, peak RSS {rss:.0} MB (targets < 2 s, < 200 MB; filling took {fill_secs:.0} s)", args.restart);
+    }
+    Ok(())
+}
