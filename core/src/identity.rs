@@ -136,11 +136,26 @@ impl PeerId {
         message: &[u8],
         signature: &[u8; SIGNATURE_LEN],
     ) -> Result<(), VerifyError> {
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| PeerIdError::NotAKey)?;
-        let signature = Signature::from_bytes(signature);
-        key.verify_strict(message, &signature)
-            .map_err(|_| VerifyError::BadSignature)
+        verify_with(&self.verifying_key()?, message, signature)
     }
+
+    /// The Ed25519 public key this id names. Decompressing it is a good
+    /// part of a verification, so whoever verifies one author often keeps
+    /// it (see [`verify_with`]).
+    pub fn verifying_key(&self) -> Result<VerifyingKey, PeerIdError> {
+        VerifyingKey::from_bytes(&self.0).map_err(|_| PeerIdError::NotAKey)
+    }
+}
+
+/// [`PeerId::verify`] with the key already decompressed.
+pub fn verify_with(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: &[u8; SIGNATURE_LEN],
+) -> Result<(), VerifyError> {
+    let signature = Signature::from_bytes(signature);
+    key.verify_strict(message, &signature)
+        .map_err(|_| VerifyError::BadSignature)
 }
 
 crate::hex_serde::impl_hex_serde!(PeerId, PEER_ID_LEN);

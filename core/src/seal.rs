@@ -24,7 +24,12 @@
 //! The timestamp is returned as [`Opened::sealed_at_secs`] for whoever
 //! wants it.
 
-use crate::identity::{Identity, PeerId, PEER_ID_LEN, SIGNATURE_LEN};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::identity::{verify_with, Identity, PeerId, PEER_ID_LEN, SIGNATURE_LEN};
 use crate::room::{RoomId, RoomKey};
 use crate::UnixMillis;
 
@@ -51,7 +56,14 @@ const FERNET_MAX_CLOCK_SKEW: u64 = 60;
 pub struct RoomCipher {
     room_id: RoomId,
     fernet: fernet::Fernet,
+    /// Authors' decompressed public keys: decompressing one is about a
+    /// tenth of a verification, and a room has few authors.
+    keys: RefCell<HashMap<PeerId, VerifyingKey>>,
 }
+
+/// Authors' keys kept per room (a room has at most 512 authors and 1,024
+/// members; past this the cache starts over, so it stays bounded).
+const MAX_CACHED_KEYS: usize = 2_048;
 
 /// A token that opened and verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +106,11 @@ impl RoomCipher {
         // A Fernet key is exactly 32 bytes of URL-safe base64; RoomKey always
         // holds 32 bytes, so `Fernet::new` cannot refuse it.
         let fernet = fernet::Fernet::new(&encoded).expect("a 32-byte key is a valid Fernet key");
-        RoomCipher { room_id, fernet }
+        RoomCipher {
+            room_id,
+            fernet,
+            keys: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The room this cipher belongs to.
@@ -155,14 +171,29 @@ impl RoomCipher {
         let author = PeerId::from_bytes(author);
         let mut signature = [0u8; SIGNATURE_LEN];
         signature.copy_from_slice(&header[1 + PEER_ID_LEN..]);
-        author
-            .verify(&self.signed_message(payload), &signature)
+        let key = self.key_of(&author)?;
+        verify_with(&key, &self.signed_message(payload), &signature)
             .map_err(|_| SealError::BadSignature)?;
         Ok(Opened {
             author,
             payload: payload.to_vec(),
             sealed_at_secs,
         })
+    }
+
+    fn key_of(&self, author: &PeerId) -> Result<VerifyingKey, SealError> {
+        if let Some(key) = self.keys.borrow().get(author) {
+            return Ok(*key);
+        }
+        let key = author
+            .verifying_key()
+            .map_err(|_| SealError::BadSignature)?;
+        let mut keys = self.keys.borrow_mut();
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(*author, key);
+        Ok(key)
     }
 
     fn signed_message(&self, payload: &[u8]) -> Vec<u8> {
