@@ -332,9 +332,12 @@ struct Room {
     repl: Replication,
     bootstrap: Vec<SocketAddr>,
     next_bootstrap: UnixMillis,
+    /// Wait before the next bootstrap attempt: one heartbeat, doubling up
+    /// to the probe interval while nobody answers; back to one heartbeat
+    /// once a member is online.
+    bootstrap_backoff: u64,
     next_register: UnixMillis,
     next_lookup: UnixMillis,
-    hint_offset: usize,
     /// Counted into the node's counters already.
     history_stats_seen: (u64, u64),
     was_behind: bool,
@@ -1027,11 +1030,19 @@ impl Node {
                     .is_some_and(|m| m.addr == Some(*a) && m.status != Status::Offline)
             })
             .collect();
-        let bootstrap = if !room.bootstrap.is_empty()
-            && !room.members.any_online()
-            && now >= room.next_bootstrap
-        {
-            room.next_bootstrap = now.saturating_add(self.config.timeouts.probe);
+        // A joiner (or a member whose room went quiet) retries the Chat
+        // ID's addresses soon, then less often: one lost hello must not
+        // cost a whole probe interval.
+        let timeouts = self.config.timeouts;
+        let bootstrap = if room.bootstrap.is_empty() || room.members.any_online() {
+            room.bootstrap_backoff = timeouts.heartbeat;
+            Vec::new()
+        } else if now >= room.next_bootstrap {
+            room.next_bootstrap = now.saturating_add(room.bootstrap_backoff);
+            room.bootstrap_backoff = room
+                .bootstrap_backoff
+                .saturating_mul(2)
+                .min(timeouts.probe.max(timeouts.heartbeat));
             room.bootstrap.clone()
         } else {
             Vec::new()
@@ -1214,16 +1225,20 @@ impl Node {
 
     fn send_beat(&mut self, now: UnixMillis, room_id: &RoomId, to: SocketAddr, hello: bool) {
         let stamp = self.next_stamp(now);
+        // A random window of the member list: a fixed rotation aliases with
+        // the number of beats per round (a member would hear of the same
+        // few others from everyone, every round, and large rooms stopped
+        // discovering each other at ~200 members in the scale simulation).
+        let offset = self.rng.next_u32() as usize;
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
         let hints: Vec<_> = room
             .members
-            .hints(room.hint_offset, HINTS_PER_BEAT)
+            .hints(offset, HINTS_PER_BEAT)
             .into_iter()
             .filter(|h| h.addr != to)
             .collect();
-        room.hint_offset = room.hint_offset.wrapping_add(HINTS_PER_BEAT);
         let control = Control::Beat {
             stamp,
             name: self.name.clone(),
@@ -1313,9 +1328,9 @@ impl Node {
                 .filter(usable_addr)
                 .collect(),
             next_bootstrap: now,
+            bootstrap_backoff: self.config.timeouts.heartbeat,
             next_register: now,
             next_lookup: now,
-            hint_offset: 0,
             history_stats_seen: (0, 0),
             was_behind: false,
         };

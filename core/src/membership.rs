@@ -286,22 +286,18 @@ impl Members {
         })
     }
 
-    /// Up to `n` members to tell others about, starting at `offset` (so
-    /// successive heartbeats rotate through the list).
+    /// Up to `n` live members to tell others about, starting at `offset`
+    /// (modulo their number) and wrapping around.
     pub fn hints(&self, offset: usize, n: usize) -> Vec<Hint> {
-        let live: Vec<Hint> = self
-            .live()
-            .map(|(peer, addr)| Hint { peer, addr })
-            .collect();
-        if live.is_empty() {
-            return live;
+        let live = self.live().count();
+        if live == 0 {
+            return Vec::new();
         }
-        let start = offset % live.len();
-        live.iter()
-            .cycle()
-            .skip(start)
-            .take(n.min(live.len()))
-            .copied()
+        self.live()
+            .chain(self.live())
+            .skip(offset % live)
+            .take(n.min(live))
+            .map(|(peer, addr)| Hint { peer, addr })
             .collect()
     }
 
@@ -442,5 +438,54 @@ fn new_member(peer: PeerId) -> Member {
         last_stamp: 0,
         digest: None,
         next_probe: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    fn peer(i: u8) -> PeerId {
+        PeerId::from_bytes([i; 32])
+    }
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), 5000)
+    }
+
+    /// A table with `n` members heard from (online), and one only hinted.
+    fn table(n: u8) -> Members {
+        let mut m = Members::new(peer(0), Timeouts::default());
+        for i in 1..=n {
+            m.heard(1_000, peer(i), addr(i), 1);
+        }
+        m.hint(1_000, peer(200), addr(200));
+        m
+    }
+
+    #[test]
+    fn hints_are_a_window_of_live_members_that_wraps_around() {
+        let m = table(5);
+        let ids = |offset| -> Vec<PeerId> { m.hints(offset, 3).iter().map(|h| h.peer).collect() };
+        assert_eq!(ids(0), vec![peer(1), peer(2), peer(3)]);
+        assert_eq!(ids(4), vec![peer(5), peer(1), peer(2)]);
+        // The offset is taken modulo the number of live members.
+        assert_eq!(ids(9), ids(4));
+        // Only confirmed, live members are passed on, each once.
+        let all: BTreeSet<PeerId> = m.hints(2, 50).iter().map(|h| h.peer).collect();
+        assert_eq!(all, (1..=5).map(peer).collect());
+    }
+
+    #[test]
+    fn a_table_with_no_live_member_has_no_hints() {
+        let m = Members::new(peer(0), Timeouts::default());
+        assert!(m.hints(7, 3).is_empty());
+        let mut m = table(0);
+        assert!(m.hints(7, 3).is_empty());
+        m.bye(&peer(200));
+        assert!(m.hints(0, 3).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+use p2pchat_core::membership::Status;
 use p2pchat_core::RoomId;
 use rand_chacha::rand_core::RngCore;
 
@@ -216,6 +217,48 @@ fn restart_from_records(seed: u64) -> Check {
     Ok(())
 }
 
+/// Members find each other through each other: with the signaling server
+/// down from the start, every joiner knows only the creator's address (the
+/// one in the Chat ID), and still every member ends up seeing every other
+/// online, through the member hints inside heartbeats; then a message from
+/// the last joiner reaches everyone.
+fn members_find_each_other(seed: u64) -> Check {
+    const PEERS: usize = 8;
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed) / 3.0));
+    sim.signaling_up(false);
+    let nodes: Vec<usize> = (0..PEERS).map(|i| sim.add_node(&format!("p{i}"))).collect();
+    let chat = sim.create(nodes[0], "general");
+    let room = *chat.room_id();
+    for &n in &nodes[1..] {
+        sim.join(n, &chat);
+        sim.run(50);
+    }
+    sim.run(6_000);
+    for &n in &nodes {
+        // Live: heard from recently (online), or silent for a moment at
+        // this loss rate (suspect); either way found, at a confirmed
+        // address.
+        let live = sim.node(n).members(&room).map_or(0, |m| {
+            m.iter()
+                .filter(|m| m.status != Status::Offline && m.addr.is_some())
+                .count()
+        });
+        expect(
+            live == PEERS - 1,
+            &format!("p{n} found {live} of the {} others", PEERS - 1),
+        )?;
+    }
+    sim.say(nodes[PEERS - 1], &room, "hello, everyone");
+    sim.run(5_000);
+    sim.check(&room, &nodes)?;
+    expect(
+        nodes
+            .iter()
+            .all(|&n| sim.node(n).history(&room).map_or(0, |h| h.len()) == 1),
+        "the message reached every member",
+    )
+}
+
 #[test]
 fn the_creator_leaves_and_the_room_goes_on() {
     for_seeds("creator_leaves", creator_leaves);
@@ -239,6 +282,11 @@ fn three_writers_at_once_under_20_percent_loss() {
 #[test]
 fn a_partition_heals() {
     for_seeds("partition_heals", partition_heals);
+}
+
+#[test]
+fn members_find_each_other_without_the_signaling_server() {
+    for_seeds("members_find_each_other", members_find_each_other);
 }
 
 #[test]
