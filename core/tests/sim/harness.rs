@@ -61,6 +61,36 @@ pub struct SimNode {
     /// Every event the node ever delivered, across restarts.
     pub delivered: HashMap<RoomId, HashSet<EventId>>,
     pub restarts: u32,
+    /// Datagrams this node handed to the network, by kind (counted before
+    /// loss), across restarts.
+    pub sent: Sent,
+}
+
+/// Datagrams sent, by wire kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Control messages (heartbeats, summaries, goodbyes).
+    pub ctl: u64,
+    /// Event datagrams (pushes and repairs; fragments count one each).
+    pub ev: u64,
+    /// Signaling requests.
+    pub sig: u64,
+    /// Bytes of all of them.
+    pub bytes: u64,
+}
+
+impl Sent {
+    /// Counts one datagram, by the kind its JSON starts with.
+    fn count(&mut self, bytes: &[u8]) {
+        self.bytes += bytes.len() as u64;
+        if bytes.starts_with(br#"{"k":"ev""#) {
+            self.ev += 1;
+        } else if bytes.starts_with(br#"{"k":"sig""#) {
+            self.sig += 1;
+        } else {
+            self.ctl += 1;
+        }
+    }
 }
 
 struct InFlight {
@@ -76,6 +106,19 @@ struct SimSignal {
 }
 
 pub const SIGNAL_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)), 5555);
+
+/// Node `i`'s address: 10.0.0.1 to 10.0.0.253 for the first 253 nodes
+/// (10.0.0.254 is the signaling server), then 10.1.0.0 onwards.
+fn node_addr(i: usize) -> SocketAddr {
+    let ip = match u8::try_from(i) {
+        Ok(b) if b < 253 => Ipv4Addr::new(10, 0, 0, b + 1),
+        _ => {
+            let [_, hi, mid, lo] = u32::try_from(i - 253).unwrap_or(u32::MAX).to_be_bytes();
+            Ipv4Addr::new(10, 1 + hi, mid, lo)
+        }
+    };
+    SocketAddr::new(IpAddr::V4(ip), 5000)
+}
 
 /// A violated invariant or a failed expectation.
 pub type Check = Result<(), String>;
@@ -101,6 +144,13 @@ pub struct Sim {
     pub max_reassembly_bytes: usize,
     pub datagrams: u64,
     pub config: Config,
+    /// Node index by address.
+    index: HashMap<SocketAddr, usize>,
+    /// Each node's deadline (its `poll_timeout`, refreshed after every
+    /// input), and the same as a heap with stale entries skipped lazily:
+    /// the next timer without asking every node.
+    timer_at: Vec<Option<u64>>,
+    timers: BinaryHeap<Reverse<(u64, usize)>>,
 }
 
 impl Sim {
@@ -137,6 +187,9 @@ impl Sim {
             max_reassembly_bytes: 0,
             datagrams: 0,
             config,
+            index: HashMap::new(),
+            timer_at: Vec::new(),
+            timers: BinaryHeap::new(),
         }
     }
 
@@ -149,7 +202,7 @@ impl Sim {
     /// Adds a running node; returns its index.
     pub fn add_node(&mut self, name: &str) -> usize {
         let i = self.nodes.len();
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), 5000);
+        let addr = node_addr(i);
         let secret = self.seed32();
         let mut config = self.config.clone();
         config.local_addrs = vec![addr];
@@ -163,7 +216,10 @@ impl Sim {
             store: Vec::new(),
             delivered: HashMap::new(),
             restarts: 0,
+            sent: Sent::default(),
         });
+        self.index.entry(addr).or_insert(i);
+        self.timer_at.push(None);
         self.drain(i);
         i
     }
@@ -212,6 +268,7 @@ impl Sim {
     /// Kills node `i`: its memory is gone, its records stay.
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].node = None;
+        self.refresh_timer(i);
         self.trace.push(format!("{} crash {}", self.now, i));
     }
 
@@ -276,7 +333,29 @@ impl Sim {
     }
 
     fn index_of(&self, addr: SocketAddr) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addr == addr)
+        self.index.get(&addr).copied()
+    }
+
+    /// Re-reads node `i`'s deadline (after any input to it).
+    fn refresh_timer(&mut self, i: usize) {
+        let at = self.nodes[i].node.as_ref().and_then(|n| n.poll_timeout());
+        if at != self.timer_at[i] {
+            self.timer_at[i] = at;
+            if let Some(t) = at {
+                self.timers.push(Reverse((t, i)));
+            }
+        }
+    }
+
+    /// The earliest node deadline, ties to the lowest index.
+    fn next_timer(&mut self) -> Option<(u64, usize)> {
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if self.timer_at[i] == Some(t) {
+                return Some((t, i));
+            }
+            self.timers.pop();
+        }
+        None
     }
 
     fn connected(&self, a: SocketAddr, b: SocketAddr) -> bool {
@@ -326,6 +405,7 @@ impl Sim {
 
     /// Drains node `i`'s outputs: records first, then transmits, then events.
     fn drain(&mut self, i: usize) {
+        self.refresh_timer(i);
         let Some(node) = self.nodes[i].node.as_mut() else {
             return;
         };
@@ -351,6 +431,7 @@ impl Sim {
         self.nodes[i].store.extend(records);
         let from = self.nodes[i].addr;
         for t in transmits {
+            self.nodes[i].sent.count(&t.bytes);
             self.send(from, t.to, t.bytes);
         }
         for e in events {
@@ -426,17 +507,7 @@ impl Sim {
         let mut same_instant = 0u32;
         loop {
             let next_packet = self.queue.peek().map(|Reverse((t, _))| *t);
-            let next_timer = self
-                .nodes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, n)| {
-                    n.node
-                        .as_ref()
-                        .and_then(|n| n.poll_timeout())
-                        .map(|t| (t, i))
-                })
-                .min();
+            let next_timer = self.next_timer();
             let packet_first = match (next_packet, next_timer) {
                 (Some(p), Some((t, _))) => p <= t,
                 (Some(_), None) => true,
