@@ -396,6 +396,33 @@ impl<K: KeyValue> PeerStore<K> {
         self.kv.set(PROFILE_KEY, &to_json(&profile)?)
     }
 
+    /// Reads the per-room entries among `keys` (pairs of the full key and
+    /// its `room/rest` part after the prefix): the loaded room's index, the
+    /// rest, and the JSON. Entries of rooms not in `index`, or with no `/`,
+    /// are counted in `skipped`.
+    fn room_entries<'k>(
+        &self,
+        keys: &[(&str, &'k str)],
+        index: &HashMap<String, usize>,
+        skipped: &mut usize,
+    ) -> Result<Vec<(usize, &'k str, String)>, StorageError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for &(key, rest) in keys {
+            let Some((room_hex, tail)) = rest.split_once('/') else {
+                *skipped += 1;
+                continue;
+            };
+            let Some(&i) = index.get(room_hex) else {
+                *skipped += 1;
+                continue;
+            };
+            if let Some(json) = self.kv.get(key)? {
+                out.push((i, tail, json));
+            }
+        }
+        Ok(out)
+    }
+
     /// Everything to rebuild the node, in an order
     /// [`p2pchat_core::Node::restore`] accepts: the rooms in the order they
     /// were joined, then each room's events in canonical order (Lamport
@@ -439,18 +466,7 @@ impl<K: KeyValue> PeerStore<K> {
             .collect();
 
         let mut events: Vec<Vec<Event>> = vec![Vec::new(); rooms.len()];
-        for (key, rest) in event_keys {
-            let Some((room_hex, id)) = rest.split_once('/') else {
-                skipped += 1;
-                continue;
-            };
-            let Some(&i) = index.get(room_hex) else {
-                skipped += 1;
-                continue;
-            };
-            let Some(json) = self.kv.get(key)? else {
-                continue;
-            };
+        for (i, id, json) in self.room_entries(&event_keys, &index, &mut skipped)? {
             match decode_event(id, &json) {
                 Some(event) => events[i].push(event),
                 None => skipped += 1,
@@ -458,18 +474,7 @@ impl<K: KeyValue> PeerStore<K> {
         }
 
         let mut members: Vec<Vec<Record>> = vec![Vec::new(); rooms.len()];
-        for (key, rest) in member_keys {
-            let Some((room_hex, peer_hex)) = rest.split_once('/') else {
-                skipped += 1;
-                continue;
-            };
-            let Some(&i) = index.get(room_hex) else {
-                skipped += 1;
-                continue;
-            };
-            let Some(json) = self.kv.get(key)? else {
-                continue;
-            };
+        for (i, peer_hex, json) in self.room_entries(&member_keys, &index, &mut skipped)? {
             match decode_member(rooms[i].1, peer_hex, &json) {
                 Some(member) => members[i].push(member),
                 None => skipped += 1,

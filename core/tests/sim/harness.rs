@@ -18,7 +18,7 @@ use p2pchat_core::engine::{AppEvent, Config, Node, Record};
 use p2pchat_core::history::{MAX_PENDING, MAX_PENDING_BYTES};
 use p2pchat_core::membership::Timeouts;
 use p2pchat_core::rendezvous::{Limits, Registry};
-use p2pchat_core::wire::MAX_REASSEMBLY_BYTES;
+use p2pchat_core::wire::{self, Datagram, MAX_REASSEMBLY_BYTES};
 use p2pchat_core::{ChatId, Identity, PeerId, RoomId};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -69,7 +69,8 @@ pub struct SimNode {
 /// Datagrams sent, by wire kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sent {
-    /// Control messages (heartbeats, summaries, goodbyes).
+    /// Control messages (heartbeats, summaries, goodbyes), and anything
+    /// that does not decode (the engine sends nothing of the kind).
     pub ctl: u64,
     /// Event datagrams (pushes and repairs; fragments count one each).
     pub ev: u64,
@@ -80,15 +81,13 @@ pub struct Sent {
 }
 
 impl Sent {
-    /// Counts one datagram, by the kind its JSON starts with.
+    /// Counts one datagram the engine produced, by its wire kind.
     fn count(&mut self, bytes: &[u8]) {
         self.bytes += bytes.len() as u64;
-        if bytes.starts_with(br#"{"k":"ev""#) {
-            self.ev += 1;
-        } else if bytes.starts_with(br#"{"k":"sig""#) {
-            self.sig += 1;
-        } else {
-            self.ctl += 1;
+        match wire::decode(bytes) {
+            Ok(Datagram::Ev(_)) => self.ev += 1,
+            Ok(Datagram::Sig(_)) => self.sig += 1,
+            Ok(Datagram::Ctl(_)) | Err(_) => self.ctl += 1,
         }
     }
 }

@@ -1,5 +1,6 @@
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
+
+use super::on_submit_text;
 
 use crate::app::Commands;
 
@@ -12,16 +13,8 @@ pub struct Props {
 #[function_component(Onboarding)]
 pub fn onboarding(props: &Props) -> Html {
     let input = use_node_ref();
-    let onsubmit = {
-        let input = input.clone();
-        let commands = props.commands.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            if let Some(el) = input.cast::<HtmlInputElement>() {
-                commands.start(el.value());
-            }
-        })
-    };
+    let commands = props.commands.clone();
+    let onsubmit = on_submit_text(&input, false, move |name| commands.start(name));
     html! {
         <main class="onboarding">
             <h2>{ "Welcome" }</h2>

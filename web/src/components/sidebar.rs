@@ -1,5 +1,6 @@
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
+
+use super::on_submit_text;
 
 use crate::app::Commands;
 use crate::state::Model;
@@ -15,28 +16,10 @@ pub struct Props {
 pub fn sidebar(props: &Props) -> Html {
     let create_input = use_node_ref();
     let join_input = use_node_ref();
-    let on_create = {
-        let input = create_input.clone();
-        let commands = props.commands.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            if let Some(el) = input.cast::<HtmlInputElement>() {
-                commands.create(el.value());
-                el.set_value("");
-            }
-        })
-    };
-    let on_join = {
-        let input = join_input.clone();
-        let commands = props.commands.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            if let Some(el) = input.cast::<HtmlInputElement>() {
-                commands.join(el.value());
-                el.set_value("");
-            }
-        })
-    };
+    let commands = props.commands.clone();
+    let on_create = on_submit_text(&create_input, true, move |name| commands.create(name));
+    let commands = props.commands.clone();
+    let on_join = on_submit_text(&join_input, true, move |chat_id| commands.join(chat_id));
     let model = &props.model;
     html! {
         <nav class="sidebar">
