@@ -26,8 +26,9 @@ mod native {
     use std::time::Duration;
 
     use criterion::{criterion_group, BatchSize, Criterion, SamplingMode, Throughput};
-    use p2pchat_core::engine::{Config, Node};
-    use p2pchat_core::{ChatId, Identity, RoomCipher, RoomId, RoomKey};
+    use p2pchat_core::{
+        ChatId, Config, Identity, Node, Output, RoomCipher, RoomId, RoomKey, Transmit, UserName,
+    };
     use rand_chacha::rand_core::{RngCore, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
@@ -71,29 +72,28 @@ mod native {
             local_addrs: vec![addr(i)],
             ..Config::default()
         };
-        Node::new(
-            Identity::generate(&mut rng),
-            &format!("node{i}"),
-            config,
-            seed,
-        )
+        let name = UserName::new(&format!("node{i}")).expect("a valid name");
+        Node::new(Identity::generate(&mut rng), name, config, seed)
     }
 
-    /// Drains a node's outputs in the host's order; returns how many
-    /// datagrams it wanted to send.
-    fn drain(node: &mut Node) -> usize {
-        while let Some(r) = node.poll_record() {
-            black_box(r);
+    /// Drains a node's outputs as a host would (each batch confirmed as
+    /// stored at once); returns the datagrams it wanted to send and its
+    /// next deadline.
+    fn drain(node: &mut Node) -> (Vec<Transmit>, Option<u64>) {
+        let mut sent = Vec::new();
+        loop {
+            match node.poll_output() {
+                Output::Persist(p) => {
+                    black_box(&p.records);
+                    node.stored(p.batch);
+                }
+                Output::Transmit(t) => sent.push(t),
+                Output::Event(e) => {
+                    black_box(e);
+                }
+                Output::Timeout(deadline) => return (sent, deadline),
+            }
         }
-        let mut sent = 0;
-        while let Some(t) = node.poll_transmit() {
-            black_box(t);
-            sent += 1;
-        }
-        while let Some(e) = node.poll_event() {
-            black_box(e);
-        }
-        sent
     }
 
     /// An input the receiver was fed while the pair settled.
@@ -145,7 +145,9 @@ mod native {
             let end = self.now + ms;
             loop {
                 let mut moved = false;
-                while let Some(t) = self.sender.poll_transmit() {
+                let (from_sender, sender_next) = drain(&mut self.sender);
+                let (from_receiver, receiver_next) = drain(&mut self.receiver);
+                for t in from_sender {
                     if t.to == addr(RECEIVER) {
                         self.log
                             .push(Input::Datagram(self.now, addr(SENDER), t.bytes.clone()));
@@ -154,22 +156,17 @@ mod native {
                         moved = true;
                     }
                 }
-                while let Some(t) = self.receiver.poll_transmit() {
+                for t in from_receiver {
                     if t.to == addr(SENDER) {
                         self.sender
                             .handle_datagram(self.now, addr(RECEIVER), &t.bytes);
                         moved = true;
                     }
                 }
-                drain(&mut self.sender);
-                drain(&mut self.receiver);
                 if moved {
                     continue;
                 }
-                let next = [self.sender.poll_timeout(), self.receiver.poll_timeout()]
-                    .into_iter()
-                    .flatten()
-                    .min();
+                let next = [sender_next, receiver_next].into_iter().flatten().min();
                 match next {
                     Some(t) if t <= end => {
                         self.now = self.now.max(t);
@@ -213,13 +210,11 @@ mod native {
             let mut out = Vec::new();
             for _ in 0..count {
                 self.sender.send_text(self.now, &room, &body).expect("send");
-                while self.sender.poll_record().is_some() {}
-                while let Some(t) = self.sender.poll_transmit() {
+                for t in drain(&mut self.sender).0 {
                     if t.to == addr(RECEIVER) {
                         out.push(t.bytes);
                     }
                 }
-                while self.sender.poll_event().is_some() {}
             }
             out
         }
@@ -250,7 +245,7 @@ mod native {
         let now = pair.now;
         pair.sender.send_text(now, &room, body).expect("send");
         assert_eq!(
-            drain(&mut pair.sender),
+            drain(&mut pair.sender).0.len(),
             1,
             "one datagram to the one live member"
         );

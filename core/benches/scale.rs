@@ -51,25 +51,17 @@ fn main() {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-#[path = "../tests/sim/harness.rs"]
-#[allow(
-    dead_code,
-    reason = "the harness also serves the sim tests; this bench uses part of it"
-)]
-mod harness;
-
-#[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::time::Instant;
 
     use p2pchat_core::clock::EventId;
-    use p2pchat_core::engine::{Config, Record};
     use p2pchat_core::membership::Status;
+    use p2pchat_core::Config;
     use p2pchat_core::RoomId;
     use rand_chacha::rand_core::{RngCore, SeedableRng};
     use rand_chacha::ChaCha20Rng;
 
-    use crate::harness::{NetConfig, Sent, Sim, SIGNAL_ADDR, T0};
+    use p2pchat_sim::{NetConfig, Sent, Sim, SIGNAL_ADDR, T0};
 
     /// Joins are spread over this much virtual time.
     const JOIN_SPREAD_MS: u64 = 1_000;
@@ -371,7 +363,10 @@ mod native {
         let check = sim.check(&room, &all);
         let counters = (0..n).map(|i| *sim.node(i).counters());
         let (signal_rejected, members_full) = counters.fold((0, 0), |(r, f), c| {
-            (r + c.signal_rejected, f + c.members_full)
+            (
+                r + c.signal_rejected,
+                f + c.get(p2pchat_core::DropReason::MembersFull),
+            )
         });
         Row {
             peers: n,
@@ -399,12 +394,10 @@ mod native {
     }
 
     /// Keeps memory flat on long runs: the trace (for determinism tests)
-    /// and persisted member records are not needed here.
+    /// is not needed here. (Stores keep one record per member, not one per
+    /// change of status.)
     fn trim(sim: &mut Sim) {
         sim.trace.clear();
-        for node in &mut sim.nodes {
-            node.store.retain(|r| !matches!(r, Record::Member { .. }));
-        }
     }
 
     fn has(sim: &Sim, i: usize, room: &RoomId, id: &EventId) -> bool {

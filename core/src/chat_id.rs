@@ -107,8 +107,8 @@ pub enum ChatIdError {
 }
 
 impl ChatId {
-    /// Builds a Chat ID. Bootstrap addresses must be usable as destinations
-    /// (no port 0, no unspecified or multicast IP) and at most
+    /// Builds a Chat ID. Bootstrap addresses must be usable (see
+    /// [`crate::addr`]) and at most
     /// [`MAX_BOOTSTRAP`]; duplicates are dropped.
     pub fn new(
         room_id: RoomId,
@@ -253,16 +253,7 @@ fn checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {
 }
 
 fn check_address(addr: &SocketAddr) -> Result<(), ChatIdError> {
-    if addr.port() == 0 {
-        return Err(ChatIdError::BadAddress("port 0"));
-    }
-    if addr.ip().is_unspecified() {
-        return Err(ChatIdError::BadAddress("unspecified IP address"));
-    }
-    if addr.ip().is_multicast() {
-        return Err(ChatIdError::BadAddress("multicast IP address"));
-    }
-    Ok(())
+    crate::addr::check(addr).map_err(|why| ChatIdError::BadAddress(why.reason()))
 }
 
 /// A cursor over untrusted bytes: every read is bounds-checked.

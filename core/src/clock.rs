@@ -75,6 +75,19 @@ pub struct OrderKey {
 }
 
 impl OrderKey {
+    /// The lowest key there is (for ranges).
+    pub const MIN: OrderKey = OrderKey {
+        lamport: 0,
+        author: PeerId::from_bytes([0; 32]),
+        seq: 0,
+    };
+    /// The highest key there is (for ranges).
+    pub const MAX: OrderKey = OrderKey {
+        lamport: u64::MAX,
+        author: PeerId::from_bytes([0xff; 32]),
+        seq: u64::MAX,
+    };
+
     /// The key of event `id` at Lamport time `lamport`.
     pub const fn new(lamport: u64, id: EventId) -> Self {
         OrderKey {

@@ -32,7 +32,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{next_lamport, EventId, OrderKey, VersionVector, MAX_DEPS};
-use crate::identity::PeerId;
+use crate::identity::{PeerId, UserName};
+use crate::node::CommandError;
+use crate::output::AppEvent;
+use crate::room::{Link, Outbox, RoomId};
+use crate::store::Record;
+use crate::wire::{self, EventWire, Sealed};
 use crate::UnixMillis;
 
 /// Most events waiting for their dependencies, per room.
@@ -418,5 +423,128 @@ impl History {
         self.vv.set(event.id.author, event.id.seq);
         self.order.insert(key, Arc::clone(&event));
         Delivered { event, late }
+    }
+}
+
+// ----- the room's events ------------------------------------------------------
+
+/// What became of an event received from the network.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// Delivered, with whatever had waited for it; the author called
+    /// itself `name`.
+    Delivered {
+        /// The author's display name in the event.
+        name: String,
+    },
+    /// Waiting in the pending buffer for something it depends on.
+    Waiting,
+    /// Dropped and counted.
+    Dropped,
+}
+
+/// An event sealed by `author` arrived (`token` is its sealed form, kept
+/// to forward). Checks its contents, offers it to the history, and stores
+/// and announces everything delivered as a result.
+pub(crate) fn receive(
+    history: &mut History,
+    room: RoomId,
+    now: UnixMillis,
+    author: PeerId,
+    ev: EventWire,
+    token: String,
+    out: &mut Outbox<'_>,
+) -> Received {
+    let text_ok = match &ev.body {
+        Body::Text { text } => wire::validate_text(text).is_ok(),
+        Body::Unsupported => true,
+    };
+    if !text_ok || !UserName::is_valid(&ev.name) {
+        out.count(crate::counters::DropReason::BadPayload);
+        return Received::Dropped;
+    }
+    let event = Event {
+        id: EventId::new(author, ev.seq),
+        lamport: ev.lamport,
+        deps: ev.deps,
+        time: ev.time,
+        name: ev.name,
+        body: ev.body,
+        token,
+    };
+    let name = event.name.clone();
+    match history.offer(event, now) {
+        Ok(delivered) if delivered.is_empty() => Received::Waiting,
+        Ok(delivered) => {
+            announce(room, delivered, false, out);
+            Received::Delivered { name }
+        }
+        Err(refused) => {
+            out.count(refused.into());
+            Received::Dropped
+        }
+    }
+}
+
+/// This node says `text`: the event is sealed, delivered here, stored and
+/// announced. Returns its id and the datagrams that carry it, for the
+/// push to the members.
+pub(crate) fn author(
+    history: &mut History,
+    room: RoomId,
+    link: &Link,
+    now: UnixMillis,
+    text: &str,
+    out: &mut Outbox<'_>,
+) -> Result<(EventId, Vec<Vec<u8>>), CommandError> {
+    wire::validate_text(text)?;
+    let me = out.local.me;
+    let name = out.local.name.as_str().to_owned();
+    let (seq, deps, lamport) = history
+        .next_for(&me)
+        .ok_or(CommandError::History(Refused::SeqOutOfRange))?;
+    let body = Body::Text {
+        text: text.to_owned(),
+    };
+    let sealed = Sealed::Ev(EventWire {
+        seq,
+        lamport,
+        deps: deps.clone(),
+        time: now,
+        name: name.clone(),
+        body: body.clone(),
+    });
+    let payload = serde_json::to_vec(&sealed).unwrap_or_default();
+    let token = link.seal(&out.local.identity, &payload, now)?;
+    let datagrams = link
+        .event_datagrams(me, &token, out.local.config.mtu)
+        .ok_or(CommandError::TooManyFragments)?;
+    let event = Event {
+        id: EventId::new(me, seq),
+        lamport,
+        deps,
+        time: now,
+        name,
+        body,
+        token,
+    };
+    let delivered = history.offer(event, now)?;
+    announce(room, delivered, true, out);
+    Ok((EventId::new(me, seq), datagrams))
+}
+
+/// Stores, then announces, events just delivered.
+fn announce(room: RoomId, delivered: Vec<Delivered>, own: bool, out: &mut Outbox<'_>) {
+    for d in delivered {
+        out.persist(Record::Event {
+            room,
+            event: (*d.event).clone(),
+        });
+        out.event(AppEvent::Message {
+            room,
+            event: d.event,
+            late: d.late,
+            own,
+        });
     }
 }

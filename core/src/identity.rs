@@ -23,6 +23,9 @@ pub const PEER_ID_LEN: usize = 32;
 pub const SIGNATURE_LEN: usize = 64;
 /// Number of hex characters in the short, human-facing form of a peer id.
 pub const SHORT_ID_LEN: usize = 8;
+/// Longest display name, in bytes of UTF-8 (a name travels in every
+/// heartbeat and every event).
+pub const MAX_NAME_LEN: usize = 32;
 
 /// A peer's long-term signing key. Its public key is the peer's [`PeerId`].
 ///
@@ -190,5 +193,117 @@ impl FromStr for PeerId {
         hex::decode_to_slice(s, &mut bytes).map_err(|_| PeerIdError::NotHex)?;
         VerifyingKey::from_bytes(&bytes).map_err(|_| PeerIdError::NotAKey)?;
         Ok(PeerId(bytes))
+    }
+}
+
+/// A person's display name: 1 to [`MAX_NAME_LEN`] bytes of UTF-8, with no
+/// whitespace and no control characters.
+///
+/// This is the one rule for names: a front end checks the name its user
+/// picks with [`UserName::new`], and every member checks the names in
+/// others' heartbeats and events with [`UserName::is_valid`]. The limit is
+/// in bytes because that is what a datagram pays for; letters outside
+/// ASCII take 2 to 4 bytes each, and the error says so.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserName(String);
+
+/// Why a display name was refused; every message is written for the person
+/// who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserNameError {
+    /// Nothing but whitespace.
+    #[error("a name cannot be empty")]
+    Empty,
+    /// Longer than [`MAX_NAME_LEN`] bytes.
+    #[error(
+        "a name is at most {max} bytes and this one is {len} \
+         (letters outside ASCII take 2 to 4 bytes each)"
+    )]
+    TooLong {
+        /// Bytes in the name.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Contains whitespace.
+    #[error("a name cannot contain spaces (try {suggestion:?})")]
+    Whitespace {
+        /// The name with its words joined by dashes.
+        suggestion: String,
+    },
+    /// Contains a control character.
+    #[error("a name cannot contain control characters")]
+    ControlCharacter,
+}
+
+impl UserName {
+    /// Checks a name. Leading and trailing whitespace counts: front ends
+    /// trim what the user typed before asking.
+    pub fn new(name: &str) -> Result<Self, UserNameError> {
+        if name.trim().is_empty() {
+            return Err(UserNameError::Empty);
+        }
+        if name.chars().any(char::is_whitespace) {
+            let suggestion = name.split_whitespace().collect::<Vec<_>>().join("-");
+            return Err(UserNameError::Whitespace { suggestion });
+        }
+        if name.chars().any(char::is_control) {
+            return Err(UserNameError::ControlCharacter);
+        }
+        if name.len() > MAX_NAME_LEN {
+            return Err(UserNameError::TooLong {
+                len: name.len(),
+                max: MAX_NAME_LEN,
+            });
+        }
+        Ok(UserName(name.to_owned()))
+    }
+
+    /// Whether someone else's name, read from the network, keeps the rule.
+    pub fn is_valid(name: &str) -> bool {
+        UserName::new(name).is_ok()
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_in_bytes_with_a_clear_error() {
+        assert_eq!(UserName::new("alice").unwrap().as_str(), "alice");
+        assert!(UserName::new(&"a".repeat(MAX_NAME_LEN)).is_ok());
+        // 16 Cyrillic letters are 32 bytes; 17 are 34.
+        assert!(UserName::new(&"ж".repeat(16)).is_ok());
+        let err = UserName::new(&"ж".repeat(17)).unwrap_err();
+        assert_eq!(err, UserNameError::TooLong { len: 34, max: 32 });
+        assert!(err.to_string().contains("2 to 4 bytes"), "{err}");
+    }
+
+    #[test]
+    fn empty_spaced_and_control_names_are_refused() {
+        assert_eq!(UserName::new(""), Err(UserNameError::Empty));
+        assert_eq!(UserName::new("  "), Err(UserNameError::Empty));
+        assert!(UserName::new("two words")
+            .unwrap_err()
+            .to_string()
+            .contains("two-words"));
+        assert_eq!(
+            UserName::new("bell\u{7}"),
+            Err(UserNameError::ControlCharacter)
+        );
+        assert!(!UserName::is_valid("tab\tname"));
+        assert!(UserName::is_valid("bob"));
     }
 }

@@ -8,40 +8,64 @@
 //!
 //! The cryptographic vocabulary every layer speaks:
 //!
-//! - [`identity`]: a peer's Ed25519 key pair; its public key is its [`PeerId`].
-//! - [`room`]: a room's random [`RoomId`], its Fernet [`RoomKey`], its display
-//!   [`RoomName`] and the one-way [`RendezvousTag`] the signaling server sees.
+//! - [`identity`]: a peer's Ed25519 key pair; its public key is its
+//!   [`PeerId`]; a person's display name, [`UserName`].
+//! - [`room::id`]: a room's random [`RoomId`], its Fernet [`RoomKey`], its
+//!   display [`RoomName`] and the one-way [`RendezvousTag`] the signaling
+//!   server sees.
 //! - [`chat_id`]: the [`ChatId`] capability string that carries a room's key
 //!   from one person to another, and strict parsing of it.
 //! - [`seal`]: sign-then-encrypt and decrypt-then-verify of room payloads.
+//! - [`addr`]: which addresses are ever sent to or passed on.
 //!
-//! The protocol, one concept per module:
+//! The engine is a [`Node`] holding [`room`]s; each room is a state machine
+//! whose protocol is one concept per module, each handling its own messages
+//! and timers:
 //!
 //! - [`clock`]: Lamport time, per-author sequence numbers, causal
 //!   dependencies and version vectors.
-//! - [`history`]: causal delivery through a bounded buffer, and the
-//!   canonical `(lamport, author)` order every member shows.
-//! - [`replication`]: anti-entropy — summaries, pushes in bounded batches,
-//!   a per-peer rate budget.
-//! - [`membership`]: member lists, heartbeats, online → suspect → offline.
+//! - [`history`]: causal delivery through a bounded buffer, the canonical
+//!   `(lamport, author)` order every member shows, and this node's own
+//!   events.
+//! - [`membership`]: member tables, heartbeats and hints, online → suspect
+//!   → offline, goodbyes.
+//! - [`replication`]: anti-entropy — digests, summaries, pushes in bounded
+//!   batches, a per-peer rate budget.
+//! - [`discovery`]: bootstrap addresses and signaling registrations and
+//!   lookups.
+//!
+//! Around them:
+//!
+//! - [`node`]: the [`Node`]: routes datagrams to rooms by rendezvous tag,
+//!   reassembles fragments, takes commands.
+//! - [`output`]: the one queue of outputs, and its "stored before sent or
+//!   shown" rule.
+//! - [`store`]: what a host store must do with records, and a conformance
+//!   suite for any store.
+//! - [`chats`]: the user's chats as every front end shows them — names,
+//!   current chat, invites, unread counts, delivery state.
+//! - [`counters`]: every drop, by reason.
 //! - [`wire`]: the versioned JSON envelope, fragmentation and reassembly,
 //!   size limits.
-//! - [`signaling`]: the messages spoken with a rendezvous server.
-//! - [`rendezvous`]: the rendezvous server's registry, sans-IO too (the
+//! - [`signaling`]: the messages spoken with a rendezvous server;
+//!   [`rendezvous`]: the server's registry, sans-IO too (the
 //!   `p2pchat-signaling` binary drives it; so does the simulator).
 //! - [`rate`]: token buckets, for every rate limit in the system.
 //! - [`relay`]: the frames a browser peer and the native node's relay
 //!   exchange over a WebSocket (datagram plus remote address).
-//! - [`engine`]: the [`Node`] that ties them together, fed datagrams,
-//!   timeouts and commands, polled for records, transmits and events.
 
+pub mod addr;
 pub mod chat_id;
+pub mod chats;
 pub mod clock;
-pub mod engine;
+pub mod counters;
+pub mod discovery;
 mod hex_serde;
 pub mod history;
 pub mod identity;
 pub mod membership;
+pub mod node;
+pub mod output;
 pub mod rate;
 pub mod relay;
 pub mod rendezvous;
@@ -49,13 +73,17 @@ pub mod replication;
 pub mod room;
 pub mod seal;
 pub mod signaling;
+pub mod store;
 pub mod wire;
 
 pub use chat_id::{ChatId, ChatIdError};
-pub use engine::{AppEvent, CommandError, Config, Counters, Node, Record, RestoreError, Transmit};
-pub use identity::{Identity, PeerId, PeerIdError};
+pub use counters::{Counters, DropReason};
+pub use identity::{Identity, PeerId, PeerIdError, UserName, UserNameError};
+pub use node::{CommandError, Config, Node};
+pub use output::{AppEvent, BatchId, Output, Persist, Transmit};
 pub use room::{RendezvousTag, RoomId, RoomKey, RoomName, RoomNameError};
 pub use seal::{Opened, RoomCipher, SealError};
+pub use store::{Loaded, MemoryStore, Record, Store};
 
 /// Time as the host passes it in: milliseconds since the Unix epoch.
 pub type UnixMillis = u64;

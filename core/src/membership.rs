@@ -35,14 +35,65 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::PeerId;
-use crate::wire::Hint;
+use crate::addr;
+use crate::counters::DropReason;
+use crate::identity::{PeerId, UserName};
+use crate::output::AppEvent;
+use crate::room::{Link, Outbox, RoomId, Sender};
+use crate::store::Record;
+use crate::wire::Control;
 use crate::UnixMillis;
 
 /// Most members tracked per room.
 pub const MAX_MEMBERS: usize = 1024;
 /// Most candidate addresses kept per member.
 pub const MAX_CANDIDATES: usize = 4;
+/// Most member hints in one heartbeat.
+pub const MAX_HINTS: usize = 32;
+/// Member hints carried by each heartbeat.
+pub const HINTS_PER_BEAT: usize = 3;
+
+/// Heartbeat: "I am here, this is what I have, these are others".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Beat {
+    /// Replay guard.
+    pub stamp: u64,
+    /// Sender's display name.
+    pub name: String,
+    /// Digest of the sender's version vector (see [`crate::replication`]).
+    pub digest: u64,
+    /// Some members the sender hears from.
+    pub hints: Vec<Hint>,
+    /// The sender just arrived and asks for a beat back at once.
+    pub hello: bool,
+}
+
+impl Beat {
+    /// Whether the contents keep the limits (checked before anything is
+    /// taken from it).
+    pub fn is_valid(&self) -> bool {
+        UserName::is_valid(&self.name) && self.hints.len() <= MAX_HINTS
+    }
+}
+
+/// The sender leaves the room (or shuts down).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bye {
+    /// Replay guard.
+    pub stamp: u64,
+}
+
+/// A peer another member may want to contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hint {
+    /// The member.
+    pub peer: PeerId,
+    /// Where it was last heard from.
+    pub addr: SocketAddr,
+}
 
 /// Liveness timings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +195,9 @@ pub struct Members {
     timeouts: Timeouts,
     members: BTreeMap<PeerId, Member>,
     next_beat: UnixMillis,
+    /// Bumped whenever a member's status or address changes, so whoever
+    /// derives something from the live members knows when to derive again.
+    generation: u64,
 }
 
 impl Members {
@@ -154,7 +208,13 @@ impl Members {
             timeouts,
             members: BTreeMap::new(),
             next_beat: 0,
+            generation: 0,
         }
+    }
+
+    /// Changes so far to any member's status or address.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// All members, by peer id.
@@ -213,6 +273,9 @@ impl Members {
             return (Heard::Replay, None);
         }
         let first = member.last_heard.is_none();
+        if member.addr != Some(addr) || member.status != Status::Online {
+            self.generation += 1;
+        }
         member.last_stamp = stamp;
         member.last_heard = Some(now);
         member.addr = Some(addr);
@@ -252,8 +315,9 @@ impl Members {
 
     /// A member was said to be at `addr` (by another member or by
     /// signaling): unverified, so only a candidate to probe.
+    /// Addresses that are not [`addr::usable`] are never taken.
     pub fn hint(&mut self, now: UnixMillis, peer: PeerId, addr: SocketAddr) {
-        if peer == self.me {
+        if peer == self.me || !addr::usable(&addr) {
             return;
         }
         if !self.members.contains_key(&peer) && !self.make_room() {
@@ -278,6 +342,9 @@ impl Members {
         let member = self.members.get_mut(peer)?;
         let before = member.status;
         member.status = Status::Offline;
+        if before != Status::Offline {
+            self.generation += 1;
+        }
         (before != Status::Offline).then(|| StatusChange {
             peer: *peer,
             name: member.name.clone(),
@@ -319,6 +386,7 @@ impl Members {
             };
             // Only ever degrade here; `heard` and `bye` move the others.
             if to > member.status {
+                self.generation += 1;
                 changes.push(StatusChange {
                     peer: member.peer,
                     name: member.name.clone(),
@@ -401,6 +469,7 @@ impl Members {
         match victim {
             Some(peer) => {
                 self.members.remove(&peer);
+                self.generation += 1;
                 true
             }
             None => false,
@@ -416,7 +485,7 @@ impl Members {
         if name.is_some() {
             member.name = name;
         }
-        if let Some(addr) = addr {
+        if let Some(addr) = addr.filter(addr::usable) {
             if !member.candidates.contains(&addr) {
                 if member.candidates.len() >= MAX_CANDIDATES {
                     member.candidates.remove(0);
@@ -425,6 +494,140 @@ impl Members {
             }
         }
     }
+}
+
+// ----- the room's membership traffic ----------------------------------------
+
+/// An authenticated control message with `stamp` came from `sender` at
+/// `addr` (a heartbeat brings the sender's `name` too). Takes it for
+/// liveness, stores and announces any change of status. Returns false if
+/// the message must go no further (a replay, or no room in the table).
+pub(crate) fn heard(
+    members: &mut Members,
+    room: RoomId,
+    now: UnixMillis,
+    from: Sender,
+    name: Option<&str>,
+    stamp: u64,
+    out: &mut Outbox<'_>,
+) -> bool {
+    let Sender { peer: sender, addr } = from;
+    if let Some(name) = name {
+        members.set_name(sender, name);
+    }
+    match members.heard(now, sender, addr, stamp) {
+        (Heard::Replay, _) => {
+            out.count(DropReason::Replayed);
+            false
+        }
+        (Heard::Full, _) => {
+            out.count(DropReason::MembersFull);
+            false
+        }
+        (Heard::Fresh, change) => {
+            if let Some(change) = change {
+                out.persist(Record::Member {
+                    room,
+                    peer: sender,
+                    name: change.name.clone(),
+                    addr,
+                });
+                out.event(AppEvent::Member { room, change });
+            }
+            true
+        }
+    }
+}
+
+/// A heartbeat `from` a member: its digest, its hints, and a beat back if
+/// it says hello. `digest` is this node's own.
+pub(crate) fn on_beat(
+    members: &mut Members,
+    link: &Link,
+    digest: u64,
+    now: UnixMillis,
+    from: Sender,
+    beat: Beat,
+    out: &mut Outbox<'_>,
+) {
+    members.set_digest(&from.peer, beat.digest);
+    for hint in beat.hints {
+        members.hint(now, hint.peer, hint.addr);
+    }
+    if beat.hello {
+        send_beat(members, link, digest, now, from.addr, false, out);
+    }
+}
+
+/// `sender` said goodbye.
+pub(crate) fn on_bye(members: &mut Members, room: RoomId, sender: PeerId, out: &mut Outbox<'_>) {
+    if let Some(change) = members.bye(&sender) {
+        out.event(AppEvent::Member { room, change });
+    }
+}
+
+/// Time passed: silence makes members suspect, then offline; live members
+/// get their heartbeat, and offline or unconfirmed ones a probe that asks
+/// for an answer at once.
+pub(crate) fn on_timeout(
+    members: &mut Members,
+    room: RoomId,
+    link: &Link,
+    digest: u64,
+    now: UnixMillis,
+    out: &mut Outbox<'_>,
+) {
+    for change in members.tick(now) {
+        out.event(AppEvent::Member { room, change });
+    }
+    let targets = members.beat_targets(now);
+    for (peer, addr) in targets {
+        let live = members
+            .get(&peer)
+            .is_some_and(|m| m.addr == Some(addr) && m.status != Status::Offline);
+        send_beat(members, link, digest, now, addr, !live, out);
+    }
+}
+
+/// Says goodbye to every live member.
+pub(crate) fn say_bye(members: &Members, link: &Link, now: UnixMillis, out: &mut Outbox<'_>) {
+    let live: Vec<SocketAddr> = members.live().map(|(_, a)| a).collect();
+    for addr in live {
+        let stamp = out.stamp(now);
+        link.control(now, addr, Control::Bye(Bye { stamp }), out);
+    }
+}
+
+/// Sends a heartbeat to `to`, with this node's `digest` and a few members
+/// as hints; `hello` asks for a beat back at once.
+pub(crate) fn send_beat(
+    members: &Members,
+    link: &Link,
+    digest: u64,
+    now: UnixMillis,
+    to: SocketAddr,
+    hello: bool,
+    out: &mut Outbox<'_>,
+) {
+    let stamp = out.stamp(now);
+    // A random window of the member list: a fixed rotation aliases with
+    // the number of beats per round (a member would hear of the same few
+    // others from everyone, every round, and large rooms stopped
+    // discovering each other at ~200 members in the scale simulation).
+    let offset = out.random_u32() as usize;
+    let hints: Vec<Hint> = members
+        .hints(offset, HINTS_PER_BEAT)
+        .into_iter()
+        .filter(|h| h.addr != to)
+        .collect();
+    let beat = Beat {
+        stamp,
+        name: out.local.name.as_str().to_owned(),
+        digest,
+        hints,
+        hello,
+    };
+    link.control(now, to, Control::Beat(beat), out);
 }
 
 fn new_member(peer: PeerId) -> Member {

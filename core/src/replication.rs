@@ -28,13 +28,40 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::clock::VersionVector;
-use crate::history::{Event, History};
+use crate::history::{Event, History, MAX_AUTHORS};
 use crate::identity::PeerId;
+use crate::membership::{Members, Status};
+use crate::output::AppEvent;
 use crate::rate::TokenBucket;
+use crate::room::{Link, Outbox, RoomId, Sender};
+use crate::wire::Control;
 use crate::UnixMillis;
+
+/// Anti-entropy summary: the sender's whole version vector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Replay guard.
+    pub stamp: u64,
+    /// What the sender has delivered.
+    pub vv: VersionVector,
+    /// The sender asks for the receiver's summary in return.
+    pub reply: bool,
+}
+
+impl Summary {
+    /// Whether the contents keep the limits: a room has at most
+    /// [`MAX_AUTHORS`] authors.
+    pub fn is_valid(&self) -> bool {
+        self.vv.authors() <= MAX_AUTHORS
+    }
+}
 
 /// Replication tuning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +109,9 @@ struct PeerSync {
 pub struct Replication {
     config: ReplicationConfig,
     peers: BTreeMap<PeerId, PeerSync>,
-    rate_limited: u64,
+    /// Some member was known to hold events we lacked (for
+    /// [`AppEvent::CaughtUp`]).
+    was_behind: bool,
 }
 
 /// What to push to a peer.
@@ -92,6 +121,8 @@ pub struct Push {
     pub events: Vec<Arc<Event>>,
     /// The peer lacks more than was taken.
     pub more: bool,
+    /// The per-peer rate budget held some back.
+    pub rate_limited: bool,
 }
 
 impl Replication {
@@ -100,13 +131,8 @@ impl Replication {
         Replication {
             config,
             peers: BTreeMap::new(),
-            rate_limited: 0,
+            was_behind: false,
         }
-    }
-
-    /// Events held back by the rate budget so far.
-    pub fn rate_limited(&self) -> u64 {
-        self.rate_limited
     }
 
     /// Keeps only the peers for which `keep` holds (the room's current
@@ -134,13 +160,12 @@ impl Replication {
         let (events, more_than_taken) = missing_for(history, &theirs, allowed, config.batch_bytes);
         budget.spend(events.len() as u64);
         // Held back by the budget (not by the batch limits).
-        if more_than_taken && allowed < config.batch && events.len() == allowed {
-            self.rate_limited += 1;
-        }
+        let rate_limited = more_than_taken && allowed < config.batch && events.len() == allowed;
         sync.theirs = Some(theirs);
         Push {
             events,
             more: more_than_taken,
+            rate_limited,
         }
     }
 
@@ -244,9 +269,161 @@ pub fn missing_for(
 /// The members a new event is pushed to at once: today every member
 /// believed online or suspect. A gossip fan-out would choose a bounded
 /// random subset here.
-pub fn push_targets<I>(live: I) -> Vec<(PeerId, std::net::SocketAddr)>
+pub fn push_targets<I>(live: I) -> Vec<(PeerId, SocketAddr)>
 where
-    I: IntoIterator<Item = (PeerId, std::net::SocketAddr)>,
+    I: IntoIterator<Item = (PeerId, SocketAddr)>,
 {
     live.into_iter().collect()
+}
+
+// ----- the room's replication traffic ---------------------------------------
+
+/// Pushes a new event (its datagrams) to the members it goes to at once.
+pub(crate) fn push_new(members: &Members, datagrams: &[Vec<u8>], out: &mut Outbox<'_>) {
+    for (_, addr) in push_targets(members.live()) {
+        for bytes in datagrams {
+            out.transmit(addr, bytes.clone());
+        }
+    }
+}
+
+/// A member's heartbeat carried `digest`: if it differs from ours, ask for
+/// its summary (unless a question is out already).
+pub(crate) fn on_digest(
+    repl: &mut Replication,
+    history: &History,
+    link: &Link,
+    now: UnixMillis,
+    from: Sender,
+    digest: u64,
+    out: &mut Outbox<'_>,
+) {
+    if digest != history.version_vector().digest() {
+        let delivered = history.len() as u64;
+        if repl.should_ask(now, from.peer, false, delivered) {
+            send_summary(history, link, now, from.addr, true, out);
+        }
+    }
+}
+
+/// A summary `from` a member: push what it lacks, answer if it asked, ask
+/// again if it has more than we do.
+pub(crate) fn on_summary(
+    repl: &mut Replication,
+    history: &History,
+    link: &Link,
+    now: UnixMillis,
+    from: Sender,
+    summary: Summary,
+    out: &mut Outbox<'_>,
+) {
+    let Sender { peer: sender, addr } = from;
+    let room = link.room();
+    let push = repl.on_summary(now, sender, summary.vv, history);
+    if push.rate_limited {
+        out.counters().rate_limited += 1;
+    }
+    for event in &push.events {
+        link.event(addr, &event.token, out);
+    }
+    if summary.reply {
+        send_summary(history, link, now, addr, false, out);
+    } else {
+        let delivered = history.len() as u64;
+        if repl.is_behind(&sender, history.version_vector())
+            && repl.should_ask(now, sender, true, delivered)
+        {
+            send_summary(history, link, now, addr, true, out);
+        }
+    }
+    check_caught_up(repl, history, room, out);
+}
+
+/// An event from `sender` waits for something it depends on: ask whoever
+/// sent it for what it has.
+pub(crate) fn on_gap(
+    repl: &mut Replication,
+    history: &History,
+    members: &Members,
+    link: &Link,
+    now: UnixMillis,
+    sender: PeerId,
+    out: &mut Outbox<'_>,
+) {
+    let addr = members.get(&sender).and_then(|m| m.addr);
+    let delivered = history.len() as u64;
+    if let Some(addr) = addr {
+        if repl.should_ask(now, sender, false, delivered) {
+            send_summary(history, link, now, addr, true, out);
+        }
+    }
+}
+
+/// Tells the user once every member known to be ahead has been caught up
+/// with.
+pub(crate) fn check_caught_up(
+    repl: &mut Replication,
+    history: &History,
+    room: RoomId,
+    out: &mut Outbox<'_>,
+) {
+    let behind = repl.ahead_of(history.version_vector()).next().is_some();
+    if repl.was_behind && !behind {
+        out.event(AppEvent::CaughtUp {
+            room,
+            events: history.len(),
+        });
+    }
+    repl.was_behind = behind;
+}
+
+/// Time passed: forget the state of members no longer in the table, and
+/// ask again where a question went unanswered.
+pub(crate) fn on_timeout(
+    repl: &mut Replication,
+    history: &History,
+    members: &Members,
+    link: &Link,
+    now: UnixMillis,
+    out: &mut Outbox<'_>,
+) {
+    // Replication state only for members still in the table (which is
+    // bounded): a forgotten member's state goes with it.
+    repl.retain_peers(|p| members.get(p).is_some());
+    let delivered = history.len() as u64;
+    let ahead: Vec<PeerId> = repl.ahead_of(history.version_vector()).collect();
+    let mut ask = Vec::new();
+    for peer in ahead {
+        let addr = members
+            .get(&peer)
+            .filter(|m| m.status != Status::Offline)
+            .and_then(|m| m.addr);
+        match addr {
+            Some(addr) => {
+                if repl.should_ask(now, peer, false, delivered) {
+                    ask.push(addr);
+                }
+            }
+            // Unreachable: stop counting on it (and stop the retry timer)
+            // until it speaks again.
+            None => repl.forget_vv(&peer),
+        }
+    }
+    for addr in ask {
+        send_summary(history, link, now, addr, true, out);
+    }
+}
+
+/// Sends our version vector to `to`; `reply` asks for theirs.
+pub(crate) fn send_summary(
+    history: &History,
+    link: &Link,
+    now: UnixMillis,
+    to: SocketAddr,
+    reply: bool,
+    out: &mut Outbox<'_>,
+) {
+    let stamp = out.stamp(now);
+    let vv = history.version_vector().clone();
+    link.control(now, to, Control::Summary(Summary { stamp, vv, reply }), out);
 }

@@ -466,27 +466,9 @@ fn check_addrs(addrs: &[SocketAddr]) -> Result<(), SignalError> {
             max: MAX_ADDRS,
         });
     }
-    match addrs.iter().find(|a| !is_plain_unicast(a)) {
+    match addrs.iter().find(|a| !crate::addr::usable(a)) {
         Some(&addr) => Err(SignalError::BadAddr { addr }),
         None => Ok(()),
-    }
-}
-
-/// An address someone else could send a datagram to, carrying nothing the
-/// signature does not cover.
-fn is_plain_unicast(addr: &SocketAddr) -> bool {
-    if addr.port() == 0 {
-        return false;
-    }
-    match addr {
-        SocketAddr::V4(a) => {
-            let ip = a.ip();
-            !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast()
-        }
-        SocketAddr::V6(a) => {
-            let ip = a.ip();
-            a.flowinfo() == 0 && a.scope_id() == 0 && !ip.is_unspecified() && !ip.is_multicast()
-        }
     }
 }
 

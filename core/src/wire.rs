@@ -41,9 +41,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{EventId, VersionVector};
+use crate::clock::EventId;
 use crate::history::Body;
 use crate::identity::PeerId;
+use crate::membership::{Beat, Bye};
+use crate::replication::Summary;
 use crate::room::RendezvousTag;
 use crate::seal::MAX_TOKEN_LEN;
 use crate::signaling;
@@ -60,8 +62,6 @@ pub const MIN_MTU: usize = 512;
 pub const MAX_DATAGRAM_LEN: usize = 65_507;
 /// Longest chat message, in bytes of UTF-8.
 pub const MAX_TEXT_LEN: usize = 16 * 1024;
-/// Longest display name, in bytes of UTF-8.
-pub const MAX_NAME_LEN: usize = 32;
 /// Most fragments one token may be cut into.
 pub const MAX_FRAGMENTS: u16 = 128;
 /// Most tokens being reassembled per claimed sender.
@@ -72,8 +72,6 @@ pub const MAX_PARTIALS: usize = 256;
 pub const MAX_REASSEMBLY_BYTES: usize = 8 * 1024 * 1024;
 /// How long a fragmented token has to arrive whole.
 pub const REASSEMBLY_TIMEOUT_MS: u64 = 10_000;
-/// Most member hints in one control message.
-pub const MAX_HINTS: usize = 32;
 
 /// A datagram, as parsed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,61 +154,43 @@ pub struct EventWire {
     pub body: Body,
 }
 
-/// A peer another member may want to contact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hint {
-    /// The member.
-    pub peer: PeerId,
-    /// Where it was last heard from.
-    pub addr: std::net::SocketAddr,
-}
-
 /// Control messages between members of a room, sealed by the sender.
+///
+/// Each kind is defined, and handled, by the module it belongs to; this
+/// enum only names them on the wire (`"c": "beat"` and so on).
 ///
 /// Every one carries `stamp`, the sender's strictly increasing control
 /// counter: a receiver drops any control message whose stamp is not above
 /// the last one it accepted from that sender, so a captured datagram cannot
 /// be replayed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "c", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "c", rename_all = "snake_case")]
 pub enum Control {
-    /// Heartbeat: "I am here, this is what I have, these are others".
-    Beat {
-        /// Replay guard.
-        stamp: u64,
-        /// Sender's display name.
-        name: String,
-        /// Digest of the sender's version vector.
-        digest: u64,
-        /// Some members the sender hears from.
-        hints: Vec<Hint>,
-        /// The sender just arrived and asks for a beat back at once.
-        hello: bool,
-    },
-    /// Anti-entropy summary: the sender's whole version vector.
-    Summary {
-        /// Replay guard.
-        stamp: u64,
-        /// What the sender has delivered.
-        vv: VersionVector,
-        /// The sender asks for the receiver's summary in return.
-        reply: bool,
-    },
-    /// The sender leaves the room (or shuts down).
-    Bye {
-        /// Replay guard.
-        stamp: u64,
-    },
+    /// Heartbeat ([`crate::membership`]).
+    Beat(Beat),
+    /// Anti-entropy summary ([`crate::replication`]).
+    Summary(Summary),
+    /// Goodbye ([`crate::membership`]).
+    Bye(Bye),
 }
 
 impl Control {
     /// The replay guard of any control message.
     pub fn stamp(&self) -> u64 {
         match self {
-            Control::Beat { stamp, .. }
-            | Control::Summary { stamp, .. }
-            | Control::Bye { stamp } => *stamp,
+            Control::Beat(m) => m.stamp,
+            Control::Summary(m) => m.stamp,
+            Control::Bye(m) => m.stamp,
+        }
+    }
+
+    /// Whether the contents keep their limits (checked before anything is
+    /// taken from the message).
+    pub fn is_valid(&self) -> bool {
+        match self {
+            Control::Beat(m) => m.is_valid(),
+            Control::Summary(m) => m.is_valid(),
+            Control::Bye(_) => true,
         }
     }
 }
@@ -368,14 +348,6 @@ pub fn validate_text(text: &str) -> Result<(), TextError> {
         return Err(TextError::ControlChar(c as u32));
     }
     Ok(())
-}
-
-/// Checks a display name: 1 to [`MAX_NAME_LEN`] bytes, no whitespace or
-/// control characters.
-pub fn validate_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Why a fragment was dropped by the [`Reassembler`].

@@ -3,11 +3,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
+use p2pchat_core::UserName;
 
-/// Longest username, in characters.
-pub const MAX_USERNAME_CHARS: usize = 32;
 /// Where the browser relay listens unless told otherwise.
 pub const DEFAULT_RELAY: &str = "127.0.0.1:9000";
 
@@ -77,16 +76,7 @@ impl Args {
     /// Checks what clap cannot: the username is a usable display name, the
     /// relay address is on loopback.
     pub fn validate(&self) -> Result<()> {
-        let name = &self.username;
-        if name.trim().is_empty() {
-            bail!("--username cannot be empty");
-        }
-        if name.chars().count() > MAX_USERNAME_CHARS {
-            bail!("--username is at most {MAX_USERNAME_CHARS} characters");
-        }
-        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            bail!("--username cannot contain spaces or control characters");
-        }
+        self.user_name()?;
         if let Some(relay) = self.relay {
             if !relay.ip().is_loopback() {
                 bail!(
@@ -96,6 +86,11 @@ impl Args {
             }
         }
         Ok(())
+    }
+
+    /// The username as a display name (core's one rule for names).
+    pub fn user_name(&self) -> Result<UserName> {
+        UserName::new(&self.username).map_err(|e| anyhow!("--username {:?}: {e}", self.username))
     }
 
     /// The relay to run.

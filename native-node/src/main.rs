@@ -6,13 +6,11 @@
 //! browser peers over a loopback WebSocket. Protocol decisions live in
 //! core; this binary only moves bytes, time and commands in and out.
 
-mod chats;
 mod cli;
 mod command;
 mod node;
 mod relay;
 mod repl;
-mod shutdown;
 mod store;
 mod udp;
 mod ui;
@@ -23,6 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use p2pchat_core::{Config, Node};
+use p2pchat_host::shutdown::Shutdown;
 use rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
 
@@ -38,14 +37,7 @@ const RELAY_STOP: Duration = Duration::from_secs(2);
 fn main() -> Result<()> {
     let args = Args::parse();
     args.validate()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    p2pchat_host::init_logging("warn");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -59,7 +51,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut shutdown = shutdown::Shutdown::install()?;
+    let mut shutdown = Shutdown::install()?;
 
     let data_dir = args.data_dir()?;
     let mut store = Store::open(&data_dir)
@@ -88,15 +80,21 @@ async fn run(args: Args) -> Result<()> {
     };
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
-    let engine = Node::restore(
+    let (chats, messages) = (loaded.rooms(), loaded.events());
+    let (engine, unused) = Node::restore(
         identity,
-        &args.username,
+        args.user_name()?,
         config,
         seed,
         now_ms(),
         loaded.records,
-    )
-    .context("restoring stored chats")?;
+    );
+    if unused > 0 {
+        tracing::warn!(
+            records = unused,
+            "some stored records could not be used and were skipped"
+        );
+    }
 
     let (stop_relay, relay_stopped) = watch::channel(false);
     let relay = start_relay(&args, local, relay_stopped).await?;
@@ -119,8 +117,8 @@ async fn run(args: Args) -> Result<()> {
         relay: relay_addr,
         signal: args.signal.clone(),
         data_dir: data_dir.display().to_string(),
-        chats: loaded.rooms,
-        messages: loaded.events,
+        chats,
+        messages,
     });
     tracing::info!(%local, username = %args.username, "node started");
 

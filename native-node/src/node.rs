@@ -8,21 +8,20 @@
 //! engine's next deadline, or a stop request. Nothing polls, so an idle node
 //! uses no CPU between heartbeats.
 
-use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use p2pchat_core::chats::Chats;
 use p2pchat_core::history::Event;
-use p2pchat_core::{AppEvent, ChatId, Node, PeerId, RoomId, UnixMillis};
+use p2pchat_core::{AppEvent, ChatId, Node, Output as Step, PeerId, RoomId, UnixMillis};
+use p2pchat_host::shutdown::Shutdown;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::chats::Chats;
 use crate::command::{Command, HELP};
 use crate::repl::Input;
-use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::ui::{ChatView, MessageView, Note, Output, PeerView};
 
@@ -32,8 +31,6 @@ const RECV_BUFFER: usize = 65_536;
 /// Most datagrams taken in before the outputs are drained (and stored in
 /// one transaction).
 const BATCH: usize = 256;
-/// Names remembered per chat to tell same-named authors apart.
-const MAX_NAMES_PER_CHAT: usize = 4_096;
 
 /// The current time as the engine wants it.
 pub fn now_ms() -> UnixMillis {
@@ -49,34 +46,31 @@ enum Flow {
     Quit,
 }
 
-/// The engine, the store and the socket, driven together.
+/// The engine, the store and the socket, driven together; the user's
+/// chats as core's shared chat model ([`Chats`]) sees them.
 pub struct Driver {
     engine: Node,
     store: Store,
     socket: Arc<UdpSocket>,
     out: Output,
     chats: Chats,
-    /// Per chat: display name → peers that used it.
-    names: HashMap<RoomId, HashMap<String, BTreeSet<PeerId>>>,
-    /// Per chat: history length at the last "caught up" shown.
-    caught_up_shown: HashMap<RoomId, usize>,
-    restoring: bool,
+    /// The engine's next deadline, from its last `Timeout` output.
+    deadline: Option<UnixMillis>,
     send_failures: u64,
 }
 
 impl Driver {
-    /// Ties the parts together. `engine` may hold restored rooms: their
-    /// notes are shown as "rejoined" by the first [`Driver::run`] step.
+    /// Ties the parts together. `engine` may hold restored rooms: they are
+    /// shown as "rejoined" by the first [`Driver::run`] step.
     pub fn new(engine: Node, store: Store, socket: UdpSocket, out: Output) -> Self {
+        let chats = Chats::new(engine.peer_id(), engine.name());
         Driver {
             engine,
             store,
             socket: Arc::new(socket),
             out,
-            chats: Chats::default(),
-            names: HashMap::new(),
-            caught_up_shown: HashMap::new(),
-            restoring: true,
+            chats,
+            deadline: None,
             send_failures: 0,
         }
     }
@@ -98,13 +92,11 @@ impl Driver {
         mut lines: mpsc::Receiver<Input>,
         shutdown: &mut Shutdown,
     ) -> Result<()> {
-        self.flush().await?;
-        self.restoring = false;
         let socket = Arc::clone(&self.socket);
         let mut buf = vec![0u8; RECV_BUFFER];
         loop {
             self.flush().await?;
-            let deadline = self.engine.poll_timeout();
+            let deadline = self.deadline;
             let sleep = tokio::time::sleep(delay_until(deadline));
             tokio::select! {
                 r = shutdown.requested() => {
@@ -178,65 +170,64 @@ impl Driver {
         Ok(())
     }
 
-    /// Records to the store, datagrams to the network, notes to the user.
+    /// Does what the engine asks, in its order: batches to the store (and
+    /// confirms them), datagrams to the network, notes to the user; until
+    /// it says when to wake it next.
     async fn flush(&mut self) -> Result<()> {
-        let mut batch = Vec::new();
-        while let Some(record) = self.engine.poll_record() {
-            batch.push(record);
-        }
-        if !batch.is_empty() {
-            let store = &mut self.store;
-            tokio::task::block_in_place(|| store.apply(&batch)).context(
-                "cannot write to the store; stopping so that nothing unsaved is shown or sent",
-            )?;
-        }
-        while let Some(t) = self.engine.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
-                self.send_failures += 1;
-                tracing::debug!(to = %t.to, "udp send: {e}");
+        loop {
+            match self.engine.poll_output() {
+                Step::Persist(p) => {
+                    let store = &mut self.store;
+                    tokio::task::block_in_place(|| store.apply(&p.records)).context(
+                        "cannot write to the store; stopping so that nothing unsaved is shown or sent",
+                    )?;
+                    self.engine.stored(p.batch);
+                }
+                Step::Transmit(t) => {
+                    if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
+                        self.send_failures += 1;
+                        tracing::debug!(to = %t.to, "udp send: {e}");
+                    }
+                }
+                Step::Event(event) => self.event(event),
+                Step::Timeout(deadline) => {
+                    self.deadline = deadline;
+                    return Ok(());
+                }
             }
         }
-        while let Some(event) = self.engine.poll_event() {
-            self.event(event);
-        }
-        Ok(())
-    }
-
-    fn chat_name(&self, room: &RoomId) -> String {
-        self.chats
-            .name(room)
-            .map_or_else(|| room.to_string(), str::to_owned)
     }
 
     fn event(&mut self, event: AppEvent) {
+        // The chat's name before the model takes the event (a chat left is
+        // gone from it afterwards).
+        let chat = self.chats.name(event_room(&event));
+        let notable = self.chats.apply(&event);
         match event {
             AppEvent::RoomJoined {
                 room,
                 name,
                 chat_id,
                 created,
+                restored,
+                ..
             } => {
                 let chat = name.as_str().to_owned();
-                self.chats.add(room, &chat, &chat_id);
-                self.note_name(room, self.engine.name().to_owned(), self.engine.peer_id());
                 let room_hex = room.to_string();
-                let note = if self.restoring {
-                    let messages = self.engine.history(&room).map_or(0, |h| h.len());
-                    let authors: Vec<(String, PeerId)> = self
+                let note = if restored {
+                    let history = self.engine.history(&room);
+                    let events = history.into_iter().flat_map(|h| h.iter());
+                    let members = self
                         .engine
-                        .history(&room)
+                        .members(&room)
                         .into_iter()
-                        .flat_map(|h| h.iter())
-                        .map(|e| (e.name.clone(), e.id.author))
-                        .collect();
-                    for (n, p) in authors {
-                        self.note_name(room, n, p);
-                    }
+                        .flat_map(|m| m.iter());
+                    self.chats.restored(&room, events.map(|e| &**e), members);
                     Note::ChatRestored {
                         chat,
                         room: room_hex,
                         chat_id,
-                        messages,
+                        messages: self.engine.history(&room).map_or(0, |h| h.len()),
                     }
                 } else if created {
                     Note::ChatCreated {
@@ -253,45 +244,32 @@ impl Driver {
                 };
                 self.show(&note);
             }
-            AppEvent::RoomLeft { room } => {
-                let chat = self.chat_name(&room);
-                self.chats.remove(&room);
-                self.names.remove(&room);
-                self.caught_up_shown.remove(&room);
-                self.show(&Note::ChatLeft {
-                    chat,
-                    room: room.to_string(),
-                });
-            }
+            AppEvent::RoomLeft { room } => self.show(&Note::ChatLeft {
+                chat,
+                room: room.to_string(),
+            }),
+            AppEvent::Invite { .. } => {}
             AppEvent::Message {
                 room,
                 event,
                 late,
                 own,
             } => {
-                self.note_name(room, event.name.clone(), event.id.author);
                 let view = self.message_view(&room, &event, late, own);
                 self.show(&Note::Message(view));
             }
-            AppEvent::Member { room, change } => {
-                if let Some(name) = &change.name {
-                    self.note_name(room, name.clone(), change.peer);
-                }
-                self.show(&Note::Member {
-                    chat: self.chat_name(&room),
-                    room: room.to_string(),
-                    peer: change.peer.to_string(),
-                    name: change.name,
-                    from: change.from,
-                    to: change.to,
-                });
-            }
+            AppEvent::Member { room, change } => self.show(&Note::Member {
+                chat,
+                room: room.to_string(),
+                peer: change.peer.to_string(),
+                name: change.name,
+                from: change.from,
+                to: change.to,
+            }),
             AppEvent::CaughtUp { room, events } => {
-                // Shown once per new state, not at every repaired gap.
-                if self.caught_up_shown.get(&room) != Some(&events) {
-                    self.caught_up_shown.insert(room, events);
+                if notable {
                     self.show(&Note::CaughtUp {
-                        chat: self.chat_name(&room),
+                        chat,
                         room: room.to_string(),
                         messages: events,
                     });
@@ -300,46 +278,26 @@ impl Driver {
         }
     }
 
-    fn note_name(&mut self, room: RoomId, name: String, peer: PeerId) {
-        let names = self.names.entry(room).or_default();
-        if names.len() >= MAX_NAMES_PER_CHAT && !names.contains_key(&name) {
-            return;
-        }
-        let peers = names.entry(name).or_default();
-        if peers.len() < MAX_NAMES_PER_CHAT {
-            peers.insert(peer);
-        }
-    }
-
-    /// `alice`, or `alice#1a2b3c4d` when another peer in the chat is also
-    /// called alice.
-    fn shown_name(&self, room: &RoomId, name: &str, peer: &PeerId) -> String {
-        let clash = self
-            .names
-            .get(room)
-            .and_then(|n| n.get(name))
-            .is_some_and(|peers| peers.iter().any(|p| p != peer));
-        if clash {
-            format!("{name}#{}", peer.short())
-        } else {
-            name.to_owned()
-        }
-    }
-
     fn message_view(&self, room: &RoomId, event: &Event, late: bool, own: bool) -> MessageView {
-        let text = event.body.shown().to_owned();
+        let chat = self.chats.get(room);
+        let shown_name = chat.map_or_else(
+            || event.name.clone(),
+            |c| c.shown_name(&event.id.author, &event.name),
+        );
+        let delivery = chat.map(|c| c.delivery(&self.engine.peer_id(), &event.id));
         MessageView {
-            chat: self.chat_name(room),
+            chat: self.chats.name(room),
             room: room.to_string(),
             author: event.id.author.to_string(),
             name: event.name.clone(),
-            shown_name: self.shown_name(room, &event.name, &event.id.author),
+            shown_name,
             seq: event.id.seq,
             lamport: event.lamport,
             time: event.time,
-            text,
+            text: event.body.shown().to_owned(),
             late,
             own,
+            delivery: delivery.map(|d| d.code()),
         }
     }
 
@@ -371,13 +329,11 @@ impl Driver {
             }
             Command::JoinChat(text) => match text.parse::<ChatId>() {
                 Err(e) => self.error(format!("that is not a valid Chat ID: {e}")),
-                Ok(id) => match self.engine.join_room(now, &id) {
-                    Ok(room) => {
-                        let name = id.name().as_str().to_owned();
-                        self.chats.remember(room, &name, &text);
+                Ok(id) => {
+                    if let Err(e) = self.engine.join_room(now, &id) {
+                        self.error(e);
                     }
-                    Err(e) => self.error(e),
-                },
+                }
             },
             Command::SendChat { chat, text } => match self.chats.resolve(Some(&chat)) {
                 Ok(room) => self.say(now, room, &text),
@@ -395,15 +351,13 @@ impl Driver {
             },
             Command::Invite(chat) => match self.chats.resolve(chat.as_deref()) {
                 Ok(room) => {
-                    if let Some(id) = self.engine.invite(&room) {
-                        let chat_id = id.to_string();
-                        let chat = self.chat_name(&room);
-                        self.chats.remember(room, &chat, &chat_id);
-                        self.show(&Note::Invite {
-                            chat,
+                    if let Some(c) = self.chats.get(&room) {
+                        let note = Note::Invite {
+                            chat: c.name.clone(),
                             room: room.to_string(),
-                            chat_id,
-                        });
+                            chat_id: c.chat_id.clone(),
+                        };
+                        self.show(&note);
                     }
                 }
                 Err(e) => self.error(e),
@@ -433,7 +387,7 @@ impl Driver {
                 Ok(room) => vec![room],
                 Err(e) => return self.error(e),
             },
-            None => self.engine.rooms().map(|(id, _)| id).collect(),
+            None => self.chats.iter().map(|c| c.id).collect(),
         };
         if rooms.is_empty() {
             return self.error("no chats yet: /create_chat <name> or /join_chat <Chat ID>");
@@ -455,7 +409,7 @@ impl Driver {
                 })
                 .unwrap_or_default();
             self.show(&Note::Peers {
-                chat: self.chat_name(&room),
+                chat: self.chats.name(&room),
                 room: room.to_string(),
                 members,
             });
@@ -464,34 +418,29 @@ impl Driver {
 
     fn list_chats(&mut self) {
         let current = self.chats.current();
-        let rooms: Vec<RoomId> = self.engine.rooms().map(|(id, _)| id).collect();
-        let mut chats = Vec::new();
-        for room in rooms {
-            let chat = self.chat_name(&room);
-            let chat_id = self
-                .engine
-                .invite(&room)
-                .map(|id| id.to_string())
-                .unwrap_or_default();
-            self.chats.remember(room, &chat, &chat_id);
-            let (members, online) = self.engine.members(&room).map_or((0, 0), |m| {
-                (
-                    m.len(),
+        let chats = self
+            .chats
+            .iter()
+            .map(|c| {
+                // The whole member table, counting members only hinted at.
+                let table = self.engine.members(&c.id);
+                let online = table.map_or(0, |m| {
                     m.iter()
                         .filter(|m| m.status == p2pchat_core::membership::Status::Online)
-                        .count(),
-                )
-            });
-            chats.push(ChatView {
-                chat,
-                room: room.to_string(),
-                chat_id,
-                messages: self.engine.history(&room).map_or(0, |h| h.len()),
-                members,
-                online,
-                current: current == Some(room),
-            });
-        }
+                        .count()
+                });
+                ChatView {
+                    chat: c.name.clone(),
+                    room: c.id.to_string(),
+                    chat_id: c.chat_id.clone(),
+                    messages: c.messages,
+                    members: table.map_or(0, |m| m.len()),
+                    online,
+                    pending: c.pending(),
+                    current: current == Some(c.id),
+                }
+            })
+            .collect();
         self.show(&Note::Chats { chats });
     }
 
@@ -507,11 +456,23 @@ impl Driver {
             .map(|e| self.message_view(&room, e, false, e.id.author == self.engine.peer_id()))
             .collect();
         self.show(&Note::History {
-            chat: self.chat_name(&room),
+            chat: self.chats.name(&room),
             room: room.to_string(),
             total,
             messages,
         });
+    }
+}
+
+/// The room an event is about.
+fn event_room(event: &AppEvent) -> &RoomId {
+    match event {
+        AppEvent::RoomJoined { room, .. }
+        | AppEvent::RoomLeft { room }
+        | AppEvent::Invite { room, .. }
+        | AppEvent::Message { room, .. }
+        | AppEvent::Member { room, .. }
+        | AppEvent::CaughtUp { room, .. } => room,
     }
 }
 

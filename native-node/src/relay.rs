@@ -302,11 +302,10 @@ struct Counters {
     too_large: u64,
 }
 
-/// Destinations the relay never sends to.
+/// Destinations the relay never sends to: anything core's address rule
+/// (`p2pchat_core::addr`) does not call usable.
 fn refused_destination(addr: SocketAddr) -> bool {
-    let ip = addr.ip().to_canonical();
-    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-    addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || broadcast
+    !p2pchat_core::addr::usable(&addr)
 }
 
 /// Sends one binary message, bounded by [`WRITE_TIMEOUT`].

@@ -38,6 +38,9 @@ pub struct MessageView {
     pub late: bool,
     /// Written by this node.
     pub own: bool,
+    /// Where it stands: `pending`, `sent` (own messages) or `received`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<&'static str>,
 }
 
 /// A member of a chat, for `/peers`.
@@ -70,6 +73,8 @@ pub struct ChatView {
     pub members: usize,
     /// Members online.
     pub online: usize,
+    /// Own messages stored but not yet sent to anyone (nobody was online).
+    pub pending: usize,
     /// Lines without a slash go here.
     pub current: bool,
 }
@@ -328,8 +333,12 @@ pub fn render(note: &Note) -> String {
             }
             let mut s = String::from("your chats:");
             for c in chats {
+                let pending = match c.pending {
+                    0 => String::new(),
+                    n => format!(", {n} of yours waiting for someone to come online"),
+                };
                 s.push_str(&format!(
-                    "\n{} {}  {} messages, {}/{} members online\n    {}",
+                    "\n{} {}  {} messages, {}/{} members online{pending}\n    {}",
                     if c.current { "*" } else { " " },
                     c.chat,
                     c.messages,
@@ -380,6 +389,7 @@ mod tests {
             text: text.into(),
             late,
             own: false,
+            delivery: None,
         }
     }
 
@@ -420,6 +430,31 @@ mod tests {
         .unwrap();
         assert_eq!(v["to"], "suspect");
         assert_eq!(v["from"], "online");
+    }
+
+    #[test]
+    fn chats_say_how_many_own_messages_wait() {
+        let chat = |pending| ChatView {
+            chat: "general".into(),
+            room: "00".into(),
+            chat_id: "p2pchat:x".into(),
+            messages: 3,
+            members: 1,
+            online: 0,
+            pending,
+            current: true,
+        };
+        let waiting = render(&Note::Chats {
+            chats: vec![chat(2)],
+        });
+        assert!(
+            waiting.contains("* general  3 messages, 0/1 members online, 2 of yours waiting"),
+            "{waiting}"
+        );
+        let none = render(&Note::Chats {
+            chats: vec![chat(0)],
+        });
+        assert!(!none.contains("waiting"), "{none}");
     }
 
     #[test]

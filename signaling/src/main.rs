@@ -7,14 +7,8 @@
 
 mod cli;
 mod rate;
-// Stop-signal handling is identical for every p2pchat daemon; the layout
-// has no room for a helper crate and core stays free of IO, so the node's
-// module is compiled here too: one place to get the readiness race right.
-#[path = "../../native-node/src/shutdown.rs"]
-mod shutdown;
 mod udp;
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -24,17 +18,11 @@ use tokio::net::UdpSocket;
 use crate::cli::Args;
 use crate::rate::{RateConfig, RateLimiter};
 use p2pchat_core::rendezvous::{Limits, Registry};
+use p2pchat_host::shutdown::Shutdown;
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    p2pchat_host::init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -44,7 +32,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let mut shutdown = shutdown::Shutdown::install()?;
+    let mut shutdown = Shutdown::install()?;
     let socket = UdpSocket::bind(args.listen)
         .await
         .with_context(|| format!("cannot bind UDP {} (try --listen)", args.listen))?;

@@ -10,7 +10,7 @@ use tokio::net::UdpSocket;
 use crate::rate::RateLimiter;
 use p2pchat_core::rendezvous::{Drop, Registry};
 
-use crate::shutdown::Shutdown;
+use p2pchat_host::shutdown::Shutdown;
 
 /// Receive buffer: the largest UDP payload, so an oversized datagram is
 /// seen whole and counted as such instead of being silently truncated.

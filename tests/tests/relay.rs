@@ -10,7 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use p2pchat_core::history::Body;
 use p2pchat_core::relay::Frame;
-use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, RoomId};
+use p2pchat_core::{AppEvent, ChatId, Config, Identity, MemoryStore, Node, RoomId, UserName};
+use p2pchat_sim::{settle, Settled};
 use p2pchat_tests::{ChatNode, Signaling};
 use rand_core::OsRng;
 use tokio::net::TcpStream;
@@ -30,6 +31,8 @@ fn now_ms() -> u64 {
 struct WsPeer {
     ws: WebSocketStream<TcpStream>,
     engine: Node,
+    /// The engine's store (the browser's, in the real page).
+    disk: MemoryStore,
     bound: SocketAddr,
     texts: Vec<String>,
 }
@@ -59,10 +62,12 @@ impl WsPeer {
             local_addrs: vec![bound],
             ..Config::default()
         };
-        let engine = Node::new(Identity::generate(&mut OsRng), "webby", config, [7; 32]);
+        let name = UserName::new("webby")?;
+        let engine = Node::new(Identity::generate(&mut OsRng), name, config, [7; 32]);
         Ok(WsPeer {
             ws,
             engine,
+            disk: MemoryStore::new(),
             bound,
             texts: Vec::new(),
         })
@@ -72,21 +77,24 @@ impl WsPeer {
     async fn drive_until(&mut self, what: &str, done: impl Fn(&WsPeer) -> bool) -> Result<()> {
         let deadline = Instant::now() + WAIT;
         loop {
-            while let Some(t) = self.engine.poll_transmit() {
-                let frame = Frame::Datagram {
-                    addr: t.to,
-                    payload: t.bytes,
-                };
-                self.ws
-                    .send(Message::Binary(frame.encode()?.into()))
-                    .await?;
-            }
-            while self.engine.poll_record().is_some() {}
-            while let Some(e) = self.engine.poll_event() {
-                if let AppEvent::Message { event, .. } = e {
-                    if let Body::Text { text } = &event.body {
-                        self.texts.push(text.clone());
+            let (outputs, next) = settle(&mut self.engine, &mut self.disk);
+            for output in outputs {
+                match output {
+                    Settled::Transmit(t) => {
+                        let frame = Frame::Datagram {
+                            addr: t.to,
+                            payload: t.bytes,
+                        };
+                        self.ws
+                            .send(Message::Binary(frame.encode()?.into()))
+                            .await?;
                     }
+                    Settled::Event(AppEvent::Message { event, .. }) => {
+                        if let Body::Text { text } = &event.body {
+                            self.texts.push(text.clone());
+                        }
+                    }
+                    Settled::Event(_) => {}
                 }
             }
             if done(self) {
@@ -98,10 +106,7 @@ impl WsPeer {
                     self.texts
                 );
             }
-            let wake = self
-                .engine
-                .poll_timeout()
-                .map_or(200, |t| t.saturating_sub(now_ms()).min(200));
+            let wake = next.map_or(200, |t| t.saturating_sub(now_ms()).min(200));
             match tokio::time::timeout(Duration::from_millis(wake), self.ws.next()).await {
                 Err(_) => self.engine.handle_timeout(now_ms()),
                 Ok(None) => bail!("relay closed the connection"),

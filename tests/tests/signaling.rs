@@ -5,10 +5,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use p2pchat_core::engine::{Config, Node};
 use p2pchat_core::signaling::{Lookup, Message, Register, Unregister};
 use p2pchat_core::wire::{self, Datagram};
+use p2pchat_core::{Config, MemoryStore, Node, UserName};
 use p2pchat_core::{Identity, PeerId, RendezvousTag, RoomKey};
+use p2pchat_sim::{settle, Settled};
 use p2pchat_tests::process::Stream;
 use p2pchat_tests::{binary, Process};
 
@@ -332,7 +333,7 @@ fn it_never_learns_a_room_a_key_a_name_or_a_message() -> Result<()> {
             local_addrs: vec![socket.local_addr()?],
             ..Config::default()
         };
-        let name = ["alice-secret-user", "bob-secret-user"][i];
+        let name = UserName::new(["alice-secret-user", "bob-secret-user"][i])?;
         nodes.push(Node::new(
             Identity::from_secret_bytes(&[i as u8 + 1; 32]),
             name,
@@ -340,6 +341,7 @@ fn it_never_learns_a_room_a_key_a_name_or_a_message() -> Result<()> {
             [i as u8; 32],
         ));
     }
+    let mut disks = [MemoryStore::new(), MemoryStore::new()];
     let chat = nodes[0].create_room(now(), "secret-garden")?;
     // No bootstrap address: they can only meet through the server.
     let bare = p2pchat_core::ChatId::without_bootstrap(
@@ -359,10 +361,10 @@ fn it_never_learns_a_room_a_key_a_name_or_a_message() -> Result<()> {
             while let Ok((len, from)) = sockets[i].recv_from(&mut buf) {
                 node.handle_datagram(now(), from, &buf[..len]);
             }
-            while node.poll_record().is_some() {}
-            while node.poll_event().is_some() {}
-            while let Some(t) = node.poll_transmit() {
-                sockets[i].send_to(&t.bytes, t.to)?;
+            for out in settle(node, &mut disks[i]).0 {
+                if let Settled::Transmit(t) = out {
+                    sockets[i].send_to(&t.bytes, t.to)?;
+                }
             }
         }
         let bob_has = nodes[1].history(&room).map_or(0, |h| h.len());
@@ -418,14 +420,16 @@ fn a_node_registers_with_every_server_it_is_given() -> Result<()> {
     };
     let mut node = Node::new(
         Identity::from_secret_bytes(&[5; 32]),
-        "dora",
+        UserName::new("dora")?,
         config,
         [5; 32],
     );
     let chat = node.create_room(now(), "general")?;
     node.handle_timeout(now());
-    while let Some(t) = node.poll_transmit() {
-        socket.send_to(&t.bytes, t.to)?;
+    for out in settle(&mut node, &mut MemoryStore::new()).0 {
+        if let Settled::Transmit(t) = out {
+            socket.send_to(&t.bytes, t.to)?;
+        }
     }
     let t = chat.key().rendezvous_tag();
     for server in [addr1, addr2] {

@@ -157,7 +157,7 @@ pub fn app() -> Html {
     } else if model.me.is_none() {
         html! { <Onboarding commands={commands.clone()} /> }
     } else {
-        let room = model.selected_room().cloned();
+        let room = model.selected_room();
         let me = model.me.as_ref().map(|(_, p)| *p);
         html! {
             <div class="layout">

@@ -4,10 +4,11 @@
 //! Like the native node, this is a driver and makes no protocol decision.
 //! Inputs are relay frames (datagrams from peers, and the UDP address the
 //! relay bound for us), timer expiries at the engine's deadline, and the
-//! user's commands. After every input the engine is drained in the order
-//! that keeps promises: records to browser storage first, then datagrams to
-//! the relay, then [`Action`]s for the UI. So nothing is shown as sent, or
-//! sent, before it is stored; if storage refuses a batch, that batch is
+//! user's commands. After every input the engine's outputs are done in its
+//! order: batches to browser storage (then confirmed), datagrams to the
+//! relay, [`Action`]s for the UI. The engine holds back whatever depends on
+//! a batch until it is confirmed, so nothing is shown as sent, or sent,
+//! before it is stored; if storage refuses a batch, what waited for it is
 //! neither sent nor shown, and the user is told.
 //!
 //! The relay connection reconnects on its own with exponential backoff. Each
@@ -16,21 +17,20 @@
 //! heartbeat.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
 use p2pchat_core::relay::Frame;
-use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, RoomId};
+use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, Output, RoomId, UserName};
 use rand_core::{OsRng, RngCore};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use yew::Callback;
 
-use crate::state::{backoff_ms, Action, Delivery, MessageItem, RelayStatus};
+use crate::state::{backoff_ms, Action, RelayStatus};
 use crate::storage::{KeyValue, LocalStorage, MemoryStore, PeerStore, StorageError};
 use crate::tab::{self, Claim};
 
@@ -38,8 +38,6 @@ use crate::tab::{self, Claim};
 const BACKLOG: usize = 1_024;
 /// Older ones are not worth sending.
 const BACKLOG_MAX_AGE_MS: u64 = 10_000;
-/// Longest display name, in characters (as for the native node).
-const MAX_NAME_CHARS: usize = 32;
 
 /// The peer, shared between the UI's callbacks and the browser's events.
 pub type PeerHandle = Rc<RefCell<Peer>>;
@@ -74,7 +72,6 @@ pub struct Peer {
     attempts: u32,
     reconnect: Option<Timeout>,
     timer: Option<(u64, Timeout)>,
-    chat_ids: HashMap<RoomId, String>,
     /// Datagrams produced while the relay was down, sent when it is back
     /// (so the probes a restored peer sends at once are not lost).
     backlog: std::collections::VecDeque<(u64, Vec<u8>)>,
@@ -117,7 +114,6 @@ impl Peer {
                 attempts: 0,
                 reconnect: None,
                 timer: None,
-                chat_ids: HashMap::new(),
                 backlog: std::collections::VecDeque::new(),
                 tab: hex::encode(seed()),
                 renew: None,
@@ -246,7 +242,6 @@ impl Peer {
     }
 
     fn load(&mut self) {
-        self.chat_ids.clear();
         let profile = match self.store.profile() {
             Ok(p) => p,
             Err(e) => {
@@ -270,84 +265,40 @@ impl Peer {
                     Vec::new()
                 }
             };
-            let peer = identity.peer_id();
-            match Node::restore(identity, &name, self.config(), seed(), now_ms(), loaded) {
-                Ok(engine) => {
+            match UserName::new(&name) {
+                Ok(user) => {
+                    let peer = identity.peer_id();
+                    let (engine, unused) =
+                        Node::restore(identity, user, self.config(), seed(), now_ms(), loaded);
+                    if unused > 0 {
+                        self.error(format!(
+                            "{unused} stored entries could not be used and were skipped"
+                        ));
+                    }
                     self.dispatch.emit(Action::Profile { name, peer });
                     self.engine = Some(engine);
-                    self.show_restored();
                 }
-                Err(e) => self.error(format!("cannot restore your chats: {e}")),
+                Err(e) => self.error(format!("your saved name cannot be used: {e}")),
             }
         }
         self.dispatch.emit(Action::Ready);
         self.pump();
     }
 
-    /// Restored rooms come back with their history (the engine announces
-    /// the rooms; their stored messages are shown from its history).
-    fn show_restored(&mut self) {
-        let Some(engine) = self.engine.as_mut() else {
-            return;
-        };
-        let mut actions = Vec::new();
-        while let Some(event) = engine.poll_event() {
-            if let AppEvent::RoomJoined {
-                room,
-                name,
-                chat_id,
-                ..
-            } = event
-            {
-                actions.push(Action::RoomJoined {
-                    room,
-                    name: name.as_str().to_owned(),
-                    chat_id,
-                });
-                for m in engine.members(&room).into_iter().flat_map(|m| m.iter()) {
-                    actions.push(Action::Member {
-                        room,
-                        peer: m.peer,
-                        name: m.name.clone(),
-                        status: m.status,
-                    });
-                }
-                let me = engine.peer_id();
-                for e in engine.history(&room).into_iter().flat_map(|h| h.iter()) {
-                    actions.push(Action::Message {
-                        room,
-                        item: item_of(e, false, e.id.author == me, Delivery::Sent),
-                    });
-                }
-            }
-        }
-        for a in actions {
-            self.dispatch.emit(a);
-        }
-    }
-
     /// First visit: creates the identity and keeps it.
     pub fn create_profile(&mut self, name: &str) {
-        let name = name.trim();
-        if name.is_empty() {
-            return self.error("pick a name first");
-        }
-        if name.chars().count() > MAX_NAME_CHARS {
-            return self.error(format!("a name is at most {MAX_NAME_CHARS} characters"));
-        }
-        if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return self.error("a name cannot contain spaces");
-        }
+        let user = match UserName::new(name.trim()) {
+            Ok(user) => user,
+            Err(e) => return self.error(e.to_string()),
+        };
         let identity = Identity::generate(&mut OsRng);
-        if let Err(e) = self.store.save_profile(name, &identity) {
+        if let Err(e) = self.store.save_profile(user.as_str(), &identity) {
             return self.error(format!("cannot save your profile: {e}"));
         }
         let peer = identity.peer_id();
-        self.engine = Some(Node::new(identity, name, self.config(), seed()));
-        self.dispatch.emit(Action::Profile {
-            name: name.to_owned(),
-            peer,
-        });
+        let name = user.as_str().to_owned();
+        self.engine = Some(Node::new(identity, user, self.config(), seed()));
+        self.dispatch.emit(Action::Profile { name, peer });
         self.pump();
     }
 
@@ -469,6 +420,7 @@ impl Peer {
             s.ws.set_onclose(None);
         }
         self.dispatch.emit(Action::Relay(RelayStatus::Lost));
+        self.dispatch.emit(Action::Connected(false));
         self.schedule_reconnect();
     }
 
@@ -492,16 +444,7 @@ impl Peer {
                 }
                 // Pending messages go out with the next repair round now
                 // that members can be reached.
-                let rooms: Vec<RoomId> = self
-                    .engine
-                    .iter()
-                    .flat_map(|e| e.rooms().map(|(id, _)| id))
-                    .collect();
-                for room in rooms {
-                    if self.has_live_members(&room) {
-                        self.dispatch.emit(Action::PendingSent { room });
-                    }
-                }
+                self.dispatch.emit(Action::Connected(true));
             }
             Ok(Frame::Datagram { addr, payload }) => {
                 if let Some(engine) = self.engine.as_mut() {
@@ -511,13 +454,6 @@ impl Peer {
             Err(e) => tracing_error(&format!("relay frame dropped: {e}")),
         }
         self.pump();
-    }
-
-    fn has_live_members(&self, room: &RoomId) -> bool {
-        self.engine
-            .as_ref()
-            .and_then(|e| e.members(room))
-            .is_some_and(|m| m.live().next().is_some())
     }
 
     // ----- driving the engine ---------------------------------------------
@@ -530,51 +466,70 @@ impl Peer {
         self.pump();
     }
 
-    /// Records to storage, datagrams to the relay, actions to the UI; then
-    /// the timer for the engine's next deadline.
+    /// Does what the engine asks, in its order — batches to storage (then
+    /// confirmed), datagrams to the relay, actions to the UI — until it
+    /// says when to wake it next.
     fn pump(&mut self) {
         let Some(engine) = self.engine.as_mut() else {
             return;
         };
-        let mut batch = Vec::new();
-        while let Some(r) = engine.poll_record() {
-            batch.push(r);
-        }
-        if !batch.is_empty() {
-            if let Err(e) = self.store.apply(&batch) {
-                while engine.poll_transmit().is_some() {}
-                while engine.poll_event().is_some() {}
-                self.error(format!(
-                    "could not save to browser storage ({e}); the last change was neither sent nor shown"
-                ));
-                self.schedule_timer();
-                return;
-            }
-        }
-        let mut transmits = Vec::new();
-        while let Some(t) = engine.poll_transmit() {
-            transmits.push(t);
-        }
+        let mut frames = Vec::new();
         let mut events = Vec::new();
-        while let Some(e) = engine.poll_event() {
-            events.push(e);
-        }
+        let mut failures = Vec::new();
+        let deadline = loop {
+            match engine.poll_output() {
+                Output::Persist(p) => match self.store.apply(&p.records) {
+                    Ok(()) => engine.stored(p.batch),
+                    Err(e) => {
+                        engine.store_failed(p.batch);
+                        failures.push(e);
+                    }
+                },
+                Output::Transmit(t) => frames.push(Frame::Datagram {
+                    addr: t.to,
+                    payload: t.bytes,
+                }),
+                Output::Event(e) => {
+                    let restored = match &e {
+                        AppEvent::RoomJoined {
+                            room,
+                            restored: true,
+                            ..
+                        } => Some(Action::Restored {
+                            room: *room,
+                            events: engine
+                                .history(room)
+                                .map(|h| h.iter().cloned().collect())
+                                .unwrap_or_default(),
+                            members: engine
+                                .members(room)
+                                .map(|m| m.iter().cloned().collect())
+                                .unwrap_or_default(),
+                        }),
+                        _ => None,
+                    };
+                    events.push(Action::Engine(e));
+                    events.extend(restored);
+                }
+                Output::Timeout(deadline) => break deadline,
+            }
+        };
         let now = now_ms();
-        for t in transmits {
-            let frame = Frame::Datagram {
-                addr: t.to,
-                payload: t.bytes,
-            };
+        for frame in frames {
             match frame.encode() {
                 Ok(bytes) => self.send_frame(now, bytes),
                 Err(e) => tracing_error(&format!("cannot frame a datagram: {e}")),
             }
         }
-        for event in events {
-            self.event(event);
+        for action in events {
+            self.dispatch.emit(action);
         }
-        self.refresh_chat_ids();
-        self.schedule_timer();
+        for e in failures {
+            self.error(format!(
+                "could not save to browser storage ({e}); the last change was neither sent nor shown"
+            ));
+        }
+        self.schedule_timer(deadline);
     }
 
     /// Sends a frame now, or keeps it for when the relay is back.
@@ -606,77 +561,8 @@ impl Peer {
         }
     }
 
-    fn event(&mut self, event: AppEvent) {
-        match event {
-            AppEvent::RoomJoined {
-                room,
-                name,
-                chat_id,
-                ..
-            } => self.dispatch.emit(Action::RoomJoined {
-                room,
-                name: name.as_str().to_owned(),
-                chat_id,
-            }),
-            AppEvent::RoomLeft { room } => {
-                self.chat_ids.remove(&room);
-                self.dispatch.emit(Action::RoomLeft { room });
-            }
-            AppEvent::Message {
-                room,
-                event,
-                late,
-                own,
-            } => {
-                let delivery = if !own {
-                    Delivery::Received
-                } else if self.open && self.has_live_members(&room) {
-                    Delivery::Sent
-                } else {
-                    Delivery::Pending
-                };
-                self.dispatch.emit(Action::Message {
-                    room,
-                    item: item_of(&event, late, own, delivery),
-                });
-            }
-            AppEvent::Member { room, change } => {
-                let online = change.to == p2pchat_core::membership::Status::Online;
-                self.dispatch.emit(Action::Member {
-                    room,
-                    peer: change.peer,
-                    name: change.name,
-                    status: change.to,
-                });
-                if online && self.open {
-                    self.dispatch.emit(Action::PendingSent { room });
-                }
-            }
-            AppEvent::CaughtUp { .. } => {}
-        }
-    }
-
-    fn refresh_chat_ids(&mut self) {
-        let Some(engine) = self.engine.as_ref() else {
-            return;
-        };
-        let mut changed = Vec::new();
-        for (room, _) in engine.rooms() {
-            if let Some(id) = engine.invite(&room) {
-                let id = id.to_string();
-                if self.chat_ids.get(&room) != Some(&id) {
-                    changed.push((room, id));
-                }
-            }
-        }
-        for (room, chat_id) in changed {
-            self.chat_ids.insert(room, chat_id.clone());
-            self.dispatch.emit(Action::ChatId { room, chat_id });
-        }
-    }
-
-    fn schedule_timer(&mut self) {
-        let Some(deadline) = self.engine.as_ref().and_then(|e| e.poll_timeout()) else {
+    fn schedule_timer(&mut self, deadline: Option<u64>) {
+        let Some(deadline) = deadline else {
             self.timer = None;
             return;
         };
@@ -725,24 +611,6 @@ impl KeyValue for Backend {
             Backend::Local(kv) => kv.keys_with_prefix(prefix),
             Backend::Memory(kv) => kv.keys_with_prefix(prefix),
         }
-    }
-}
-
-fn item_of(
-    event: &p2pchat_core::history::Event,
-    late: bool,
-    own: bool,
-    delivery: Delivery,
-) -> MessageItem {
-    MessageItem {
-        author: event.id.author,
-        seq: event.id.seq,
-        lamport: event.lamport,
-        name: event.name.clone(),
-        time: event.time,
-        text: event.body.shown().to_owned(),
-        late,
-        delivery: if own { delivery } else { Delivery::Received },
     }
 }
 

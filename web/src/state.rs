@@ -5,12 +5,22 @@
 //! into [`Action`]s; [`Model::apply`] is the only place the state changes.
 //! Components read the model and send commands back to the peer; they never
 //! change the model themselves.
+//!
+//! The chats themselves — names and how same-named people are told apart,
+//! the current chat, Chat IDs, unread counts, delivery state — are core's
+//! chat model ([`Chats`]), the one the terminal renders too; this module
+//! adds only what a page has and a terminal has not: the connection
+//! banner, the timelines kept for display, errors on screen.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use p2pchat_core::membership::Status;
+use p2pchat_core::chats::{Chat, Chats};
+use p2pchat_core::clock::EventId;
+use p2pchat_core::history::Event;
+use p2pchat_core::membership::Member;
 use p2pchat_core::wire::MAX_TEXT_LEN;
-use p2pchat_core::{PeerId, RoomId};
+use p2pchat_core::{AppEvent, PeerId, RoomId};
 
 /// Where the page stands with the local node's relay WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,29 +67,6 @@ impl RelayStatus {
     }
 }
 
-/// Where one of our own messages stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Stored here; not handed to the network yet (no relay, or nobody
-    /// online): anti-entropy delivers it once a member is reachable.
-    Pending,
-    /// Stored and handed to the relay for the members online.
-    Sent,
-    /// Someone else's message.
-    Received,
-}
-
-impl Delivery {
-    /// `data-status` and CSS word.
-    pub fn code(self) -> &'static str {
-        match self {
-            Delivery::Pending => "pending",
-            Delivery::Sent => "sent",
-            Delivery::Received => "received",
-        }
-    }
-}
-
 /// One message in a timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageItem {
@@ -97,68 +84,40 @@ pub struct MessageItem {
     pub text: String,
     /// Placed before a message shown earlier.
     pub late: bool,
-    /// Where it stands.
-    pub delivery: Delivery,
 }
 
 impl MessageItem {
+    /// The timeline entry of a delivered event.
+    pub fn of(event: &Event, late: bool) -> Self {
+        MessageItem {
+            author: event.id.author,
+            seq: event.id.seq,
+            lamport: event.lamport,
+            name: event.name.clone(),
+            time: event.time,
+            text: event.body.shown().to_owned(),
+            late,
+        }
+    }
+
+    /// The event's id.
+    pub fn id(&self) -> EventId {
+        EventId::new(self.author, self.seq)
+    }
+
     fn key(&self) -> (u64, PeerId, u64) {
         (self.lamport, self.author, self.seq)
     }
 }
 
-/// A member of a room as the user sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberItem {
-    /// Display name, once known.
-    pub name: Option<String>,
-    /// Liveness.
-    pub status: Status,
-}
-
-/// A room in the sidebar and its timeline.
+/// The room on screen: the chat as core's chat model has it, and its
+/// timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomItem {
-    /// Id.
-    pub id: RoomId,
-    /// Name.
-    pub name: String,
-    /// The Chat ID to share (refreshed as addresses become known).
-    pub chat_id: String,
+    /// The chat: name, Chat ID, members, names, delivery state.
+    pub chat: Chat,
     /// Messages in canonical order.
     pub messages: Vec<MessageItem>,
-    /// Messages received while another room was shown.
-    pub unread: usize,
-    /// Other members.
-    pub members: BTreeMap<PeerId, MemberItem>,
-}
-
-impl RoomItem {
-    /// `name`, or `name#shortid` when another author or member of the room
-    /// goes by the same name.
-    pub fn shown_name(&self, peer: &PeerId, name: &str) -> String {
-        let clash = self
-            .messages
-            .iter()
-            .any(|m| m.name == name && m.author != *peer)
-            || self
-                .members
-                .iter()
-                .any(|(p, m)| p != peer && m.name.as_deref() == Some(name));
-        if clash {
-            format!("{name}#{}", peer.short())
-        } else {
-            name.to_owned()
-        }
-    }
-
-    /// Members online.
-    pub fn online(&self) -> usize {
-        self.members
-            .values()
-            .filter(|m| m.status == Status::Online)
-            .count()
-    }
 }
 
 /// Everything that changes the state.
@@ -173,26 +132,16 @@ pub enum Action {
     Profile { name: String, peer: PeerId },
     /// The relay connection changed.
     Relay(RelayStatus),
-    /// A room was created, joined or restored.
-    RoomJoined {
+    /// Datagrams can leave (the relay is up and knows our address), or no
+    /// longer can.
+    Connected(bool),
+    /// Something the node reported.
+    Engine(AppEvent),
+    /// A restored room's history and members, as the node holds them.
+    Restored {
         room: RoomId,
-        name: String,
-        chat_id: String,
-    },
-    /// A room's shareable Chat ID changed.
-    ChatId { room: RoomId, chat_id: String },
-    /// A room was left.
-    RoomLeft { room: RoomId },
-    /// A message was delivered (or restored).
-    Message { room: RoomId, item: MessageItem },
-    /// Our pending messages in `room` went out.
-    PendingSent { room: RoomId },
-    /// A member appeared or changed status.
-    Member {
-        room: RoomId,
-        peer: PeerId,
-        name: Option<String>,
-        status: Status,
+        events: Vec<Arc<Event>>,
+        members: Vec<Member>,
     },
     /// The user opened a room.
     Select(RoomId),
@@ -213,10 +162,12 @@ pub struct Model {
     pub me: Option<(String, PeerId)>,
     /// The relay connection.
     pub relay: Option<RelayStatus>,
-    /// Rooms, in the order they were joined.
-    pub rooms: Vec<RoomItem>,
-    /// The room shown.
-    pub selected: Option<RoomId>,
+    /// Whether datagrams can leave.
+    pub connected: bool,
+    /// The user's chats (core's chat model), once the user is known.
+    pub chats: Option<Chats>,
+    /// Each room's messages, in canonical order.
+    pub timelines: BTreeMap<RoomId, Vec<MessageItem>>,
     /// Errors not dismissed yet, oldest first, with their ids.
     pub errors: Vec<(u64, String)>,
     next_error: u64,
@@ -231,14 +182,14 @@ impl Model {
         self.relay.unwrap_or(RelayStatus::NotConnected)
     }
 
-    /// The room shown, if any.
-    pub fn selected_room(&self) -> Option<&RoomItem> {
-        let id = self.selected?;
-        self.rooms.iter().find(|r| r.id == id)
-    }
-
-    fn room_mut(&mut self, id: &RoomId) -> Option<&mut RoomItem> {
-        self.rooms.iter_mut().find(|r| r.id == *id)
+    /// The room shown, if any: the chat model's current chat.
+    pub fn selected_room(&self) -> Option<RoomItem> {
+        let chats = self.chats.as_ref()?;
+        let chat = chats.get(&chats.current()?)?;
+        Some(RoomItem {
+            chat: chat.clone(),
+            messages: self.timelines.get(&chat.id).cloned().unwrap_or_default(),
+        })
     }
 
     /// Applies one action.
@@ -246,89 +197,39 @@ impl Model {
         match action {
             Action::Ready => self.ready = true,
             Action::Elsewhere(elsewhere) => self.elsewhere = elsewhere,
-            Action::Profile { name, peer } => self.me = Some((name, peer)),
+            Action::Profile { name, peer } => {
+                if self.chats.as_ref().map(Chats::me) != Some(peer) {
+                    let mut chats = Chats::new(peer, &name);
+                    chats.set_connected(self.connected);
+                    self.chats = Some(chats);
+                    self.timelines.clear();
+                }
+                self.me = Some((name, peer));
+            }
             Action::Relay(status) => self.relay = Some(status),
-            Action::RoomJoined {
+            Action::Connected(connected) => {
+                self.connected = connected;
+                if let Some(chats) = &mut self.chats {
+                    chats.set_connected(connected);
+                }
+            }
+            Action::Engine(event) => self.engine(event),
+            Action::Restored {
                 room,
-                name,
-                chat_id,
+                events,
+                members,
             } => {
-                if let Some(r) = self.room_mut(&room) {
-                    r.chat_id = chat_id;
-                } else {
-                    self.rooms.push(RoomItem {
-                        id: room,
-                        name,
-                        chat_id,
-                        messages: Vec::new(),
-                        unread: 0,
-                        members: BTreeMap::new(),
-                    });
+                if let Some(chats) = &mut self.chats {
+                    chats.restored(&room, events.iter().map(|e| e.as_ref()), members.iter());
                 }
-                self.selected = Some(room);
-            }
-            Action::ChatId { room, chat_id } => {
-                if let Some(r) = self.room_mut(&room) {
-                    r.chat_id = chat_id;
-                }
-            }
-            Action::RoomLeft { room } => {
-                self.rooms.retain(|r| r.id != room);
-                if self.selected == Some(room) {
-                    self.selected = self.rooms.first().map(|r| r.id);
-                }
-            }
-            Action::Message { room, item } => {
-                let shown = self.selected == Some(room);
-                let Some(r) = self.room_mut(&room) else {
-                    return;
-                };
-                match r.messages.binary_search_by(|m| m.key().cmp(&item.key())) {
-                    Ok(i) => {
-                        // Already there (a restore racing a delivery): keep
-                        // the better delivery state.
-                        if item.delivery == Delivery::Sent {
-                            r.messages[i].delivery = Delivery::Sent;
-                        }
-                    }
-                    Err(i) => {
-                        if item.delivery == Delivery::Received && !shown {
-                            r.unread += 1;
-                        }
-                        r.messages.insert(i, item);
-                    }
-                }
-            }
-            Action::PendingSent { room } => {
-                if let Some(r) = self.room_mut(&room) {
-                    for m in &mut r.messages {
-                        if m.delivery == Delivery::Pending {
-                            m.delivery = Delivery::Sent;
-                        }
-                    }
-                }
-            }
-            Action::Member {
-                room,
-                peer,
-                name,
-                status,
-            } => {
-                if let Some(r) = self.room_mut(&room) {
-                    let m = r
-                        .members
-                        .entry(peer)
-                        .or_insert(MemberItem { name: None, status });
-                    m.status = status;
-                    if name.is_some() {
-                        m.name = name;
-                    }
+                let timeline = self.timelines.entry(room).or_default();
+                for event in &events {
+                    insert(timeline, MessageItem::of(event, false));
                 }
             }
             Action::Select(room) => {
-                if let Some(r) = self.room_mut(&room) {
-                    r.unread = 0;
-                    self.selected = Some(room);
+                if let Some(chats) = &mut self.chats {
+                    chats.set_current(room);
                 }
             }
             Action::Error(message) => {
@@ -340,6 +241,36 @@ impl Model {
             }
             Action::Dismiss(id) => self.errors.retain(|(i, _)| *i != id),
         }
+    }
+
+    fn engine(&mut self, event: AppEvent) {
+        let Some(chats) = &mut self.chats else {
+            return;
+        };
+        chats.apply(&event);
+        match event {
+            AppEvent::RoomJoined { room, .. } => {
+                self.timelines.entry(room).or_default();
+            }
+            AppEvent::RoomLeft { room } => {
+                self.timelines.remove(&room);
+            }
+            AppEvent::Message {
+                room, event, late, ..
+            } => {
+                let timeline = self.timelines.entry(room).or_default();
+                insert(timeline, MessageItem::of(&event, late));
+            }
+            AppEvent::Invite { .. } | AppEvent::Member { .. } | AppEvent::CaughtUp { .. } => {}
+        }
+    }
+}
+
+/// Puts `item` in its place in the canonical order (once: a restore racing
+/// a delivery does not show a message twice).
+fn insert(timeline: &mut Vec<MessageItem>, item: MessageItem) {
+    if let Err(i) = timeline.binary_search_by(|m| m.key().cmp(&item.key())) {
+        timeline.insert(i, item);
     }
 }
 
@@ -411,38 +342,60 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use p2pchat_core::Identity;
+    use p2pchat_core::chats::Delivery;
+    use p2pchat_core::history::Body;
+    use p2pchat_core::membership::{Status, StatusChange};
+    use p2pchat_core::{Identity, RoomName};
 
     fn peer(n: u8) -> PeerId {
         Identity::from_secret_bytes(&[n; 32]).peer_id()
     }
 
     fn room(n: u8) -> RoomId {
-        let mut bytes = [0u8; 16];
-        bytes[0] = n;
-        // Room ids are opaque; any 16 bytes in hex deserialize.
-        serde_json::from_str(&format!("\"{}\"", hex::encode(bytes))).unwrap()
+        RoomId::from_bytes([n; 16])
     }
 
-    fn msg(author: PeerId, seq: u64, lamport: u64, name: &str, delivery: Delivery) -> MessageItem {
-        MessageItem {
-            author,
-            seq,
+    fn event(author: PeerId, seq: u64, lamport: u64) -> Arc<Event> {
+        Arc::new(Event {
+            id: EventId::new(author, seq),
             lamport,
-            name: name.into(),
+            deps: Vec::new(),
             time: 0,
-            text: format!("{name} {seq}"),
-            late: false,
-            delivery,
-        }
+            name: "someone".into(),
+            body: Body::Text {
+                text: format!("{seq}@{lamport}"),
+            },
+            token: String::new(),
+        })
+    }
+
+    fn signed_in(me: PeerId) -> Model {
+        let mut m = Model::default();
+        m.apply(Action::Profile {
+            name: "me".into(),
+            peer: me,
+        });
+        m
     }
 
     fn joined(m: &mut Model, r: RoomId, name: &str) {
-        m.apply(Action::RoomJoined {
+        m.apply(Action::Engine(AppEvent::RoomJoined {
             room: r,
-            name: name.into(),
+            name: RoomName::new(name).unwrap(),
             chat_id: format!("p2pchat:{name}"),
-        });
+            created: false,
+            restored: false,
+            joined_with: None,
+        }));
+    }
+
+    fn message(m: &mut Model, r: RoomId, event: Arc<Event>, own: bool) {
+        m.apply(Action::Engine(AppEvent::Message {
+            room: r,
+            event,
+            late: false,
+            own,
+        }));
     }
 
     #[test]
@@ -465,122 +418,72 @@ mod tests {
 
     #[test]
     fn messages_sit_in_canonical_order_whatever_the_arrival_order() {
-        let mut m = Model::default();
+        let mut m = signed_in(peer(9));
         let r = room(1);
         joined(&mut m, r, "general");
         let (a, b) = (peer(1), peer(2));
-        for item in [
-            msg(a, 2, 3, "a", Delivery::Received),
-            msg(b, 1, 1, "b", Delivery::Received),
-            msg(a, 1, 1, "a", Delivery::Received),
-            msg(b, 2, 3, "b", Delivery::Received),
-            msg(a, 1, 1, "a", Delivery::Received),
+        for e in [
+            event(a, 2, 3),
+            event(b, 1, 1),
+            event(a, 1, 1),
+            event(b, 2, 3),
         ] {
-            m.apply(Action::Message { room: r, item });
+            message(&mut m, r, e, false);
         }
-        let got: Vec<(u64, PeerId, u64)> = m.rooms[0].messages.iter().map(|x| x.key()).collect();
+        // A restore racing a delivery does not show a message twice.
+        m.apply(Action::Restored {
+            room: r,
+            events: vec![event(a, 1, 1)],
+            members: Vec::new(),
+        });
+        let got: Vec<(u64, PeerId, u64)> = m.timelines[&r].iter().map(|x| x.key()).collect();
         let mut want = got.clone();
         want.sort();
         assert_eq!(got, want);
-        assert_eq!(got.len(), 4, "duplicates are not shown twice");
+        assert_eq!(got.len(), 4);
     }
 
     #[test]
-    fn unread_counts_only_other_rooms_and_reset_on_open() {
-        let mut m = Model::default();
+    fn the_room_on_screen_is_the_chat_models_current_chat() {
+        let me = peer(9);
+        let mut m = signed_in(me);
         let (r1, r2) = (room(1), room(2));
         joined(&mut m, r1, "one");
         joined(&mut m, r2, "two");
-        assert_eq!(m.selected, Some(r2));
-        m.apply(Action::Message {
-            room: r1,
-            item: msg(peer(1), 1, 1, "a", Delivery::Received),
-        });
-        m.apply(Action::Message {
-            room: r2,
-            item: msg(peer(1), 1, 1, "a", Delivery::Received),
-        });
-        m.apply(Action::Message {
-            room: r1,
-            item: msg(peer(2), 1, 1, "me", Delivery::Sent),
-        });
-        assert_eq!(m.rooms[0].unread, 1);
-        assert_eq!(m.rooms[1].unread, 0);
+        message(&mut m, r1, event(peer(1), 1, 1), false);
+        let shown = m.selected_room().unwrap();
+        assert_eq!(shown.chat.name, "two");
+        assert_eq!(m.chats.as_ref().unwrap().get(&r1).unwrap().unread, 1);
         m.apply(Action::Select(r1));
-        assert_eq!(m.rooms[0].unread, 0);
-        assert_eq!(m.selected_room().map(|r| r.name.as_str()), Some("one"));
+        let shown = m.selected_room().unwrap();
+        assert_eq!((shown.chat.name.as_str(), shown.chat.unread), ("one", 0));
+        assert_eq!(shown.messages.len(), 1);
+        m.apply(Action::Engine(AppEvent::RoomLeft { room: r1 }));
+        assert!(!m.timelines.contains_key(&r1));
+        assert_eq!(m.selected_room().unwrap().chat.name, "two");
     }
 
     #[test]
-    fn pending_messages_become_sent() {
-        let mut m = Model::default();
+    fn own_messages_wait_for_the_relay_and_a_member() {
+        let me = peer(9);
+        let mut m = signed_in(me);
         let r = room(1);
         joined(&mut m, r, "g");
-        m.apply(Action::Message {
+        m.apply(Action::Engine(AppEvent::Member {
             room: r,
-            item: msg(peer(1), 1, 1, "me", Delivery::Pending),
-        });
-        assert_eq!(m.rooms[0].messages[0].delivery, Delivery::Pending);
-        m.apply(Action::PendingSent { room: r });
-        assert_eq!(m.rooms[0].messages[0].delivery, Delivery::Sent);
-    }
-
-    #[test]
-    fn clashing_names_get_a_short_id() {
-        let mut m = Model::default();
-        let r = room(1);
-        joined(&mut m, r, "g");
-        let (a1, a2, b) = (peer(1), peer(2), peer(3));
-        m.apply(Action::Message {
-            room: r,
-            item: msg(a1, 1, 1, "alice", Delivery::Received),
-        });
-        m.apply(Action::Message {
-            room: r,
-            item: msg(b, 1, 1, "bob", Delivery::Received),
-        });
-        let room = &m.rooms[0];
-        assert_eq!(room.shown_name(&a1, "alice"), "alice");
-        m.apply(Action::Member {
-            room: r,
-            peer: a2,
-            name: Some("alice".into()),
-            status: Status::Online,
-        });
-        let room = &m.rooms[0];
-        assert_eq!(
-            room.shown_name(&a1, "alice"),
-            format!("alice#{}", a1.short())
-        );
-        assert_eq!(room.shown_name(&b, "bob"), "bob");
-        assert_eq!(room.online(), 1);
-    }
-
-    #[test]
-    fn members_keep_their_names_and_rooms_can_be_left() {
-        let mut m = Model::default();
-        let (r1, r2) = (room(1), room(2));
-        joined(&mut m, r1, "one");
-        joined(&mut m, r2, "two");
-        let p = peer(4);
-        m.apply(Action::Member {
-            room: r2,
-            peer: p,
-            name: Some("dora".into()),
-            status: Status::Online,
-        });
-        m.apply(Action::Member {
-            room: r2,
-            peer: p,
-            name: None,
-            status: Status::Offline,
-        });
-        let member = &m.rooms[1].members[&p];
-        assert_eq!(member.name.as_deref(), Some("dora"));
-        assert_eq!(member.status, Status::Offline);
-        m.apply(Action::RoomLeft { room: r2 });
-        assert_eq!(m.rooms.len(), 1);
-        assert_eq!(m.selected, Some(r1));
+            change: StatusChange {
+                peer: peer(1),
+                name: Some("bob".into()),
+                from: None,
+                to: Status::Online,
+            },
+        }));
+        message(&mut m, r, event(me, 1, 1), true);
+        let id = EventId::new(me, 1);
+        let delivery = |m: &Model| m.selected_room().unwrap().chat.delivery(&me, &id);
+        assert_eq!(delivery(&m), Delivery::Pending, "no relay yet");
+        m.apply(Action::Connected(true));
+        assert_eq!(delivery(&m), Delivery::Sent);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! # What is kept
 //!
 //! The user's profile (display name and the 32 secret bytes of their
-//! Ed25519 identity), and the [`Record`]s the core engine emits: the rooms
+//! Ed25519 identity), and the [`Record`]s the core engine emits (this store
+//! keeps the store contract of `p2pchat_core::store`): the rooms
 //! joined (each with its Chat ID, which holds the room key), the events
 //! delivered in each room, and each room's members with their names and
 //! last addresses. [`PeerStore::load`] gives the records back in an order
@@ -74,17 +75,17 @@
 //! extension, a person with the developer tools may have written to it).
 //! A profile that cannot be read is an error ([`StorageError::Corrupt`]),
 //! never a reason to make a new identity silently. Any other entry that
-//! cannot be decoded — including a room whose Chat ID does not parse or
-//! names another room, which would make `Node::restore` refuse everything —
-//! is skipped and counted in [`Loaded::skipped`], as are the events and
-//! members of rooms that were not loaded.
+//! cannot be decoded is skipped and counted in [`Loaded::skipped`], as are
+//! the events and members of rooms that were not loaded. (A room whose
+//! Chat ID the node cannot use is loaded; `Node::restore` skips it, as the
+//! store contract of `p2pchat_core::store` says.)
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 
 use p2pchat_core::history::Event;
-use p2pchat_core::{ChatId, Identity, PeerId, Record, RoomId};
+use p2pchat_core::{Identity, Loaded, PeerId, Record, RoomId};
 use serde::{Deserialize, Serialize};
 
 /// Every key this module reads or writes starts with this.
@@ -305,17 +306,6 @@ impl fmt::Debug for Profile {
             .field("secret", &"<secret>")
             .finish()
     }
-}
-
-/// What [`PeerStore::load`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Loaded {
-    /// The records to hand to [`p2pchat_core::Node::restore`], in an order
-    /// it accepts.
-    pub records: Vec<Record>,
-    /// Entries that could not be decoded (or belong to a room that could
-    /// not be), left out.
-    pub skipped: usize,
 }
 
 /// A room as stored: its place in the join order and its record.
@@ -664,6 +654,21 @@ impl<K: KeyValue> PeerStore<K> {
     }
 }
 
+/// The store contract of `p2pchat_core::store`, which this store keeps
+/// (checked by core's conformance suite, over memory and over the
+/// browser's `localStorage`, in the tests below).
+impl<K: KeyValue> p2pchat_core::Store for PeerStore<K> {
+    type Error = StorageError;
+
+    fn apply(&mut self, batch: &[Record]) -> Result<(), StorageError> {
+        PeerStore::apply(self, batch)
+    }
+
+    fn load(&self) -> Result<Loaded, StorageError> {
+        PeerStore::load(self)
+    }
+}
+
 /// `value` as JSON.
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, StorageError> {
     serde_json::to_string(value)
@@ -701,17 +706,14 @@ fn member_key(room: &RoomId, peer: &PeerId) -> String {
 }
 
 /// A stored room (`room_hex`: its key after the prefix), if it is a room
-/// record for that very room with a Chat ID that `Node::restore` accepts.
+/// record for that very room. (Its Chat ID is checked by the node when it
+/// restores, which skips a room it cannot use.)
 fn decode_room(room_hex: &str, json: &str) -> Option<(u64, RoomId, Record)> {
     let entry: RoomEntry = serde_json::from_str(json).ok()?;
-    let Record::Room { room, chat_id, .. } = &entry.record else {
+    let Record::Room { room, .. } = &entry.record else {
         return None;
     };
     if room.to_string() != room_hex {
-        return None;
-    }
-    let parsed: ChatId = chat_id.parse().ok()?;
-    if parsed.room_id() != room {
         return None;
     }
     Some((entry.order, *room, entry.record))
@@ -746,7 +748,7 @@ mod tests {
     use p2pchat_core::clock::EventId;
     use p2pchat_core::history::{Body, Event};
     use p2pchat_core::{
-        AppEvent, ChatId, Config, Identity, Node, PeerId, Record, RoomId, RoomKey, RoomName,
+        ChatId, Config, Identity, Node, Output, PeerId, Record, RoomId, RoomKey, RoomName, UserName,
     };
 
     use super::{
@@ -759,14 +761,25 @@ mod tests {
     fn alice() -> Node {
         Node::new(
             Identity::from_secret_bytes(&[1; 32]),
-            "alice",
+            UserName::new("alice").unwrap(),
             Config::default(),
             [0; 32],
         )
     }
 
+    /// The records the node asks to store, each batch confirmed.
     fn drain(node: &mut Node) -> Vec<Record> {
-        std::iter::from_fn(|| node.poll_record()).collect()
+        let mut records = Vec::new();
+        loop {
+            match node.poll_output() {
+                Output::Persist(p) => {
+                    records.extend(p.records);
+                    node.stored(p.batch);
+                }
+                Output::Timeout(_) => return records,
+                Output::Transmit(_) | Output::Event(_) => {}
+            }
+        }
     }
 
     fn peer(n: u8) -> PeerId {
@@ -822,20 +835,6 @@ mod tests {
             );
         }
         keys
-    }
-
-    fn texts(node: &Node, room: &RoomId) -> Vec<(EventId, String)> {
-        node.history(room)
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let text = match &e.body {
-                    Body::Text { text } => text.clone(),
-                    Body::Unsupported => String::new(),
-                };
-                (e.id, text)
-            })
-            .collect()
     }
 
     /// Fails the `fail_on`-th write (counting from 1) with Unavailable.
@@ -920,148 +919,25 @@ mod tests {
     }
 
     #[test]
-    fn a_node_is_rebuilt_from_what_was_applied() {
-        let mut node = alice();
-        let room = *node.create_room(NOW, "general").unwrap().room_id();
-        let mut store = PeerStore::new(MemoryStore::default());
-        store.apply(&drain(&mut node)).unwrap();
-        for (i, text) in ["hello", "is anyone here?", "bye"].iter().enumerate() {
-            node.send_text(NOW + 1 + i as u64, &room, text).unwrap();
-            let batch = drain(&mut node);
-            assert_eq!(batch.len(), 1);
-            store.apply(&batch).unwrap();
-        }
-
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.skipped, 0);
-        assert_eq!(loaded.records.len(), 4);
-        assert!(matches!(
-            loaded.records[0],
-            Record::Room { created: true, .. }
-        ));
-
-        let mut restored = Node::restore(
-            Identity::from_secret_bytes(&[1; 32]),
-            "alice",
-            Config::default(),
-            [1; 32],
-            NOW + 10,
-            loaded.records,
-        )
-        .unwrap();
-        assert_eq!(texts(&restored, &room), texts(&node, &room));
-        assert_eq!(
-            texts(&restored, &room)
-                .into_iter()
-                .map(|(_, t)| t)
-                .collect::<Vec<_>>(),
-            ["hello", "is anyone here?", "bye"]
-        );
-        assert!(matches!(
-            restored.poll_event(),
-            Some(AppEvent::RoomJoined { room: r, created: true, .. }) if r == room
-        ));
-        assert!(restored.poll_record().is_none());
-
-        // The restored node goes on where the old one stopped.
-        let id = restored.send_text(NOW + 20, &room, "back").unwrap();
-        assert_eq!(id.seq, 4);
+    fn keeps_the_store_contract() {
+        p2pchat_core::store::conformance::check_all(|| PeerStore::new(MemoryStore::default()));
     }
 
+    /// The same contract over the browser's own storage (each check starts
+    /// from a `localStorage` without p2pchat's keys).
+    #[cfg(target_arch = "wasm32")]
     #[test]
-    fn events_load_in_canonical_order_whatever_order_they_came_in() {
-        let (room, record) = room_record(3);
-        let (a, b) = (peer(1), peer(2));
-        let (low, high) = if a < b { (a, b) } else { (b, a) };
-        let expected = vec![
-            event(low, 1, 1, "l1"),
-            event(high, 1, 1, "h1"),
-            event(high, 2, 2, "h2"),
-            event(low, 2, 3, "l2"),
-            event(low, 3, 4, "l3"),
-            event(high, 3, 9, "h3"),
-        ];
-        let mut store = PeerStore::new(MemoryStore::default());
-        store.apply(&[record]).unwrap();
-        for i in [5, 3, 0, 4, 1, 2] {
-            store
-                .apply(&[Record::Event {
-                    room,
-                    event: expected[i].clone(),
-                }])
-                .unwrap();
-        }
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.skipped, 0);
-        let events: Vec<Event> = loaded
-            .records
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Event { room: r, event } if r == room => Some(event),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(events, expected);
-    }
-
-    #[test]
-    fn an_event_stored_twice_keeps_the_first() {
-        let (room, record) = room_record(3);
-        let first = event(peer(1), 1, 1, "first");
-        let second = event(peer(1), 1, 1, "second");
-        let mut store = PeerStore::new(MemoryStore::default());
-        store
-            .apply(&[
-                record,
-                Record::Event {
-                    room,
-                    event: first.clone(),
-                },
-            ])
-            .unwrap();
-        let before = store.kv.clone();
-        store
-            .apply(&[
-                Record::Event {
-                    room,
-                    event: first.clone(),
-                },
-                Record::Event {
-                    room,
-                    event: second,
-                },
-            ])
-            .unwrap();
-        assert_eq!(store.kv, before);
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.records.len(), 2);
-        assert_eq!(loaded.records[1], Record::Event { room, event: first });
-    }
-
-    #[test]
-    fn a_member_stored_again_keeps_its_name_unless_given_a_new_one() {
-        let (room, record) = room_record(3);
-        let bob = peer(2);
-        let mut store = PeerStore::new(MemoryStore::default());
-        store
-            .apply(&[record, member(room, bob, Some("bob"), 1000)])
-            .unwrap();
-        store.apply(&[member(room, bob, None, 2000)]).unwrap();
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.records[1], member(room, bob, Some("bob"), 2000));
-
-        store
-            .apply(&[member(room, bob, Some("robert"), 3000)])
-            .unwrap();
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.records.len(), 2);
-        assert_eq!(loaded.records[1], member(room, bob, Some("robert"), 3000));
-
-        // A member never named stays unnamed.
-        let carol = peer(4);
-        store.apply(&[member(room, carol, None, 4000)]).unwrap();
-        let loaded = store.load().unwrap();
-        assert!(loaded.records.contains(&member(room, carol, None, 4000)));
+    fn local_storage_keeps_the_store_contract() {
+        let Ok(_) = super::LocalStorage::open() else {
+            return;
+        };
+        p2pchat_core::store::conformance::check_all(|| {
+            let mut kv = super::LocalStorage::open().unwrap();
+            for key in kv.keys_with_prefix(super::PREFIX).unwrap() {
+                kv.remove(&key).unwrap();
+            }
+            PeerStore::new(kv)
+        });
     }
 
     #[test]
@@ -1274,7 +1150,8 @@ mod tests {
         )
         .unwrap();
         // Rooms: bad JSON, a bad Chat ID, another room's Chat ID, a record
-        // under another room's key, a record that is not a room.
+        // under another room's key, a record that is not a room. The two
+        // with a Chat ID the node cannot use are loaded: the node skips them.
         let Record::Room { chat_id, .. } = &other_record else {
             unreachable!()
         };
@@ -1314,10 +1191,16 @@ mod tests {
 
         let loaded = store.load().unwrap();
         // Events: six damaged, one of a room not stored; members: two
-        // damaged, one of a room not stored; rooms: five.
-        assert_eq!(loaded.skipped, 7 + 3 + 5);
+        // damaged, one of a room not stored; rooms: three.
+        assert_eq!(loaded.skipped, 7 + 3 + 3);
+        let unusable: Vec<RoomId> = [6, 7].map(|n| RoomId::from_bytes([n; 16])).to_vec();
         assert_eq!(
-            loaded.records,
+            loaded
+                .records
+                .iter()
+                .filter(|r| !unusable.contains(r.room()))
+                .cloned()
+                .collect::<Vec<_>>(),
             vec![
                 record,
                 Record::Event {
@@ -1327,15 +1210,16 @@ mod tests {
                 member(room, peer(3), Some("carol"), 1000),
             ]
         );
-        Node::restore(
+        let (node, skipped) = Node::restore(
             Identity::from_secret_bytes(&[1; 32]),
-            "alice",
+            UserName::new("alice").unwrap(),
             Config::default(),
             [0; 32],
             NOW,
             loaded.records,
-        )
-        .unwrap();
+        );
+        assert_eq!(skipped, 2, "the rooms with unusable Chat IDs");
+        assert_eq!(node.rooms().count(), 1);
 
         // Storing an event over a damaged copy repairs it.
         let second = event(peer(3), 2, 2, "y");
@@ -1346,7 +1230,7 @@ mod tests {
             }])
             .unwrap();
         let loaded = store.load().unwrap();
-        assert_eq!(loaded.skipped, 6 + 3 + 5);
+        assert_eq!(loaded.skipped, 6 + 3 + 3);
         assert!(loaded.records.contains(&Record::Event {
             room,
             event: second

@@ -9,16 +9,18 @@ use std::net::SocketAddr;
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine as _;
 use p2pchat_core::clock::EventId;
-use p2pchat_core::engine::{Config, Counters, Node};
 use p2pchat_core::history::Body;
+use p2pchat_core::membership::Bye;
+use p2pchat_core::replication::Summary;
 use p2pchat_core::wire::{
     self, Control, EventWire, RoomKind, Sealed, MAX_REASSEMBLY_BYTES, MAX_TEXT_LEN,
 };
-use p2pchat_core::{ChatId, Identity, PeerId, RoomCipher, RoomId};
+use p2pchat_core::{
+    ChatId, Config, Counters, DropReason, Identity, MemoryStore, Node, PeerId, RoomCipher, RoomId,
+};
+use p2pchat_sim::{settle, user_name, Settled, T0};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-
-use crate::harness::T0;
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 5000))
@@ -30,6 +32,8 @@ struct Bench {
     now: u64,
     alice: Node,
     bob: Node,
+    /// Alice's and Bob's stores.
+    disks: [MemoryStore; 2],
     chat: ChatId,
     mallory: Identity,
     /// Every datagram Alice sent Bob, for replays.
@@ -46,7 +50,7 @@ impl Bench {
                 local_addrs: vec![addr(i)],
                 ..Config::default()
             };
-            Node::new(Identity::generate(&mut rng), name, config, seed)
+            Node::new(Identity::generate(&mut rng), user_name(name), config, seed)
         };
         let mut alice = node("alice", 1);
         let mut bob = node("bob", 2);
@@ -57,6 +61,7 @@ impl Bench {
             now: T0,
             alice,
             bob,
+            disks: [MemoryStore::new(), MemoryStore::new()],
             chat,
             mallory,
             captured: Vec::new(),
@@ -75,29 +80,31 @@ impl Bench {
     fn settle(&mut self, ms: u64) {
         let end = self.now + ms;
         loop {
+            let [alice_disk, bob_disk] = &mut self.disks;
+            let (from_alice, alice_next) = settle(&mut self.alice, alice_disk);
+            let (from_bob, bob_next) = settle(&mut self.bob, bob_disk);
             let mut moved = false;
-            while let Some(t) = self.alice.poll_transmit() {
-                if t.to == addr(2) {
-                    self.captured.push(t.bytes.clone());
-                    self.bob.handle_datagram(self.now, addr(1), &t.bytes);
-                    moved = true;
+            for out in from_alice {
+                if let Settled::Transmit(t) = out {
+                    if t.to == addr(2) {
+                        self.captured.push(t.bytes.clone());
+                        self.bob.handle_datagram(self.now, addr(1), &t.bytes);
+                        moved = true;
+                    }
                 }
             }
-            while let Some(t) = self.bob.poll_transmit() {
-                if t.to == addr(1) {
-                    self.alice.handle_datagram(self.now, addr(2), &t.bytes);
-                    moved = true;
+            for out in from_bob {
+                if let Settled::Transmit(t) = out {
+                    if t.to == addr(1) {
+                        self.alice.handle_datagram(self.now, addr(2), &t.bytes);
+                        moved = true;
+                    }
                 }
             }
-            while self.alice.poll_record().is_some() || self.bob.poll_record().is_some() {}
-            while self.alice.poll_event().is_some() || self.bob.poll_event().is_some() {}
             if moved {
                 continue;
             }
-            let next = [self.alice.poll_timeout(), self.bob.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [alice_next, bob_next].into_iter().flatten().min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
@@ -215,11 +222,11 @@ fn malformed_and_oversized_datagrams_are_dropped_and_counted() {
         cases.len() as u64,
         "every bad datagram counted once: {c:?}"
     );
-    assert_eq!(c.oversized, 1, "{c:?}");
-    assert_eq!(c.bad_version, 1, "{c:?}");
-    assert_eq!(c.bad_fragment, 2, "{c:?}");
-    assert_eq!(c.unknown_room, 1, "{c:?}");
-    assert_eq!(c.decrypt_failed, 2, "{c:?}");
+    assert_eq!(c.get(DropReason::Oversized), 1, "{c:?}");
+    assert_eq!(c.get(DropReason::BadVersion), 1, "{c:?}");
+    assert_eq!(c.get(DropReason::BadFragment), 2, "{c:?}");
+    assert_eq!(c.get(DropReason::UnknownRoom), 1, "{c:?}");
+    assert_eq!(c.get(DropReason::DecryptFailed), 2, "{c:?}");
     assert_eq!(b.bob_history(), before, "history unchanged");
 }
 
@@ -279,17 +286,18 @@ fn tampered_tokens_and_wrong_keys_are_refused() {
     {
         b.inject(&d);
     }
-    assert_eq!(counters(&b.bob).decrypt_failed, 1);
+    assert_eq!(counters(&b.bob).get(DropReason::DecryptFailed), 1);
     // Wrong key, right tag: sealed with another room's key.
     let other = RoomCipher::new(b.room(), &p2pchat_core::RoomKey::from_bytes([7; 32]));
-    let payload = serde_json::to_vec(&Sealed::Ctl(Control::Bye { stamp: u64::MAX })).expect("json");
+    let payload =
+        serde_json::to_vec(&Sealed::Ctl(Control::Bye(Bye { stamp: u64::MAX }))).expect("json");
     let token = other.seal(&b.mallory, &payload, b.now).expect("seal");
     for d in
         wire::encode_room(RoomKind::Ctl, tag, b.mallory.peer_id(), &token, 1200, 1).expect("fits")
     {
         b.inject(&d);
     }
-    assert_eq!(counters(&b.bob).decrypt_failed, 2);
+    assert_eq!(counters(&b.bob).get(DropReason::DecryptFailed), 2);
     // Right key, other room id: the signature covers the room id.
     let other_room = RoomCipher::new(RoomId::from_bytes([9; 16]), b.chat.key());
     let token = other_room.seal(&b.mallory, &payload, b.now).expect("seal");
@@ -298,7 +306,7 @@ fn tampered_tokens_and_wrong_keys_are_refused() {
     {
         b.inject(&d);
     }
-    assert_eq!(counters(&b.bob).bad_signature, 1);
+    assert_eq!(counters(&b.bob).get(DropReason::BadSignature), 1);
     assert_eq!(b.bob_history(), before);
 }
 
@@ -307,11 +315,11 @@ fn a_forged_author_is_refused() {
     let mut b = Bench::new();
     let before = b.bob_history();
     // Mallory's control message, sent as if from Alice.
-    let beat = Sealed::Ctl(Control::Bye { stamp: u64::MAX });
+    let beat = Sealed::Ctl(Control::Bye(Bye { stamp: u64::MAX }));
     for d in b.mallory_datagram(RoomKind::Ctl, b.alice.peer_id(), &beat) {
         b.inject(&d);
     }
-    assert_eq!(counters(&b.bob).forged_sender, 1);
+    assert_eq!(counters(&b.bob).get(DropReason::ForgedSender), 1);
     // A token claiming Alice as author, signed by Mallory: built by hand
     // with the room key, as a member could.
     let ev = Sealed::Ev(EventWire {
@@ -340,7 +348,7 @@ fn a_forged_author_is_refused() {
     {
         b.inject(&d);
     }
-    assert_eq!(counters(&b.bob).bad_signature, 1);
+    assert_eq!(counters(&b.bob).get(DropReason::BadSignature), 1);
     // The alice still online, not said goodbye.
     assert_eq!(b.bob_history(), before);
     // An event passed off as a control message by relabelling `k`.
@@ -349,7 +357,7 @@ fn a_forged_author_is_refused() {
         .expect("json")
         .replacen("\"k\":\"ev\"", "\"k\":\"ctl\"", 1);
     b.inject(relabelled.as_bytes());
-    assert_eq!(counters(&b.bob).bad_payload, 1);
+    assert_eq!(counters(&b.bob).get(DropReason::BadPayload), 1);
     assert_eq!(b.bob_history(), before);
 }
 
@@ -364,11 +372,11 @@ fn replayed_datagrams_change_nothing() {
     }
     let c = counters(&b.bob);
     assert!(
-        c.replayed > before_counters.replayed,
+        c.get(DropReason::Replayed) > before_counters.get(DropReason::Replayed),
         "control replays counted: {c:?}"
     );
     assert!(
-        c.duplicate_events > before_counters.duplicate_events,
+        c.get(DropReason::DuplicateEvent) > before_counters.get(DropReason::DuplicateEvent),
         "event replays counted: {c:?}"
     );
     assert_eq!(b.bob_history(), before, "history unchanged");
@@ -402,14 +410,14 @@ fn absurd_sequence_numbers_and_clocks_are_refused() {
         }
     }
     let c = counters(&b.bob);
-    assert_eq!(c.seq_out_of_range, 3, "{c:?}");
-    assert_eq!(c.bad_deps, 3, "{c:?}");
+    assert_eq!(c.get(DropReason::SeqOutOfRange), 3, "{c:?}");
+    assert_eq!(c.get(DropReason::BadDeps), 3, "{c:?}");
     // A Lamport time that does not follow from the deps: refused on
     // delivery, everywhere alike.
     for d in b.mallory_event(1, u64::MAX, vec![EventId::new(alice, 1)]) {
         b.inject(&d);
     }
-    assert_eq!(counters(&b.bob).bad_lamport, 1);
+    assert_eq!(counters(&b.bob).get(DropReason::BadLamport), 1);
     assert_eq!(b.bob_history(), before, "history unchanged");
     // Two different events under one id: the first stays.
     for d in b.mallory_event(1, 2, vec![EventId::new(alice, 1)]) {
@@ -427,7 +435,7 @@ fn absurd_sequence_numbers_and_clocks_are_refused() {
     for d in &other {
         b.inject(d);
     }
-    assert_eq!(counters(&b.bob).equivocations, 2);
+    assert_eq!(counters(&b.bob).get(DropReason::Equivocation), 2);
     assert_eq!(b.bob_history(), kept);
 }
 
@@ -453,7 +461,7 @@ fn fragment_floods_stay_bounded_and_real_messages_still_arrive() {
         peak <= MAX_REASSEMBLY_BYTES,
         "reassembly peaked at {peak} bytes"
     );
-    assert!(counters(&b.bob).frag_evicted > 0);
+    assert!(counters(&b.bob).get(DropReason::FragEvicted) > 0);
     // A real 16 KiB message still arrives whole.
     let text = "z".repeat(MAX_TEXT_LEN);
     b.alice_says(&text);
@@ -482,11 +490,11 @@ fn a_summary_of_the_largest_room_still_fits_one_sealed_payload() {
         rng.fill_bytes(&mut author);
         vv.set(PeerId::from_bytes(author), u64::MAX);
     }
-    let summary = Sealed::Ctl(Control::Summary {
+    let summary = Sealed::Ctl(Control::Summary(Summary {
         stamp: u64::MAX,
         vv,
         reply: true,
-    });
+    }));
     let payload = serde_json::to_vec(&summary).expect("json");
     assert!(
         payload.len() <= p2pchat_core::seal::MAX_PAYLOAD_LEN,

@@ -9,14 +9,13 @@
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-mod harness;
 mod hostile;
 mod rendezvous;
 mod scenarios;
 
 /// Runs `scenario` over the configured seeds; fails with every failing
 /// seed listed (and how to replay one).
-pub fn for_seeds(name: &str, scenario: fn(u64) -> harness::Check) {
+pub fn for_seeds(name: &str, scenario: fn(u64) -> p2pchat_sim::Check) {
     let seeds: Vec<u64> = match single_seed() {
         Some(s) => vec![s],
         None => (0..seed_count()).collect(),

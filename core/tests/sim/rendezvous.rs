@@ -5,8 +5,8 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use p2pchat_core::engine::{Config, Node};
-use p2pchat_core::{Identity, RoomKey};
+use p2pchat_core::{Config, Identity, MemoryStore, Node, RoomKey};
+use p2pchat_sim::{settle, user_name, Settled};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -269,7 +269,7 @@ fn what_the_server_stores_reveals_no_room_key_name_or_user() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let mut node = Node::new(
         Identity::generate(&mut rng),
-        "alice-the-secret-user",
+        user_name("alice-the-secret-user"),
         config,
         [4; 32],
     );
@@ -279,10 +279,13 @@ fn what_the_server_stores_reveals_no_room_key_name_or_user() {
     node.handle_timeout(1_000);
     let mut reg = Registry::new(Limits::default());
     let mut seen = 0;
-    while let Some(t) = node.poll_transmit() {
-        if t.to == server {
-            reg.handle(0, addr(7000), &t.bytes);
-            seen += 1;
+    let (outputs, _) = settle(&mut node, &mut MemoryStore::new());
+    for out in outputs {
+        if let Settled::Transmit(t) = out {
+            if t.to == server {
+                reg.handle(0, addr(7000), &t.bytes);
+                seen += 1;
+            }
         }
     }
     assert!(seen >= 2, "the node registered and looked up");

@@ -10,7 +10,7 @@ use p2pchat_core::RoomId;
 use rand_chacha::rand_core::RngCore;
 
 use crate::for_seeds;
-use crate::harness::{Check, NetConfig, Sim};
+use p2pchat_sim::{Check, NetConfig, Sim};
 
 /// Time to let anti-entropy finish after the action, even at 30 % loss.
 const SETTLE_MS: u64 = 45_000;

@@ -10,14 +10,13 @@ pub struct Props {
 /// The room's other members with their status.
 #[function_component(MemberList)]
 pub fn member_list(props: &Props) -> Html {
-    let room = &props.room;
+    let room = &props.room.chat;
     html! {
         <aside class="members">
             <h2>{ format!("Members — {} online", room.online()) }</h2>
             <ul id="members">
                 { for room.members.iter().map(|(peer, m)| {
-                    let name = m.name.clone().unwrap_or_else(|| format!("peer {}", peer.short()));
-                    let shown = room.shown_name(peer, &name);
+                    let shown = room.member_name(peer);
                     html! {
                         <li class={classes!("member", m.status.as_str())} key={peer.to_string()}
                             data-status={m.status.as_str()} title={peer.to_string()}>

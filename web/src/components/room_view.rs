@@ -16,7 +16,7 @@ pub struct Props {
 /// The open room: its name and Chat ID, the timeline, the composer.
 #[function_component(RoomView)]
 pub fn room_view(props: &Props) -> Html {
-    let room = &props.room;
+    let room = &props.room.chat;
     let copy = {
         let chat_id = room.chat_id.clone();
         let commands = props.commands.clone();
@@ -51,7 +51,7 @@ pub fn room_view(props: &Props) -> Html {
                     <button id="leave-chat" class="secondary" onclick={leave}>{ "Leave" }</button>
                 </div>
             </div>
-            <Timeline room={room.clone()} me={props.me} />
+            <Timeline room={props.room.clone()} me={props.me} />
             <Composer room={room.id} commands={props.commands.clone()} />
         </main>
     }

@@ -20,15 +20,16 @@ pub fn sidebar(props: &Props) -> Html {
     let on_create = on_submit_text(&create_input, true, move |name| commands.create(name));
     let commands = props.commands.clone();
     let on_join = on_submit_text(&join_input, true, move |chat_id| commands.join(chat_id));
-    let model = &props.model;
+    let chats = props.model.chats.as_ref();
+    let current = chats.and_then(|c| c.current());
     html! {
         <nav class="sidebar">
             <h2>{ "Chats" }</h2>
             <ul id="rooms">
-                { for model.rooms.iter().map(|room| {
+                { for chats.into_iter().flat_map(|c| c.iter()).map(|room| {
                     let id = room.id;
                     let commands = props.commands.clone();
-                    let selected = model.selected == Some(id);
+                    let selected = current == Some(id);
                     html! {
                         <li class={classes!("room", selected.then_some("selected"))}
                             key={id.to_string()}

@@ -1,7 +1,9 @@
 use p2pchat_core::PeerId;
 use yew::prelude::*;
 
-use crate::state::{Delivery, RoomItem};
+use p2pchat_core::chats::Delivery;
+
+use crate::state::RoomItem;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -45,14 +47,15 @@ pub fn timeline(props: &Props) -> Html {
             }
             { for room.messages.iter().map(|m| {
                 let own = m.author == props.me;
-                let shown = room.shown_name(&m.author, &m.name);
+                let shown = room.chat.shown_name(&m.author, &m.name);
+                let delivery = room.chat.delivery(&props.me, &m.id());
                 html! {
                     <li class={classes!("message", own.then_some("own"), m.late.then_some("late"))}
                         key={format!("{}-{}", m.author, m.seq)}
                         data-author={m.author.to_string()}
                         data-seq={m.seq.to_string()}
                         data-lamport={m.lamport.to_string()}
-                        data-status={m.delivery.code()}
+                        data-status={delivery.code()}
                         data-late={m.late.to_string()}>
                         <div class="meta">
                             <span class="author" title={m.author.to_string()}>{ shown }</span>
@@ -61,7 +64,7 @@ pub fn timeline(props: &Props) -> Html {
                             if m.late {
                                 <span class="late-mark" title="Arrived late and was placed before newer messages">{ "↑ arrived late" }</span>
                             }
-                            if own && m.delivery == Delivery::Pending {
+                            if delivery == Delivery::Pending {
                                 <span class="delivery pending" title="Saved here; goes out when a member is reachable">{ "pending" }</span>
                             } else if own {
                                 <span class="delivery sent">{ "sent" }</span>

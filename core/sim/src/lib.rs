@@ -5,21 +5,27 @@
 //! The signaling server is core's own rendezvous registry, the one the
 //! `p2pchat-signaling` binary runs.
 //!
-//! Nodes persist every record they emit the moment they emit it (as the
-//! engine's contract requires before transmitting), so a crash loses only
-//! what is in memory; a restart rebuilds the node from its records.
+//! Each node's disk is a [`MemoryStore`], the reference store of
+//! `p2pchat_core::store`: the harness stores every batch the node hands
+//! out and confirms it at once, so a crash loses only what is in memory,
+//! and a restart rebuilds the node from what the store loads.
+//!
+//! [`settle`] drains a node the same way, for tests that drive nodes by
+//! hand.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use p2pchat_core::clock::{EventId, OrderKey};
-use p2pchat_core::engine::{AppEvent, Config, Node, Record};
 use p2pchat_core::history::{MAX_PENDING, MAX_PENDING_BYTES};
 use p2pchat_core::membership::Timeouts;
 use p2pchat_core::rendezvous::{Limits, Registry};
 use p2pchat_core::wire::{self, Datagram, MAX_REASSEMBLY_BYTES};
-use p2pchat_core::{ChatId, Identity, PeerId, RoomId};
+use p2pchat_core::{
+    AppEvent, ChatId, Config, Identity, MemoryStore, Node, Output, PeerId, Record, RoomId, Store,
+    Transmit, UserName,
+};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -56,8 +62,8 @@ pub struct SimNode {
     pub addr: SocketAddr,
     pub secret: [u8; 32],
     pub node: Option<Node>,
-    /// Everything the node ever persisted, in order.
-    pub store: Vec<Record>,
+    /// What the node stored: its disk, which survives its crashes.
+    pub store: MemoryStore,
     /// Every event the node ever delivered, across restarts.
     pub delivered: HashMap<RoomId, HashSet<EventId>>,
     pub restarts: u32,
@@ -206,13 +212,18 @@ impl Sim {
         let mut config = self.config.clone();
         config.local_addrs = vec![addr];
         let seed = self.seed32();
-        let node = Node::new(Identity::from_secret_bytes(&secret), name, config, seed);
+        let node = Node::new(
+            Identity::from_secret_bytes(&secret),
+            user_name(name),
+            config,
+            seed,
+        );
         self.nodes.push(SimNode {
             name: name.to_owned(),
             addr,
             secret,
             node: Some(node),
-            store: Vec::new(),
+            store: MemoryStore::new(),
             delivered: HashMap::new(),
             restarts: 0,
             sent: Sent::default(),
@@ -267,7 +278,7 @@ impl Sim {
     /// Kills node `i`: its memory is gone, its records stay.
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].node = None;
-        self.refresh_timer(i);
+        self.set_timer(i, None);
         self.trace.push(format!("{} crash {}", self.now, i));
     }
 
@@ -277,23 +288,26 @@ impl Sim {
         let mut config = self.config.clone();
         config.local_addrs = vec![self.nodes[i].addr];
         let seed = self.seed32();
-        let records = self.nodes[i].store.clone();
-        let node = Node::restore(
+        let Ok(loaded) = self.nodes[i].store.load();
+        let records = loaded.records;
+        let (node, skipped) = Node::restore(
             Identity::from_secret_bytes(&secret),
-            &self.nodes[i].name.clone(),
+            user_name(&self.nodes[i].name),
             config,
             seed,
             self.now,
-            records,
-        )
-        .expect("own records restore");
+            records.clone(),
+        );
+        if skipped > 0 {
+            self.violations
+                .push(format!("node {i} skipped {skipped} of its own records"));
+        }
         // What the restored node holds counts as delivered (it was, before
         // the crash); check nothing persisted was lost.
         for (room, _) in node.rooms() {
             let history = node.history(&room).expect("room exists");
             let have: HashSet<EventId> = history.iter().map(|e| e.id).collect();
-            let persisted: HashSet<EventId> = self.nodes[i]
-                .store
+            let persisted: HashSet<EventId> = records
                 .iter()
                 .filter_map(|r| match r {
                     Record::Event { room: r, event } if *r == room => Some(event.id),
@@ -335,9 +349,8 @@ impl Sim {
         self.index.get(&addr).copied()
     }
 
-    /// Re-reads node `i`'s deadline (after any input to it).
-    fn refresh_timer(&mut self, i: usize) {
-        let at = self.nodes[i].node.as_ref().and_then(|n| n.poll_timeout());
+    /// Node `i`'s deadline is `at` now.
+    fn set_timer(&mut self, i: usize, at: Option<u64>) {
         if at != self.timer_at[i] {
             self.timer_at[i] = at;
             if let Some(t) = at {
@@ -402,24 +415,14 @@ impl Sim {
         }
     }
 
-    /// Drains node `i`'s outputs: records first, then transmits, then events.
+    /// Drains node `i`'s outputs: batches stored (and confirmed) on its
+    /// disk, datagrams onto the network, events checked.
     fn drain(&mut self, i: usize) {
-        self.refresh_timer(i);
-        let Some(node) = self.nodes[i].node.as_mut() else {
+        let SimNode { node, store, .. } = &mut self.nodes[i];
+        let Some(node) = node.as_mut() else {
             return;
         };
-        let mut records = Vec::new();
-        while let Some(r) = node.poll_record() {
-            records.push(r);
-        }
-        let mut transmits = Vec::new();
-        while let Some(t) = node.poll_transmit() {
-            transmits.push(t);
-        }
-        let mut events = Vec::new();
-        while let Some(e) = node.poll_event() {
-            events.push(e);
-        }
+        let (outputs, deadline) = settle(node, store);
         for (room, _) in node.rooms() {
             if let Some(h) = node.history(&room) {
                 self.max_pending = self.max_pending.max(h.pending_len());
@@ -427,14 +430,16 @@ impl Sim {
             }
         }
         self.max_reassembly_bytes = self.max_reassembly_bytes.max(node.reassembly_load().1);
-        self.nodes[i].store.extend(records);
+        self.set_timer(i, deadline);
         let from = self.nodes[i].addr;
-        for t in transmits {
-            self.nodes[i].sent.count(&t.bytes);
-            self.send(from, t.to, t.bytes);
-        }
-        for e in events {
-            self.observe(i, e);
+        for output in outputs {
+            match output {
+                Settled::Transmit(t) => {
+                    self.nodes[i].sent.count(&t.bytes);
+                    self.send(from, t.to, t.bytes);
+                }
+                Settled::Event(e) => self.observe(i, e),
+            }
         }
     }
 
@@ -481,6 +486,10 @@ impl Sim {
             }
             AppEvent::RoomLeft { room } => {
                 self.trace.push(format!("{} {} left {}", self.now, i, room));
+            }
+            AppEvent::Invite { room, .. } => {
+                self.trace
+                    .push(format!("{} {} new invite {}", self.now, i, room));
             }
             AppEvent::CaughtUp { room, events } => {
                 self.trace
@@ -613,7 +622,8 @@ impl Sim {
                 Some(_) => {}
             }
             // Persisted events are all still there.
-            for rec in &self.nodes[i].store {
+            let Ok(stored) = self.nodes[i].store.load();
+            for rec in &stored.records {
                 if let Record::Event { room: r, event } = rec {
                     if r == room && !ids.contains(&event.id) {
                         return Err(format!("node {i} lost persisted event {}", event.id));
@@ -640,4 +650,36 @@ impl Sim {
         self.trace.hash(&mut h);
         h.finish()
     }
+}
+
+/// A transmit or an event a node handed out.
+#[derive(Debug)]
+pub enum Settled {
+    /// A datagram to send.
+    Transmit(Transmit),
+    /// Something for the user.
+    Event(AppEvent),
+}
+
+/// Drains `node` as a host whose store never fails: every batch is applied
+/// to `store` and confirmed at once. Returns the transmits and events in
+/// the order the node handed them out, and its next deadline.
+pub fn settle(node: &mut Node, store: &mut MemoryStore) -> (Vec<Settled>, Option<u64>) {
+    let mut out = Vec::new();
+    loop {
+        match node.poll_output() {
+            Output::Persist(p) => {
+                let Ok(()) = store.apply(&p.records);
+                node.stored(p.batch);
+            }
+            Output::Transmit(t) => out.push(Settled::Transmit(t)),
+            Output::Event(e) => out.push(Settled::Event(e)),
+            Output::Timeout(deadline) => return (out, deadline),
+        }
+    }
+}
+
+/// A simulated user's name (the harness names them itself).
+pub fn user_name(name: &str) -> UserName {
+    UserName::new(name).expect("simulated users have valid names")
 }

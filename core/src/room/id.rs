@@ -1,4 +1,4 @@
-//! Room: what a group chat is, cryptographically.
+//! A room's identifiers: what a group chat is, cryptographically.
 //!
 //! A room is identified by a random 128-bit [`RoomId`] and protected by a
 //! random Fernet [`RoomKey`] (128-bit HMAC-SHA256 key + 128-bit AES key).

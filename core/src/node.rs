@@ -1,0 +1,499 @@
+//! Node: one peer, as a sans-IO state machine.
+//!
+//! A [`Node`] is fed, each with the host's current time:
+//!
+//! - datagrams ([`Node::handle_datagram`]);
+//! - the passing of time ([`Node::handle_timeout`], at the deadline of the
+//!   last [`Output::Timeout`]);
+//! - the user's commands: [`Node::create_room`], [`Node::join_room`],
+//!   [`Node::send_text`], [`Node::leave_room`], [`Node::shutdown`].
+//!
+//! After any input the host drains [`Node::poll_output`] until it says
+//! [`Output::Timeout`]: records to store (confirmed with [`Node::stored`]),
+//! datagrams to send and events to show, in the order of
+//! [`crate::output`], which guarantees that nothing is sent or shown before
+//! the records it depends on are stored. The node never reads a clock,
+//! touches a socket or draws from the OS: time comes with every call and
+//! randomness from the seed given at creation.
+//!
+//! The node itself decides little. It holds the rooms, routes each datagram
+//! to its room by rendezvous tag (and signaling answers by the tag they
+//! name), puts fragmented tokens back together, and turns commands into
+//! calls on a [`Room`](crate::room) — where the protocol lives. Every
+//! datagram is checked before it is used; whatever fails a check is dropped
+//! and counted in [`Counters`], never a panic, and nothing holds memory
+//! beyond the limits of [`crate::wire`], [`crate::history`] and
+//! [`crate::membership`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::chat_id::{ChatId, ChatIdError};
+use crate::clock::EventId;
+use crate::counters::{Counters, DropReason};
+use crate::discovery;
+use crate::history::{History, Refused};
+use crate::identity::{Identity, PeerId, UserName};
+use crate::membership::{Members, Timeouts};
+use crate::output::{AppEvent, BatchId, Output, OutputQueue};
+use crate::replication::ReplicationConfig;
+use crate::room::{Input, Outbox, Room, RoomId, RoomKey, RoomName, RoomNameError};
+use crate::seal::SealError;
+use crate::signaling;
+use crate::store::Record;
+use crate::wire::{self, Datagram, Reassembled, Reassembler, RoomKind, TextError};
+use crate::UnixMillis;
+
+/// How a node behaves; the defaults suit a chat on the Internet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Largest datagram to send, in bytes (at least [`wire::MIN_MTU`]).
+    pub mtu: usize,
+    /// Heartbeat and failure-detection timings.
+    pub timeouts: Timeouts,
+    /// Anti-entropy tuning.
+    pub replication: ReplicationConfig,
+    /// Signaling servers to register with and look rooms up at.
+    pub signaling: Vec<SocketAddr>,
+    /// Lifetime of a signaling registration, in seconds; refreshed at a
+    /// third of it.
+    pub signal_ttl_secs: u32,
+    /// Interval between signaling lookups while some member is online
+    /// (lookups happen every probe interval while nobody is).
+    pub lookup_interval_ms: u64,
+    /// This node's own addresses, reported to signaling servers and put in
+    /// Chat IDs as bootstrap addresses.
+    pub local_addrs: Vec<SocketAddr>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mtu: wire::DEFAULT_MTU,
+            timeouts: Timeouts::default(),
+            replication: ReplicationConfig::default(),
+            signaling: Vec::new(),
+            signal_ttl_secs: signaling::DEFAULT_TTL_SECS,
+            lookup_interval_ms: 30_000,
+            local_addrs: Vec::new(),
+        }
+    }
+}
+
+/// This node as its rooms see it: who it is and how it is set up.
+#[derive(Debug)]
+pub(crate) struct Local {
+    pub identity: Identity,
+    pub me: PeerId,
+    pub name: UserName,
+    pub config: Config,
+}
+
+/// Why a command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Bad room name.
+    #[error("invalid chat name: {0}")]
+    RoomName(#[from] RoomNameError),
+    /// Bad Chat ID.
+    #[error(transparent)]
+    ChatId(#[from] ChatIdError),
+    /// Bad message text.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// No such room here.
+    #[error("not a member of that chat")]
+    NoSuchRoom,
+    /// Joined already.
+    #[error("already a member of the chat {0}")]
+    AlreadyJoined(RoomName),
+    /// The event could not be sealed.
+    #[error("could not seal the message: {0}")]
+    Seal(#[from] SealError),
+    /// The event does not fit [`wire::MAX_FRAGMENTS`] datagrams at this MTU.
+    #[error("the message does not fit in {max} datagrams at this MTU", max = wire::MAX_FRAGMENTS)]
+    TooManyFragments,
+    /// The room's history cannot take more events of ours.
+    #[error("the chat's history refused the event: {0}")]
+    History(#[from] Refused),
+}
+
+/// A p2pchat peer: its rooms, and the routing between them and the network.
+#[derive(Debug)]
+pub struct Node {
+    local: Local,
+    rng: ChaCha20Rng,
+    stamp: u64,
+    rooms: BTreeMap<RoomId, Room>,
+    by_tag: HashMap<crate::room::RendezvousTag, RoomId>,
+    reassembler: Reassembler,
+    reassembler_evicted_seen: u64,
+    queue: OutputQueue,
+    counters: Counters,
+}
+
+impl Node {
+    /// A fresh node for `identity`, shown to others as `name`, with the
+    /// RNG seeded by `seed` (the host draws it from the OS).
+    pub fn new(identity: Identity, name: UserName, config: Config, seed: [u8; 32]) -> Self {
+        let mut config = config;
+        config.mtu = config.mtu.max(wire::MIN_MTU);
+        Node {
+            local: Local {
+                me: identity.peer_id(),
+                identity,
+                name,
+                config,
+            },
+            rng: ChaCha20Rng::from_seed(seed),
+            stamp: 0,
+            rooms: BTreeMap::new(),
+            by_tag: HashMap::new(),
+            reassembler: Reassembler::new(),
+            reassembler_evicted_seen: 0,
+            queue: OutputQueue::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Rebuilds a node from the records a store gave back (in the load
+    /// order of [`crate::store`]); returns it and how many records it could
+    /// not use and skipped: a room whose Chat ID does not parse or names
+    /// another room, an event or member of a room it does not have, an event
+    /// its history refuses. Rooms are rejoined — members are probed and
+    /// signaling asked at the first timeout, and anything missed is caught
+    /// up — and each is announced with [`AppEvent::RoomJoined`]
+    /// (`restored`). Nothing is asked to be stored: it is stored already.
+    pub fn restore(
+        identity: Identity,
+        name: UserName,
+        config: Config,
+        seed: [u8; 32],
+        now: UnixMillis,
+        records: impl IntoIterator<Item = Record>,
+    ) -> (Self, usize) {
+        let mut node = Node::new(identity, name, config, seed);
+        let mut skipped = 0;
+        for record in records {
+            let used = match record {
+                Record::Room {
+                    room,
+                    chat_id,
+                    created,
+                } => match chat_id.parse::<ChatId>() {
+                    Ok(parsed) if *parsed.room_id() == room => {
+                        if !node.rooms.contains_key(&room) {
+                            node.add_room(now, &parsed, created, true, None);
+                        }
+                        true
+                    }
+                    _ => false,
+                },
+                Record::Event { room, event } => node
+                    .rooms
+                    .get_mut(&room)
+                    .is_some_and(|r| r.restore_event(event, now)),
+                Record::Member {
+                    room,
+                    peer,
+                    name,
+                    addr,
+                } => match node.rooms.get_mut(&room) {
+                    Some(r) => {
+                        r.members.restore(peer, name, Some(addr));
+                        true
+                    }
+                    None => false,
+                },
+                Record::Left { room } => {
+                    node.remove_room(&room);
+                    true
+                }
+            };
+            if !used {
+                skipped += 1;
+            }
+        }
+        node.queue.forget_records();
+        (node, skipped)
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.local.me
+    }
+
+    /// This node's display name.
+    pub fn name(&self) -> &str {
+        self.local.name.as_str()
+    }
+
+    /// What was taken in and dropped so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Sets the addresses reported to signaling and put in Chat IDs; the
+    /// rooms announce their new Chat IDs ([`AppEvent::Invite`]).
+    pub fn set_local_addrs(&mut self, addrs: Vec<SocketAddr>) {
+        self.local.config.local_addrs = addrs;
+        let ids: Vec<RoomId> = self.rooms.keys().copied().collect();
+        for id in ids {
+            if let Some((room, mut out)) = self.room_and_outbox(&id) {
+                room.refresh_invite(&mut out, true);
+            }
+        }
+    }
+
+    /// Rooms this node is in, in room id order.
+    pub fn rooms(&self) -> impl Iterator<Item = (RoomId, &RoomName)> {
+        self.rooms.values().map(|r| (r.id, &r.name))
+    }
+
+    /// A room's history.
+    pub fn history(&self, room: &RoomId) -> Option<&History> {
+        self.rooms.get(room).map(|r| &r.history)
+    }
+
+    /// A room's members (not counting this node).
+    pub fn members(&self, room: &RoomId) -> Option<&Members> {
+        self.rooms.get(room).map(|r| &r.members)
+    }
+
+    /// Bytes and tokens held for reassembly.
+    pub fn reassembly_load(&self) -> (usize, usize) {
+        (self.reassembler.len(), self.reassembler.bytes())
+    }
+
+    /// A Chat ID for `room` to share, with this node's addresses and those
+    /// of members online as bootstrap addresses (the one last announced
+    /// with [`AppEvent::Invite`]).
+    pub fn invite(&self, room: &RoomId) -> Option<ChatId> {
+        Some(self.rooms.get(room)?.invite(&self.local, true))
+    }
+
+    // ----- commands -------------------------------------------------------
+
+    /// Creates a room named `name`; returns its Chat ID.
+    pub fn create_room(&mut self, now: UnixMillis, name: &str) -> Result<ChatId, CommandError> {
+        let name = RoomName::new(name)?;
+        let room_id = RoomId::generate(&mut self.rng);
+        let key = RoomKey::generate(&mut self.rng);
+        let chat_id = ChatId::without_bootstrap(room_id, key, name);
+        self.queue.persist(Record::Room {
+            room: room_id,
+            chat_id: chat_id.to_string(),
+            created: true,
+        });
+        self.add_room(now, &chat_id, true, false, None);
+        let room = self.rooms.get(&room_id).ok_or(CommandError::NoSuchRoom)?;
+        Ok(room.invite(&self.local, false))
+    }
+
+    /// Joins the room of `chat_id`; returns its id.
+    pub fn join_room(&mut self, now: UnixMillis, chat_id: &ChatId) -> Result<RoomId, CommandError> {
+        if let Some(r) = self.rooms.get(chat_id.room_id()) {
+            return Err(CommandError::AlreadyJoined(r.name.clone()));
+        }
+        let bare = ChatId::without_bootstrap(
+            *chat_id.room_id(),
+            chat_id.key().clone(),
+            chat_id.name().clone(),
+        );
+        self.queue.persist(Record::Room {
+            room: *chat_id.room_id(),
+            chat_id: bare.to_string(),
+            created: false,
+        });
+        self.add_room(now, chat_id, false, false, Some(chat_id.to_string()));
+        Ok(*chat_id.room_id())
+    }
+
+    /// Says `text` in `room`. The event is delivered locally, stored and
+    /// pushed to every member believed online.
+    pub fn send_text(
+        &mut self,
+        now: UnixMillis,
+        room: &RoomId,
+        text: &str,
+    ) -> Result<EventId, CommandError> {
+        let (room, mut out) = self.room_and_outbox(room).ok_or(CommandError::NoSuchRoom)?;
+        room.say(now, text, &mut out)
+    }
+
+    /// Leaves `room`: says goodbye, unregisters, forgets it; the store is
+    /// asked to forget it too.
+    pub fn leave_room(&mut self, now: UnixMillis, room: &RoomId) -> Result<(), CommandError> {
+        let (r, mut out) = self.room_and_outbox(room).ok_or(CommandError::NoSuchRoom)?;
+        r.leave(now, &mut out);
+        self.remove_room(room);
+        self.queue.persist(Record::Left { room: *room });
+        self.queue.event(AppEvent::RoomLeft { room: *room });
+        Ok(())
+    }
+
+    /// Before the host stops: says goodbye in every room and unregisters
+    /// from signaling. Rooms stay (they come back on restore).
+    pub fn shutdown(&mut self, now: UnixMillis) {
+        let ids: Vec<RoomId> = self.rooms.keys().copied().collect();
+        for id in ids {
+            if let Some((room, mut out)) = self.room_and_outbox(&id) {
+                room.leave(now, &mut out);
+            }
+        }
+    }
+
+    // ----- outputs --------------------------------------------------------
+
+    /// The next thing for the host to do (see [`crate::output`]). Returns
+    /// [`Output::Timeout`] when there is nothing more for now.
+    pub fn poll_output(&mut self) -> Output {
+        match self.queue.poll() {
+            Some(output) => output,
+            None => Output::Timeout(self.deadline()),
+        }
+    }
+
+    /// The host stored the batch: what waited for it may go.
+    pub fn stored(&mut self, batch: BatchId) {
+        self.queue.stored(batch);
+    }
+
+    /// The host could not store the batch: what waited for it is neither
+    /// sent nor shown. Returns how many outputs were dropped. (The rooms'
+    /// memory still holds what the batch described; it is offered to
+    /// members by later repairs, and stored with the next batch that
+    /// succeeds only if it is delivered again, e.g. after a restart.)
+    pub fn store_failed(&mut self, batch: BatchId) -> usize {
+        self.queue.failed(batch)
+    }
+
+    fn deadline(&self) -> Option<UnixMillis> {
+        let mut next = self.reassembler.next_expiry().unwrap_or(UnixMillis::MAX);
+        let signaling = !self.local.config.signaling.is_empty();
+        for r in self.rooms.values() {
+            next = next.min(r.deadline(signaling));
+        }
+        (next != UnixMillis::MAX).then_some(next)
+    }
+
+    // ----- inputs ---------------------------------------------------------
+
+    /// Time passed: heartbeats, failure detection, retries, signaling.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        self.reassembler.expire(now);
+        self.sync_reassembler_counter();
+        let ids: Vec<RoomId> = self.rooms.keys().copied().collect();
+        for id in ids {
+            if let Some((room, mut out)) = self.room_and_outbox(&id) {
+                room.handle(now, Input::Timeout, &mut out);
+            }
+        }
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: UnixMillis, from: SocketAddr, bytes: &[u8]) {
+        self.counters.datagrams += 1;
+        let datagram = match wire::decode(bytes) {
+            Ok(d) => d,
+            Err(e) => return self.counters.count(e.into()),
+        };
+        let (kind, packet) = match datagram {
+            Datagram::Sig(s) => {
+                let answer =
+                    discovery::route_answer(&self.local.config, &mut self.counters, from, s.msg);
+                if let Some((tag, entries)) = answer {
+                    self.route(now, &tag, Input::Found(entries));
+                }
+                return;
+            }
+            Datagram::Ctl(p) => (RoomKind::Ctl, p),
+            Datagram::Ev(p) => (RoomKind::Ev, p),
+        };
+        if !self.by_tag.contains_key(&packet.tag) {
+            return self.counters.count(DropReason::UnknownRoom);
+        }
+        let sender = packet.from;
+        let tag = packet.tag;
+        let token = match self.reassembler.push(now, kind, packet) {
+            Reassembled::Complete { token, .. } => token,
+            Reassembled::Incomplete => return self.sync_reassembler_counter(),
+            Reassembled::Dropped(why) => {
+                self.counters.count(why.into());
+                return self.sync_reassembler_counter();
+            }
+        };
+        let input = Input::Token {
+            kind,
+            addr: from,
+            sender,
+            token,
+        };
+        self.route(now, &tag, input);
+    }
+
+    /// Hands `input` to the room of `tag`.
+    fn route(&mut self, now: UnixMillis, tag: &crate::room::RendezvousTag, input: Input) {
+        let Some(id) = self.by_tag.get(tag).copied() else {
+            return self.counters.count(DropReason::UnknownRoom);
+        };
+        if let Some((room, mut out)) = self.room_and_outbox(&id) {
+            room.handle(now, input, &mut out);
+        }
+    }
+
+    // ----- bookkeeping ----------------------------------------------------
+
+    /// A room and an outbox to the rest of the node, borrowed together.
+    fn room_and_outbox(&mut self, id: &RoomId) -> Option<(&mut Room, Outbox<'_>)> {
+        let room = self.rooms.get_mut(id)?;
+        let out = Outbox::new(
+            &self.local,
+            &mut self.rng,
+            &mut self.stamp,
+            &mut self.queue,
+            &mut self.counters,
+        );
+        Some((room, out))
+    }
+
+    fn add_room(
+        &mut self,
+        now: UnixMillis,
+        chat_id: &ChatId,
+        created: bool,
+        restored: bool,
+        joined_with: Option<String>,
+    ) {
+        let room = Room::new(now, chat_id, &self.local);
+        let (id, tag) = (room.id, room.link.tag);
+        self.queue.event(AppEvent::RoomJoined {
+            room: id,
+            name: room.name.clone(),
+            chat_id: room.announced_invite().to_owned(),
+            created,
+            restored,
+            joined_with,
+        });
+        self.by_tag.insert(tag, id);
+        self.rooms.insert(id, room);
+    }
+
+    fn remove_room(&mut self, id: &RoomId) {
+        if let Some(room) = self.rooms.remove(id) {
+            self.by_tag.remove(&room.link.tag);
+        }
+    }
+
+    fn sync_reassembler_counter(&mut self) {
+        let total = self.reassembler.evicted();
+        self.counters.add(
+            DropReason::FragEvicted,
+            total - self.reassembler_evicted_seen,
+        );
+        self.reassembler_evicted_seen = total;
+    }
+}

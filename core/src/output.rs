@@ -1,0 +1,348 @@
+//! Output: what the node asks of its host, from one queue, in an order no
+//! host can get wrong.
+//!
+//! The host drains [`crate::Node::poll_output`] after every input and gets,
+//! one at a time:
+//!
+//! - [`Output::Persist`]: a batch of [`Record`]s to store (see
+//!   [`crate::store`]). The host stores it and then confirms with
+//!   [`crate::Node::stored`] (or reports [`crate::Node::store_failed`]).
+//! - [`Output::Transmit`]: a datagram to send.
+//! - [`Output::Event`]: something to tell the user.
+//! - [`Output::Timeout`]: nothing more to do for now; call
+//!   [`crate::Node::handle_timeout`] at that time (or never, if `None`),
+//!   unless another input comes first.
+//!
+//! **Stored before sent or shown.** Every transmit and event is queued with
+//! the number of records written before it, and leaves the queue only once
+//! the host has confirmed a batch holding all of them. A message is
+//! therefore never sent, nor shown as sent, before it is durable, whatever
+//! the host does: a host that stores asynchronously simply gets
+//! `Timeout` until it confirms, and a host that never confirms sends
+//! nothing. Records written while a batch is out go into the next batch;
+//! a batch holds every record written so far, so a burst of input (a
+//! catch-up) is stored in one transaction.
+//!
+//! If a batch cannot be stored, [`OutputQueue::failed`] drops everything
+//! that waited for it: what the batch described is neither sent nor shown,
+//! and the user is told by the host.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::history::Event;
+use crate::membership::StatusChange;
+use crate::room::{RoomId, RoomName};
+use crate::store::Record;
+use crate::UnixMillis;
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Payload, at most the configured MTU.
+    pub bytes: Vec<u8>,
+}
+
+/// Something the user should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppEvent {
+    /// A room was created, joined, or brought back by a restore.
+    RoomJoined {
+        /// The room.
+        room: RoomId,
+        /// Its name.
+        name: RoomName,
+        /// The Chat ID to share (with this node as bootstrap).
+        chat_id: String,
+        /// Whether this node created it.
+        created: bool,
+        /// Brought back from the store at start, not joined just now.
+        restored: bool,
+        /// The Chat ID this node was given to join with (when it joined
+        /// just now), so that the user can name the chat by it too.
+        joined_with: Option<String>,
+    },
+    /// A room was left.
+    RoomLeft {
+        /// The room.
+        room: RoomId,
+    },
+    /// The Chat ID to share for a room changed (this node's addresses or
+    /// the members online, which it names as bootstrap peers, changed).
+    Invite {
+        /// The room.
+        room: RoomId,
+        /// The Chat ID to share now.
+        chat_id: String,
+    },
+    /// An event was delivered, in causal order.
+    Message {
+        /// The room.
+        room: RoomId,
+        /// The event.
+        event: Arc<Event>,
+        /// It sorts before an event delivered earlier.
+        late: bool,
+        /// Written by this node.
+        own: bool,
+    },
+    /// A member was heard for the first time or changed status.
+    Member {
+        /// The room.
+        room: RoomId,
+        /// What changed.
+        change: StatusChange,
+    },
+    /// This node had been behind a member and now holds everything that
+    /// member had announced.
+    CaughtUp {
+        /// The room.
+        room: RoomId,
+        /// Events in the room's history now.
+        events: usize,
+    },
+}
+
+/// Names one batch of records handed out with [`Output::Persist`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(u64);
+
+/// Records to store, all or nothing, then confirm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persist {
+    /// The batch, to confirm with [`crate::Node::stored`].
+    pub batch: BatchId,
+    /// The records, in the order they were written.
+    pub records: Vec<Record>,
+}
+
+/// One thing for the host to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Store these records, then confirm.
+    Persist(Persist),
+    /// Send this datagram.
+    Transmit(Transmit),
+    /// Tell the user.
+    Event(AppEvent),
+    /// Nothing else now; the next deadline, if any.
+    Timeout(Option<UnixMillis>),
+}
+
+/// A transmit or an event, waiting for the records written before it.
+#[derive(Debug)]
+enum Held {
+    Transmit(Transmit),
+    Event(AppEvent),
+}
+
+/// The node's outputs, in order, with the "stored first" rule.
+#[derive(Debug, Default)]
+pub struct OutputQueue {
+    /// Records written and not handed out yet.
+    records: Vec<Record>,
+    /// Records written since the start.
+    written: u64,
+    /// Records handed out in batches.
+    handed: u64,
+    /// Records the host confirmed (or gave up on).
+    settled: u64,
+    /// Transmits and events, each with the number of records written
+    /// before it.
+    held: VecDeque<(u64, Held)>,
+}
+
+impl OutputQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A record to persist.
+    pub fn persist(&mut self, record: Record) {
+        self.records.push(record);
+        self.written += 1;
+    }
+
+    /// A datagram to send once what was written before it is stored.
+    pub fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.held
+            .push_back((self.written, Held::Transmit(Transmit { to, bytes })));
+    }
+
+    /// Something to tell the user once what was written before it is
+    /// stored.
+    pub fn event(&mut self, event: AppEvent) {
+        self.held.push_back((self.written, Held::Event(event)));
+    }
+
+    /// The next output, if one is ready.
+    pub fn poll(&mut self) -> Option<Output> {
+        if let Some((needs, _)) = self.held.front() {
+            if *needs <= self.settled {
+                return self.held.pop_front().map(|(_, held)| match held {
+                    Held::Transmit(t) => Output::Transmit(t),
+                    Held::Event(e) => Output::Event(e),
+                });
+            }
+        }
+        let in_flight = self.handed > self.settled;
+        if !in_flight && !self.records.is_empty() {
+            self.handed = self.written;
+            return Some(Output::Persist(Persist {
+                batch: BatchId(self.handed),
+                records: std::mem::take(&mut self.records),
+            }));
+        }
+        None
+    }
+
+    /// The host stored `batch`. Returns false for a batch that is not the
+    /// one out (a host bug; nothing changes).
+    pub fn stored(&mut self, batch: BatchId) -> bool {
+        if batch.0 != self.handed || self.handed == self.settled {
+            return false;
+        }
+        self.settled = batch.0;
+        true
+    }
+
+    /// The host could not store `batch`: everything waiting for it is
+    /// dropped. Returns how many outputs were dropped.
+    pub fn failed(&mut self, batch: BatchId) -> usize {
+        if batch.0 != self.handed || self.handed == self.settled {
+            return 0;
+        }
+        let before = self.held.len();
+        let released = self.settled;
+        // Outputs that needed only what was stored before stay; those that
+        // waited for the failed batch go.
+        let mut kept = VecDeque::with_capacity(before);
+        for (needs, held) in self.held.drain(..) {
+            if needs <= released || needs > batch.0 {
+                kept.push_back((needs, held));
+            }
+        }
+        self.held = kept;
+        self.settled = batch.0;
+        before - self.held.len()
+    }
+
+    /// Forgets records written so far without handing them out (a restore
+    /// writes nothing: the records came from the store).
+    pub fn forget_records(&mut self) {
+        self.records.clear();
+        self.handed = self.written;
+        self.settled = self.written;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    fn room(n: u8) -> RoomId {
+        RoomId::from_bytes([n; 16])
+    }
+
+    fn to(port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    fn left(n: u8) -> Record {
+        Record::Left { room: room(n) }
+    }
+
+    fn left_event(n: u8) -> AppEvent {
+        AppEvent::RoomLeft { room: room(n) }
+    }
+
+    fn drain(q: &mut OutputQueue) -> Vec<Output> {
+        std::iter::from_fn(|| q.poll()).collect()
+    }
+
+    #[test]
+    fn nothing_leaves_before_the_records_written_before_it_are_stored() {
+        let mut q = OutputQueue::new();
+        q.transmit(to(1), vec![1]);
+        q.persist(left(1));
+        q.transmit(to(2), vec![2]);
+        q.event(left_event(1));
+        // What needed nothing goes first, then the batch.
+        let out = drain(&mut q);
+        assert!(matches!(&out[0], Output::Transmit(t) if t.to == to(1)));
+        let Output::Persist(p) = &out[1] else {
+            panic!("expected a batch, got {out:?}")
+        };
+        assert_eq!(p.records, vec![left(1)]);
+        assert_eq!(out.len(), 2, "held until the batch is confirmed");
+        // Still nothing while the batch is out, even with new records.
+        q.persist(left(2));
+        assert!(q.poll().is_none());
+        assert!(q.stored(p.batch));
+        let out = drain(&mut q);
+        assert!(matches!(&out[0], Output::Transmit(t) if t.to == to(2)));
+        assert!(matches!(&out[1], Output::Event(AppEvent::RoomLeft { .. })));
+        // The record written meanwhile comes as the next batch.
+        let Output::Persist(p2) = &out[2] else {
+            panic!("expected the second batch, got {out:?}")
+        };
+        assert_eq!(p2.records, vec![left(2)]);
+        assert!(!q.stored(p.batch), "an old batch is not confirmed twice");
+        assert!(q.stored(p2.batch));
+        assert!(q.poll().is_none());
+    }
+
+    #[test]
+    fn one_batch_holds_every_record_written_so_far() {
+        let mut q = OutputQueue::new();
+        for n in 0..5 {
+            q.persist(left(n));
+            q.event(left_event(n));
+        }
+        let Some(Output::Persist(p)) = q.poll() else {
+            panic!("expected a batch")
+        };
+        assert_eq!(p.records.len(), 5);
+        assert!(q.poll().is_none());
+        q.stored(p.batch);
+        assert_eq!(drain(&mut q).len(), 5);
+    }
+
+    #[test]
+    fn a_failed_batch_drops_what_waited_for_it_and_nothing_else() {
+        let mut q = OutputQueue::new();
+        q.persist(left(1));
+        q.transmit(to(1), vec![1]);
+        let Some(Output::Persist(p)) = q.poll() else {
+            panic!("expected a batch")
+        };
+        // Written after the batch went out: waits for a later batch.
+        q.persist(left(2));
+        q.transmit(to(2), vec![2]);
+        assert_eq!(q.failed(p.batch), 1);
+        let out = drain(&mut q);
+        let Output::Persist(p2) = &out[0] else {
+            panic!("expected the next batch, got {out:?}")
+        };
+        assert_eq!(p2.records, vec![left(2)]);
+        q.stored(p2.batch);
+        let out = drain(&mut q);
+        assert!(matches!(&out[..], [Output::Transmit(t)] if t.to == to(2)));
+    }
+
+    #[test]
+    fn a_restore_forgets_its_records_and_releases_its_events() {
+        let mut q = OutputQueue::new();
+        q.persist(left(1));
+        q.event(left_event(1));
+        q.forget_records();
+        let out = drain(&mut q);
+        assert!(matches!(&out[..], [Output::Event(_)]));
+    }
+}

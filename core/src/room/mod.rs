@@ -1,0 +1,499 @@
+//! Room: one chat room, as a state machine.
+//!
+//! A [`Room`] is fed [`Input`]s with the time — a whole token that arrived
+//! for it (the [`crate::Node`] has routed the datagram by rendezvous tag and
+//! put fragments back together), members a signaling server listed, and
+//! the passing of time — through [`Room::handle`], and writes what follows
+//! into an [`Outbox`]. It also takes the user's words ([`Room::say`]) and
+//! departure ([`Room::leave`]).
+//!
+//! The room itself only opens tokens and routes what is inside to the
+//! module whose concept it is; each module reacts to its own messages and
+//! timers:
+//!
+//! | what | module |
+//! |---|---|
+//! | events: causal delivery, canonical order, this node's own words | [`crate::history`] |
+//! | heartbeats, hints, goodbyes; liveness; the member table | [`crate::membership`] |
+//! | digests, summaries, repair pushes, catching up | [`crate::replication`] |
+//! | bootstrap addresses, signaling registrations and lookups | [`crate::discovery`] |
+//!
+//! A control message is authenticated first: its sealer must be its
+//! sender, its contents must keep their limits, and its stamp must be
+//! fresh (membership's liveness bookkeeping), before its module sees it.
+//! Adding a control message is adding its struct and handler to its module
+//! and a variant to [`crate::wire::Control`].
+//!
+//! The vocabulary of rooms — ids, keys, names, rendezvous tags — is in
+//! [`id`], re-exported here.
+
+pub mod id;
+
+use std::net::SocketAddr;
+
+pub use id::*;
+use rand_chacha::rand_core::RngCore;
+use rand_chacha::ChaCha20Rng;
+
+use crate::addr;
+use crate::chat_id::{ChatId, MAX_BOOTSTRAP};
+use crate::clock::EventId;
+use crate::counters::{Counters, DropReason};
+use crate::discovery::{self, Discovery};
+use crate::history::{self, Event, History, HistoryStats, Received};
+use crate::identity::{Identity, PeerId};
+use crate::membership::{self, Members};
+use crate::node::{CommandError, Local};
+use crate::output::{AppEvent, OutputQueue};
+use crate::replication::{self, Replication};
+use crate::seal::{RoomCipher, SealError};
+use crate::signaling::Entry;
+use crate::wire::{self, Control, RoomKind, Sealed};
+use crate::UnixMillis;
+
+/// Who sent a control message, and from where: the member its seal
+/// names, at the address the datagram came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sender {
+    pub peer: PeerId,
+    pub addr: SocketAddr,
+}
+
+/// What a room is fed.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A whole token of `kind` arrived from `addr`, sent by `sender` (as
+    /// the datagram claims).
+    Token {
+        kind: RoomKind,
+        addr: SocketAddr,
+        sender: PeerId,
+        token: String,
+    },
+    /// A signaling server listed these members.
+    Found(Vec<Entry>),
+    /// Time passed.
+    Timeout,
+}
+
+/// What a room may use of its node while it handles an input, and where
+/// its outputs go: the node's identity and settings, its randomness, its
+/// control stamps, its counters and its output queue.
+pub(crate) struct Outbox<'a> {
+    pub local: &'a Local,
+    rng: &'a mut ChaCha20Rng,
+    stamp: &'a mut u64,
+    queue: &'a mut OutputQueue,
+    counters: &'a mut Counters,
+}
+
+impl<'a> Outbox<'a> {
+    pub fn new(
+        local: &'a Local,
+        rng: &'a mut ChaCha20Rng,
+        stamp: &'a mut u64,
+        queue: &'a mut OutputQueue,
+        counters: &'a mut Counters,
+    ) -> Self {
+        Outbox {
+            local,
+            rng,
+            stamp,
+            queue,
+            counters,
+        }
+    }
+
+    /// A record to store.
+    pub fn persist(&mut self, record: crate::Record) {
+        self.queue.persist(record);
+    }
+
+    /// A datagram to send.
+    pub fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.queue.transmit(to, bytes);
+    }
+
+    /// The same datagram to every signaling server.
+    pub fn transmit_to_servers(&mut self, bytes: &[u8]) {
+        for server in &self.local.config.signaling {
+            self.queue.transmit(*server, bytes.to_vec());
+        }
+    }
+
+    /// Something for the user.
+    pub fn event(&mut self, event: AppEvent) {
+        self.queue.event(event);
+    }
+
+    /// Counts a drop.
+    pub fn count(&mut self, reason: DropReason) {
+        self.counters.count(reason);
+    }
+
+    /// The node's counters.
+    pub fn counters(&mut self) -> &mut Counters {
+        self.counters
+    }
+
+    /// A fresh control stamp: strictly increasing, and near `now` in
+    /// microseconds so that it keeps increasing across restarts.
+    pub fn stamp(&mut self, now: UnixMillis) -> u64 {
+        *self.stamp = (*self.stamp + 1).max(now.saturating_mul(1000));
+        *self.stamp
+    }
+
+    /// A random number from the node's seeded RNG.
+    pub fn random_u32(&mut self) -> u32 {
+        self.rng.next_u32()
+    }
+}
+
+/// How a room's tokens are sealed, framed and opened: its rendezvous tag and
+/// its cipher.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub tag: RendezvousTag,
+    cipher: RoomCipher,
+}
+
+impl Link {
+    /// The room this link belongs to.
+    pub fn room(&self) -> RoomId {
+        *self.cipher.room_id()
+    }
+
+    /// Signs and encrypts `payload` as `author`.
+    pub fn seal(
+        &self,
+        author: &Identity,
+        payload: &[u8],
+        now: UnixMillis,
+    ) -> Result<String, SealError> {
+        self.cipher.seal(author, payload, now)
+    }
+
+    /// The datagrams that carry an event's `token` at this MTU, if it fits
+    /// [`wire::MAX_FRAGMENTS`] of them. The fragment id derives from the
+    /// token (see [`event_frag_id`]).
+    pub fn event_datagrams(&self, from: PeerId, token: &str, mtu: usize) -> Option<Vec<Vec<u8>>> {
+        wire::encode_room(
+            RoomKind::Ev,
+            self.tag,
+            from,
+            token,
+            mtu,
+            event_frag_id(token),
+        )
+    }
+
+    /// Seals `control` and sends it to `to`.
+    pub fn control(&self, now: UnixMillis, to: SocketAddr, control: Control, out: &mut Outbox<'_>) {
+        let payload = serde_json::to_vec(&Sealed::Ctl(control)).unwrap_or_default();
+        let Ok(token) = self.cipher.seal(&out.local.identity, &payload, now) else {
+            return;
+        };
+        let frag_id = out.random_u32();
+        let (me, mtu) = (out.local.me, out.local.config.mtu);
+        if let Some(datagrams) =
+            wire::encode_room(RoomKind::Ctl, self.tag, me, &token, mtu, frag_id)
+        {
+            for bytes in datagrams {
+                out.transmit(to, bytes);
+            }
+        }
+    }
+
+    /// Sends an event's token (its author's, unchanged) to `to`.
+    pub fn event(&self, to: SocketAddr, token: &str, out: &mut Outbox<'_>) {
+        let (me, mtu) = (out.local.me, out.local.config.mtu);
+        if let Some(datagrams) = self.event_datagrams(me, token, mtu) {
+            for bytes in datagrams {
+                out.transmit(to, bytes);
+            }
+        }
+    }
+}
+
+/// The fragment id of an event token: derived from the token, so every
+/// retransmission of the same event by the same sender uses the same id,
+/// and the receiver's partial copy fills up across retransmissions instead
+/// of starting over (a 16 KiB event is ~20 fragments; under 30 % loss it
+/// would almost never arrive whole in one go).
+fn event_frag_id(token: &str) -> u32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(token.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// One room this node is in.
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub id: RoomId,
+    pub name: RoomName,
+    key: RoomKey,
+    pub link: Link,
+    pub history: History,
+    pub members: Members,
+    repl: Replication,
+    discovery: Discovery,
+    /// History drops already counted into the node's counters.
+    history_seen: HistoryStats,
+    /// The Chat ID last announced, and the member-table generation it was
+    /// derived at.
+    invite: (String, u64),
+}
+
+impl Room {
+    /// The room of `chat_id`, joined (or restored) at `now`.
+    pub fn new(now: UnixMillis, chat_id: &ChatId, local: &Local) -> Self {
+        let id = *chat_id.room_id();
+        let key = chat_id.key().clone();
+        let link = Link {
+            tag: key.rendezvous_tag(),
+            cipher: RoomCipher::new(id, &key),
+        };
+        let timeouts = local.config.timeouts;
+        let mut room = Room {
+            id,
+            name: chat_id.name().clone(),
+            key,
+            link,
+            history: History::new(),
+            members: Members::new(local.me, timeouts),
+            repl: Replication::new(local.config.replication),
+            discovery: Discovery::new(now, chat_id.bootstrap(), &timeouts),
+            history_seen: HistoryStats::default(),
+            invite: (String::new(), 0),
+        };
+        room.invite = (
+            room.invite(local, false).to_string(),
+            room.members.generation(),
+        );
+        room
+    }
+
+    /// The Chat ID announced last (this node's addresses and, once any
+    /// member was online, theirs).
+    pub fn announced_invite(&self) -> &str {
+        &self.invite.0
+    }
+
+    /// A Chat ID for the room with this node's usable addresses and, with
+    /// `with_members`, those of the members online, as bootstrap addresses.
+    pub fn invite(&self, local: &Local, with_members: bool) -> ChatId {
+        let mut bootstrap: Vec<SocketAddr> = local
+            .config
+            .local_addrs
+            .iter()
+            .copied()
+            .filter(addr::usable)
+            .collect();
+        if with_members {
+            bootstrap.extend(self.members.live().map(|(_, a)| a).filter(addr::usable));
+        }
+        bootstrap.dedup();
+        bootstrap.truncate(MAX_BOOTSTRAP);
+        // Addresses are filtered to usable ones and capped, so this only
+        // fails on an impossible input; fall back to no bootstrap.
+        ChatId::new(self.id, self.key.clone(), self.name.clone(), bootstrap).unwrap_or_else(|_| {
+            ChatId::without_bootstrap(self.id, self.key.clone(), self.name.clone())
+        })
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, now: UnixMillis, input: Input, out: &mut Outbox<'_>) {
+        match input {
+            Input::Token {
+                kind,
+                addr,
+                sender,
+                token,
+            } => self.on_token(now, kind, addr, sender, token, out),
+            Input::Found(entries) => {
+                let digest = self.history.version_vector().digest();
+                discovery::on_found(&mut self.members, &self.link, digest, now, entries, out);
+            }
+            Input::Timeout => self.on_timeout(now, out),
+        }
+        self.settle(out);
+    }
+
+    /// This node says `text` in the room: delivered and stored here, then
+    /// pushed to every member believed online.
+    pub fn say(
+        &mut self,
+        now: UnixMillis,
+        text: &str,
+        out: &mut Outbox<'_>,
+    ) -> Result<EventId, CommandError> {
+        let (id, datagrams) =
+            history::author(&mut self.history, self.id, &self.link, now, text, out)?;
+        replication::push_new(&self.members, &datagrams, out);
+        self.settle(out);
+        Ok(id)
+    }
+
+    /// This node leaves (or shuts down): goodbye to the members, and
+    /// unregistered from signaling.
+    pub fn leave(&mut self, now: UnixMillis, out: &mut Outbox<'_>) {
+        membership::say_bye(&self.members, &self.link, now, out);
+        discovery::unregister(self.link.tag, now, out);
+    }
+
+    /// The next time the room has work, if ever.
+    pub fn deadline(&self, signaling: bool) -> UnixMillis {
+        let mut next = self.members.next_deadline();
+        if let Some(t) = self.history.next_expiry() {
+            next = next.min(t);
+        }
+        if let Some(t) = self.repl.next_retry(self.history.version_vector()) {
+            next = next.min(t);
+        }
+        next.min(self.discovery.deadline(&self.members, signaling))
+    }
+
+    /// Offers a stored event back to the history at restore.
+    pub fn restore_event(&mut self, event: Event, now: UnixMillis) -> bool {
+        // Our own store: trusted, but checked like any event, so a damaged
+        // store cannot break the order.
+        self.history.offer(event, now).is_ok()
+    }
+
+    fn on_token(
+        &mut self,
+        now: UnixMillis,
+        kind: RoomKind,
+        addr: SocketAddr,
+        sender: PeerId,
+        token: String,
+        out: &mut Outbox<'_>,
+    ) {
+        let opened = match self.link.cipher.open(&token) {
+            Ok(o) => o,
+            Err(e) => return out.count(DropReason::from(&e)),
+        };
+        let Ok(sealed) = serde_json::from_slice::<Sealed>(&opened.payload) else {
+            return out.count(DropReason::BadPayload);
+        };
+        match (kind, sealed) {
+            (RoomKind::Ctl, Sealed::Ctl(control)) => {
+                if opened.author != sender {
+                    return out.count(DropReason::ForgedSender);
+                }
+                self.on_control(now, addr, sender, control, out);
+            }
+            (RoomKind::Ev, Sealed::Ev(ev)) => {
+                let author = opened.author;
+                match history::receive(&mut self.history, self.id, now, author, ev, token, out) {
+                    Received::Delivered { name } => {
+                        self.members.set_name(author, &name);
+                        replication::check_caught_up(&mut self.repl, &self.history, self.id, out);
+                    }
+                    Received::Waiting => replication::on_gap(
+                        &mut self.repl,
+                        &self.history,
+                        &self.members,
+                        &self.link,
+                        now,
+                        sender,
+                        out,
+                    ),
+                    Received::Dropped => {}
+                }
+            }
+            _ => out.count(DropReason::BadPayload),
+        }
+    }
+
+    fn on_control(
+        &mut self,
+        now: UnixMillis,
+        addr: SocketAddr,
+        sender: PeerId,
+        control: Control,
+        out: &mut Outbox<'_>,
+    ) {
+        if !control.is_valid() {
+            return out.count(DropReason::BadPayload);
+        }
+        let from = Sender { peer: sender, addr };
+        let name = match &control {
+            Control::Beat(beat) => Some(beat.name.as_str()),
+            _ => None,
+        };
+        let stamp = control.stamp();
+        if !membership::heard(&mut self.members, self.id, now, from, name, stamp, out) {
+            return;
+        }
+        self.discovery.heard_from(addr);
+        let digest = self.history.version_vector().digest();
+        let (repl, history, link) = (&mut self.repl, &self.history, &self.link);
+        match control {
+            Control::Beat(beat) => {
+                let theirs = beat.digest;
+                membership::on_beat(&mut self.members, link, digest, now, from, beat, out);
+                replication::on_digest(repl, history, link, now, from, theirs, out);
+            }
+            Control::Summary(summary) => {
+                replication::on_summary(repl, history, link, now, from, summary, out)
+            }
+            Control::Bye(_) => membership::on_bye(&mut self.members, self.id, sender, out),
+        }
+    }
+
+    fn on_timeout(&mut self, now: UnixMillis, out: &mut Outbox<'_>) {
+        self.history.expire(now);
+        let digest = self.history.version_vector().digest();
+        membership::on_timeout(&mut self.members, self.id, &self.link, digest, now, out);
+        discovery::on_bootstrap_timeout(
+            &mut self.discovery,
+            &self.members,
+            &self.link,
+            digest,
+            now,
+            out,
+        );
+        replication::on_timeout(
+            &mut self.repl,
+            &self.history,
+            &self.members,
+            &self.link,
+            now,
+            out,
+        );
+        discovery::on_signal_timeout(&mut self.discovery, &self.members, self.link.tag, now, out);
+    }
+
+    /// After any input: history drops go into the node's counters, and a
+    /// change of the live members announces a new Chat ID to share.
+    fn settle(&mut self, out: &mut Outbox<'_>) {
+        let stats = self.history.stats();
+        let seen = self.history_seen;
+        out.counters()
+            .add(DropReason::BadLamport, stats.bad_lamport - seen.bad_lamport);
+        out.counters()
+            .add(DropReason::PendingEvicted, stats.evicted - seen.evicted);
+        self.history_seen = stats;
+        self.refresh_invite(out, false);
+    }
+
+    /// Announces the Chat ID to share if it changed. It is derived again
+    /// only when the live members changed, or with `force` (this node's
+    /// own addresses changed).
+    pub fn refresh_invite(&mut self, out: &mut Outbox<'_>, force: bool) {
+        let generation = self.members.generation();
+        if !force && generation == self.invite.1 {
+            return;
+        }
+        self.invite.1 = generation;
+        let invite = self.invite(out.local, true).to_string();
+        if invite != self.invite.0 {
+            out.event(AppEvent::Invite {
+                room: self.id,
+                chat_id: invite.clone(),
+            });
+            self.invite.0 = invite;
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Store: what a host does with the records the node asks it to keep.
+//!
+//! The node never touches a disk. It hands its host [`Record`]s, in
+//! batches, through [`crate::Output::Persist`], and holds back everything
+//! that depends on them until the host confirms the batch is stored. At
+//! start the host gives the records back and [`crate::Node::restore`]
+//! rebuilds the node from them. Every store — SQLite in the native node,
+//! browser storage in the web peer, [`MemoryStore`] in tests and the
+//! simulator — implements [`Store`] and keeps the rules below, and
+//! [`conformance`] checks each of them against any implementation:
+//!
+//! 1. **Whole batches.** [`Store::apply`] stores a batch entirely or not at
+//!    all, and returns only once it survives a crash of the host (a power
+//!    cut, for a store on disk).
+//! 2. **Idempotent records.** Applying a record twice is applying it once:
+//!    - `Room`: stored; a room stored again keeps its place in the join
+//!      order and takes the new Chat ID and `created` flag.
+//!    - `Event`: the first copy of a `(room, author, seq)` wins; another
+//!      event under the same id is ignored (an author who signs two events
+//!      under one number does not get to rewrite what a member stored).
+//!    - `Member`: stored or updated; the address is replaced, and a `None`
+//!      name keeps the name stored before.
+//!    - `Left`: the room, its events and its members are deleted. A room
+//!      joined again later comes at the end of the join order.
+//! 3. **Load order.** [`Store::load`] gives back the rooms in the order they
+//!    were joined, then each room's events in the room's canonical order
+//!    `(lamport, author, seq)`, then each room's members. (Events in
+//!    canonical order are events in causal order, so a restore delivers
+//!    each at once instead of buffering the history.)
+//! 4. **Lenient loading.** What a store cannot decode (a damaged row, an
+//!    entry another program wrote) it skips and counts in
+//!    [`Loaded::skipped`]; it never refuses to load because of one entry.
+//!    The node is lenient in the same way: [`crate::Node::restore`] skips
+//!    and counts any record it cannot use — a Chat ID that does not parse or
+//!    names another room, an event or member of a room it does not have, an
+//!    event its history refuses — so one bad record never keeps a node from
+//!    starting, and stores need not check Chat IDs themselves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{EventId, OrderKey};
+use crate::history::Event;
+use crate::identity::PeerId;
+use crate::room::RoomId;
+
+/// Something to keep. Records are plain data (serde), for any store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// A room joined: its Chat ID (id, key and name; without bootstrap
+    /// addresses). Secret: whoever reads it can join the room.
+    Room {
+        /// The room.
+        room: RoomId,
+        /// Its Chat ID.
+        chat_id: String,
+        /// Whether this node created it.
+        created: bool,
+    },
+    /// An event delivered in a room.
+    Event {
+        /// The room.
+        room: RoomId,
+        /// The event.
+        event: Event,
+    },
+    /// A member and where it was last heard from.
+    Member {
+        /// The room.
+        room: RoomId,
+        /// The member.
+        peer: PeerId,
+        /// Its display name, if known.
+        name: Option<String>,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A room left: forget it and its history.
+    Left {
+        /// The room.
+        room: RoomId,
+    },
+}
+
+impl Record {
+    /// The room the record is about.
+    pub fn room(&self) -> &RoomId {
+        match self {
+            Record::Room { room, .. }
+            | Record::Event { room, .. }
+            | Record::Member { room, .. }
+            | Record::Left { room } => room,
+        }
+    }
+}
+
+/// What [`Store::load`] read back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// The records, in the load order of this module's rules.
+    pub records: Vec<Record>,
+    /// Entries that could not be decoded, left out.
+    pub skipped: usize,
+}
+
+impl Loaded {
+    /// Rooms among the records.
+    pub fn rooms(&self) -> usize {
+        self.count(|r| matches!(r, Record::Room { .. }))
+    }
+
+    /// Events among the records.
+    pub fn events(&self) -> usize {
+        self.count(|r| matches!(r, Record::Event { .. }))
+    }
+
+    fn count(&self, f: impl Fn(&Record) -> bool) -> usize {
+        self.records.iter().filter(|r| f(r)).count()
+    }
+}
+
+/// A host's store of records, keeping the rules of this module.
+pub trait Store {
+    /// Why the store failed.
+    type Error: std::error::Error + 'static;
+
+    /// Stores a batch, all or nothing, durably.
+    fn apply(&mut self, batch: &[Record]) -> Result<(), Self::Error>;
+
+    /// Everything stored, in load order.
+    fn load(&self) -> Result<Loaded, Self::Error>;
+}
+
+/// The rules of this module over plain maps, in memory: the reference every
+/// other store is compared with, and the store of the simulator's nodes
+/// (whose "disk" survives their crashes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStore {
+    /// Join order → room record.
+    rooms: BTreeMap<u64, Record>,
+    next_order: u64,
+    events: BTreeMap<(RoomId, OrderKey), Event>,
+    event_ids: BTreeSet<(RoomId, EventId)>,
+    members: BTreeMap<(RoomId, PeerId), (u64, Option<String>, SocketAddr)>,
+    next_member: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn order_of(&self, room: &RoomId) -> Option<u64> {
+        self.rooms
+            .iter()
+            .find(|(_, r)| r.room() == room)
+            .map(|(order, _)| *order)
+    }
+
+    fn apply_one(&mut self, record: &Record) {
+        match record {
+            Record::Room { room, .. } => {
+                let order = self.order_of(room).unwrap_or_else(|| {
+                    self.next_order += 1;
+                    self.next_order
+                });
+                self.rooms.insert(order, record.clone());
+            }
+            Record::Event { room, event } => {
+                if self.event_ids.insert((*room, event.id)) {
+                    self.events.insert((*room, event.key()), event.clone());
+                }
+            }
+            Record::Member {
+                room,
+                peer,
+                name,
+                addr,
+            } => {
+                let next = self.next_member + 1;
+                let entry = self
+                    .members
+                    .entry((*room, *peer))
+                    .or_insert((next, None, *addr));
+                if entry.0 == next {
+                    self.next_member = next;
+                }
+                entry.2 = *addr;
+                if name.is_some() {
+                    entry.1.clone_from(name);
+                }
+            }
+            Record::Left { room } => {
+                if let Some(order) = self.order_of(room) {
+                    self.rooms.remove(&order);
+                }
+                self.events.retain(|(r, _), _| r != room);
+                self.event_ids.retain(|(r, _)| r != room);
+                self.members.retain(|(r, _), _| r != room);
+            }
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    type Error = std::convert::Infallible;
+
+    fn apply(&mut self, batch: &[Record]) -> Result<(), Self::Error> {
+        for record in batch {
+            self.apply_one(record);
+        }
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Loaded, Self::Error> {
+        let mut records: Vec<Record> = self.rooms.values().cloned().collect();
+        let rooms: Vec<RoomId> = records.iter().map(|r| *r.room()).collect();
+        for room in &rooms {
+            records.extend(
+                self.events
+                    .range((*room, OrderKey::MIN)..=(*room, OrderKey::MAX))
+                    .map(|(_, event)| Record::Event {
+                        room: *room,
+                        event: event.clone(),
+                    }),
+            );
+        }
+        for room in &rooms {
+            let mut members: Vec<_> = self
+                .members
+                .iter()
+                .filter(|((r, _), _)| r == room)
+                .collect();
+            members.sort_by_key(|(_, (n, _, _))| *n);
+            records.extend(members.into_iter().map(|((room, peer), (_, name, addr))| {
+                Record::Member {
+                    room: *room,
+                    peer: *peer,
+                    name: name.clone(),
+                    addr: *addr,
+                }
+            }));
+        }
+        Ok(Loaded {
+            records,
+            skipped: 0,
+        })
+    }
+}
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_memory_store_keeps_the_rules() {
+        super::conformance::check_all(super::MemoryStore::new);
+    }
+}

@@ -1,0 +1,399 @@
+//! The rules of [`crate::store`], as checks any [`Store`] can be run
+//! through: the SQLite store of the native node, the browser's store, and
+//! [`MemoryStore`] all pass the same suite.
+//!
+//! Each check takes a fresh, empty store and panics with a message naming
+//! the rule it broke. [`check_all`] runs them all.
+//!
+//! Built for tests only: enable the crate's `conformance` feature in a
+//! `[dev-dependencies]` entry.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::{Loaded, Record, Store};
+use crate::clock::EventId;
+use crate::history::{Body, Event};
+use crate::identity::{Identity, PeerId, UserName};
+use crate::output::Output;
+use crate::room::{RoomId, RoomKey, RoomName};
+use crate::{ChatId, Config, Node};
+
+/// Runs every check, each on a store from `fresh`.
+pub fn check_all<S: Store>(mut fresh: impl FnMut() -> S) {
+    an_empty_store_loads_nothing(fresh());
+    rooms_load_in_join_order_and_keep_their_place(fresh());
+    events_load_in_canonical_order_whatever_order_they_came_in(fresh());
+    the_first_copy_of_an_event_wins(fresh());
+    a_member_keeps_its_name_unless_given_a_new_one(fresh());
+    leaving_deletes_the_room_its_events_and_members(fresh());
+    records_of_a_batch_apply_in_order(fresh());
+    a_node_restored_from_the_store_is_the_node_that_wrote_it(fresh());
+}
+
+fn load<S: Store>(store: &S) -> Loaded {
+    match store.load() {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("load failed: {e}"),
+    }
+}
+
+fn apply<S: Store>(store: &mut S, batch: &[Record]) {
+    if let Err(e) = store.apply(batch) {
+        panic!("apply failed: {e}");
+    }
+}
+
+/// A room record with a real Chat ID.
+pub fn room_record(n: u8) -> (RoomId, Record) {
+    let room = RoomId::from_bytes([n; 16]);
+    let name = RoomName::new(&format!("room{n}")).unwrap_or_else(|e| panic!("{e}"));
+    let chat_id = ChatId::without_bootstrap(room, RoomKey::from_bytes([n; 32]), name);
+    let record = Record::Room {
+        room,
+        chat_id: chat_id.to_string(),
+        created: n % 2 == 0,
+    };
+    (room, record)
+}
+
+/// A peer id that is a real key.
+pub fn peer(n: u8) -> PeerId {
+    Identity::from_secret_bytes(&[n; 32]).peer_id()
+}
+
+/// An event (its token is not a real one: stores do not open tokens).
+pub fn event(author: PeerId, seq: u64, lamport: u64, deps: Vec<EventId>, text: &str) -> Event {
+    Event {
+        id: EventId::new(author, seq),
+        lamport,
+        deps,
+        time: 1_750_000_000_000 + lamport % 1_000_000,
+        name: format!("p{}", author.short()),
+        body: Body::Text {
+            text: text.to_owned(),
+        },
+        token: format!("token-{text}"),
+    }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), port)
+}
+
+fn member(room: RoomId, peer: PeerId, name: Option<&str>, port: u16) -> Record {
+    Record::Member {
+        room,
+        peer,
+        name: name.map(str::to_owned),
+        addr: addr(port),
+    }
+}
+
+fn rooms_of(loaded: &Loaded) -> Vec<RoomId> {
+    loaded
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Room { room, .. } => Some(*room),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events_of(loaded: &Loaded, room: RoomId) -> Vec<Event> {
+    loaded
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event { room: r, event } if *r == room => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn members_of(loaded: &Loaded, room: RoomId) -> Vec<(PeerId, Option<String>, SocketAddr)> {
+    loaded
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Member {
+                room: r,
+                peer,
+                name,
+                addr,
+            } if *r == room => Some((*peer, name.clone(), *addr)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Rule 3: nothing stored, nothing loaded.
+pub fn an_empty_store_loads_nothing<S: Store>(store: S) {
+    let loaded = load(&store);
+    assert!(
+        loaded.records.is_empty(),
+        "an empty store loaded {loaded:?}"
+    );
+    assert_eq!(loaded.skipped, 0);
+}
+
+/// Rules 2 and 3: rooms come back in join order; a room stored again keeps
+/// its place and takes the new record.
+pub fn rooms_load_in_join_order_and_keep_their_place<S: Store>(mut store: S) {
+    let (a, ra) = room_record(3);
+    let (b, rb) = room_record(1);
+    let (c, rc) = room_record(2);
+    apply(&mut store, &[ra.clone(), rb]);
+    apply(&mut store, &[rc]);
+    let Record::Room { chat_id, .. } = &ra else {
+        unreachable!("room_record makes rooms")
+    };
+    let again = Record::Room {
+        room: a,
+        chat_id: chat_id.clone(),
+        created: true,
+    };
+    apply(&mut store, std::slice::from_ref(&again));
+    let loaded = load(&store);
+    assert_eq!(rooms_of(&loaded), vec![a, b, c], "rooms in join order");
+    assert!(
+        loaded.records.contains(&again),
+        "a room stored again takes the new record"
+    );
+    assert_eq!(loaded.records.len(), 3, "each room once");
+}
+
+/// Rule 3: a room's events come back in canonical order, after the rooms.
+pub fn events_load_in_canonical_order_whatever_order_they_came_in<S: Store>(mut store: S) {
+    let (r1, rec1) = room_record(1);
+    let (r2, rec2) = room_record(2);
+    let (a, b) = (peer(1), peer(2));
+    let a1 = event(a, 1, 1, vec![], "a1");
+    let b1 = event(b, 1, 1, vec![], "b1");
+    let a2 = event(a, 2, 2, vec![a1.id, b1.id], "a2");
+    let b2 = event(b, 2, 3, vec![a2.id], "b2");
+    // Times beyond what a signed 64-bit integer holds sort as numbers too.
+    let a3 = event(a, 3, u64::MAX, vec![b2.id], "a3");
+    let b3 = event(b, 3, 1 << 63, vec![b2.id], "b3");
+    let b4 = event(b, 4, (1 << 63) + 1, vec![b3.id], "b4");
+    let other = event(a, 1, 1, vec![], "other");
+    apply(&mut store, &[rec1, rec2]);
+    apply(
+        &mut store,
+        &[
+            Record::Event {
+                room: r1,
+                event: b2.clone(),
+            },
+            Record::Event {
+                room: r2,
+                event: other.clone(),
+            },
+            Record::Event {
+                room: r1,
+                event: a2.clone(),
+            },
+        ],
+    );
+    apply(
+        &mut store,
+        &[
+            Record::Event {
+                room: r1,
+                event: b1.clone(),
+            },
+            Record::Event {
+                room: r1,
+                event: a1.clone(),
+            },
+            Record::Event {
+                room: r1,
+                event: a3.clone(),
+            },
+            Record::Event {
+                room: r1,
+                event: b4.clone(),
+            },
+            Record::Event {
+                room: r1,
+                event: b3.clone(),
+            },
+        ],
+    );
+    let loaded = load(&store);
+    let mut want = vec![a1, b1, a2, b2, b3, b4, a3];
+    want.sort_by_key(Event::key);
+    assert_eq!(events_of(&loaded, r1), want, "canonical order");
+    assert_eq!(events_of(&loaded, r2), vec![other]);
+    let first_event = loaded
+        .records
+        .iter()
+        .position(|r| matches!(r, Record::Event { .. }));
+    let last_room = loaded
+        .records
+        .iter()
+        .rposition(|r| matches!(r, Record::Room { .. }));
+    assert!(last_room < first_event, "rooms before events");
+}
+
+/// Rule 2: another event under a stored id does not replace it.
+pub fn the_first_copy_of_an_event_wins<S: Store>(mut store: S) {
+    let (r, rec) = room_record(1);
+    let first = event(peer(1), 1, 1, vec![], "first");
+    let mut forged = event(peer(1), 1, 1, vec![], "second");
+    forged.token = "another token".into();
+    apply(&mut store, &[rec]);
+    let write = |e: &Event| Record::Event {
+        room: r,
+        event: e.clone(),
+    };
+    apply(&mut store, &[write(&first)]);
+    apply(&mut store, &[write(&forged), write(&first)]);
+    assert_eq!(events_of(&load(&store), r), vec![first]);
+}
+
+/// Rule 2: a member's address is replaced; a `None` name keeps the name.
+pub fn a_member_keeps_its_name_unless_given_a_new_one<S: Store>(mut store: S) {
+    let (r, rec) = room_record(1);
+    let (p, q) = (peer(1), peer(2));
+    apply(&mut store, &[rec]);
+    apply(
+        &mut store,
+        &[member(r, p, Some("dora"), 1), member(r, q, None, 2)],
+    );
+    apply(&mut store, &[member(r, p, None, 3)]);
+    apply(&mut store, &[member(r, q, Some("quinn"), 4)]);
+    let mut got = members_of(&load(&store), r);
+    got.sort();
+    let mut want = vec![
+        (p, Some("dora".to_owned()), addr(3)),
+        (q, Some("quinn".to_owned()), addr(4)),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// Rule 2: leaving deletes everything of the room and nothing else; a room
+/// joined again comes last.
+pub fn leaving_deletes_the_room_its_events_and_members<S: Store>(mut store: S) {
+    let (r1, rec1) = room_record(1);
+    let (r2, rec2) = room_record(2);
+    let e = event(peer(1), 1, 1, vec![], "hi");
+    apply(&mut store, &[rec1.clone(), rec2]);
+    apply(
+        &mut store,
+        &[
+            Record::Event {
+                room: r1,
+                event: e.clone(),
+            },
+            Record::Event {
+                room: r2,
+                event: e.clone(),
+            },
+            member(r1, peer(2), Some("x"), 1),
+            member(r2, peer(2), Some("x"), 1),
+        ],
+    );
+    apply(&mut store, &[Record::Left { room: r1 }]);
+    let loaded = load(&store);
+    assert!(
+        loaded.records.iter().all(|r| *r.room() != r1),
+        "nothing of the room left: {loaded:?}"
+    );
+    assert_eq!(events_of(&loaded, r2), vec![e.clone()]);
+    assert_eq!(members_of(&loaded, r2).len(), 1);
+    // Joined again: last in the join order, and empty.
+    apply(&mut store, &[rec1]);
+    let loaded = load(&store);
+    assert_eq!(rooms_of(&loaded), vec![r2, r1]);
+    assert!(events_of(&loaded, r1).is_empty());
+}
+
+/// Rule 1: the records of one batch take effect in their order.
+pub fn records_of_a_batch_apply_in_order<S: Store>(mut store: S) {
+    let (r1, rec1) = room_record(1);
+    let (r2, rec2) = room_record(2);
+    let e = event(peer(1), 1, 1, vec![], "hi");
+    apply(
+        &mut store,
+        &[
+            rec1.clone(),
+            Record::Event {
+                room: r1,
+                event: e.clone(),
+            },
+            Record::Left { room: r1 },
+            rec2,
+            rec1,
+        ],
+    );
+    let loaded = load(&store);
+    assert_eq!(rooms_of(&loaded), vec![r2, r1]);
+    assert!(events_of(&loaded, r1).is_empty(), "left, then joined again");
+}
+
+/// All rules together: a node writes through the output queue; a node
+/// restored from what the store loads holds the same rooms, history and
+/// members, and skips nothing.
+pub fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: Store>(mut store: S) {
+    let name = UserName::new("writer").unwrap_or_else(|e| panic!("{e}"));
+    let identity = Identity::from_secret_bytes(&[7; 32]);
+    let now = 1_750_000_000_000;
+    let mut node = Node::new(identity.clone(), name.clone(), Config::default(), [1; 32]);
+    let first = node
+        .create_room(now, "first")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = node
+        .create_room(now, "second")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (i, room) in [first.room_id(), second.room_id(), first.room_id()]
+        .into_iter()
+        .enumerate()
+    {
+        node.send_text(now + i as u64, room, &format!("message {i}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    node.leave_room(now, second.room_id())
+        .unwrap_or_else(|e| panic!("{e}"));
+    loop {
+        match node.poll_output() {
+            Output::Persist(p) => {
+                apply(&mut store, &p.records);
+                node.stored(p.batch);
+            }
+            Output::Timeout(_) => break,
+            Output::Transmit(_) | Output::Event(_) => {}
+        }
+    }
+    let helper = peer(3);
+    apply(
+        &mut store,
+        &[member(*first.room_id(), helper, Some("helper"), 9)],
+    );
+    let loaded = load(&store);
+    assert_eq!(loaded.skipped, 0);
+    let (restored, skipped) = Node::restore(
+        identity,
+        name,
+        Config::default(),
+        [2; 32],
+        now,
+        loaded.records,
+    );
+    assert_eq!(skipped, 0, "the node used every record the store gave");
+    let rooms: Vec<RoomId> = restored.rooms().map(|(id, _)| id).collect();
+    assert_eq!(rooms, vec![*first.room_id()], "the room left is gone");
+    let ids = |n: &Node| -> Vec<EventId> {
+        n.history(first.room_id())
+            .map(|h| h.iter().map(|e| e.id).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(ids(&restored), ids(&node), "the same history");
+    assert_eq!(ids(&restored).len(), 2);
+    let helper_name = restored
+        .members(first.room_id())
+        .and_then(|m| m.get(&helper))
+        .and_then(|m| m.name.clone());
+    assert_eq!(helper_name.as_deref(), Some("helper"), "members come back");
+}
