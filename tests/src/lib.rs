@@ -3,9 +3,11 @@
 //!
 //! Every wait is bounded by a deadline; every child is killed on drop.
 
+pub mod browser;
 pub mod chat;
 pub mod process;
 pub mod static_server;
 
 pub use chat::{ChatNode, Signaling};
 pub use process::{binary, Process};
+pub use static_server::StaticServer;

@@ -1,0 +1,139 @@
+//! The page object of p2pchat's web UI: what a user does on the page, by
+//! name, and waits on what the page shows ([`Page`]). The selectors live
+//! here and in [`super::page`]; a scenario never sees one.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tokio::task::JoinHandle;
+
+use super::driver::{Browser, BrowserOptions, Tab, POLL};
+use super::page::{Page, PAGE_JS};
+
+/// The web UI in a headless browser.
+pub struct ChatPage {
+    browser: Browser,
+}
+
+impl ChatPage {
+    /// Starts the browser (ChromeDriver and headless Chromium) with no
+    /// page open yet.
+    pub async fn launch(options: &BrowserOptions) -> Result<ChatPage> {
+        Ok(ChatPage {
+            browser: Browser::start(options).await?,
+        })
+    }
+
+    /// Closes the browser and stops ChromeDriver.
+    pub async fn close(self) {
+        self.browser.close().await;
+    }
+
+    /// Opens the page at `url` in the current tab.
+    pub async fn open(&self, url: &str) -> Result<()> {
+        self.browser.goto(url).await
+    }
+
+    /// What the page shows now.
+    pub async fn look(&self) -> Result<Page> {
+        let v = self
+            .browser
+            .execute(PAGE_JS)
+            .await
+            .context("reading the page")?;
+        Ok(Page::from_json(&v))
+    }
+
+    /// Looks at the page until `check` finds something, for at most the
+    /// timeout; the error names `what` and shows the last look.
+    pub async fn wait_until<T>(&self, what: &str, check: impl Fn(&Page) -> Option<T>) -> Result<T> {
+        let timeout = self.browser.timeout();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match self.look().await {
+                Ok(page) => match check(&page) {
+                    Some(found) => return Ok(found),
+                    None => page.to_string(),
+                },
+                // E.g. while the page reloads.
+                Err(e) => format!("{e:#}"),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "browser: timed out after {timeout:?} waiting for {what}\n\
+                     last look at the page:\n{last}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Looks at the page until `shows` holds; returns that look.
+    pub async fn wait_for(&self, what: &str, shows: impl Fn(&Page) -> bool) -> Result<Page> {
+        self.wait_until(what, |p| shows(p).then(|| p.clone())).await
+    }
+
+    /// Enters `username` at the sign-in prompt and starts.
+    pub async fn sign_in(&self, username: &str) -> Result<()> {
+        self.browser.type_into("#username", username).await?;
+        self.browser.click("#start").await
+    }
+
+    /// Creates a room called `name`.
+    pub async fn create_room(&self, name: &str) -> Result<()> {
+        self.browser.type_into("#new-chat-name", name).await?;
+        self.browser.click("#create-chat").await
+    }
+
+    /// Joins a room by its Chat ID.
+    pub async fn join(&self, chat_id: &str) -> Result<()> {
+        self.browser.type_into("#join-chat-id", chat_id).await?;
+        self.browser.click("#join-chat").await
+    }
+
+    /// Opens the room called `name` from the room list.
+    pub async fn select_room(&self, name: &str) -> Result<()> {
+        self.browser
+            .click(&format!("#rooms .room[data-name=\"{}\"]", css_string(name)))
+            .await
+    }
+
+    /// Writes `text` in the open room and sends it.
+    pub async fn send(&self, text: &str) -> Result<()> {
+        self.browser.type_into("#composer", text).await?;
+        self.browser.click("#send").await
+    }
+
+    /// Reloads the page in a task of its own; await the handle for the end
+    /// of the reload.
+    pub fn reload_in_background(&self) -> JoinHandle<Result<()>> {
+        self.browser.reload_in_background()
+    }
+
+    /// Opens the page at `url` in a new tab and switches to it; returns
+    /// the tab it came from.
+    pub async fn open_in_new_tab(&self, url: &str) -> Result<Tab> {
+        self.browser.open_tab(url).await
+    }
+
+    /// Closes the current tab and goes back to `to`.
+    pub async fn close_tab(&self, to: Tab) -> Result<()> {
+        self.browser.close_tab(to).await
+    }
+
+    /// Saves a screenshot of the page at `path`.
+    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+        self.browser.screenshot(path).await
+    }
+
+    /// The browser console and the page's HTML, for a failure report.
+    pub async fn diagnostics(&self) -> String {
+        self.browser.diagnostics().await
+    }
+}
+
+/// `s` escaped for a double-quoted CSS string.
+fn css_string(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
