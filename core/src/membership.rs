@@ -39,7 +39,8 @@ use crate::addr;
 use crate::counters::DropReason;
 use crate::identity::{PeerId, UserName};
 use crate::output::AppEvent;
-use crate::room::{Link, Outbox, RoomId, Sender};
+use crate::replication;
+use crate::room::{Incoming, Link, Outbox, RoomId, Sender};
 use crate::store::Record;
 use crate::wire::Control;
 use crate::UnixMillis;
@@ -539,30 +540,36 @@ pub(crate) fn heard(
     }
 }
 
-/// A heartbeat `from` a member: its digest, its hints, and a beat back if
-/// it says hello. `digest` is this node's own.
-pub(crate) fn on_beat(
-    members: &mut Members,
-    link: &Link,
-    digest: u64,
-    now: UnixMillis,
-    from: Sender,
-    beat: Beat,
-    out: &mut Outbox<'_>,
-) {
+/// A heartbeat: its hints are taken, a beat goes back if it says hello,
+/// and its digest goes to replication.
+pub(crate) fn on_beat(beat: Beat, at: Incoming<'_>, out: &mut Outbox<'_>) {
+    let Incoming {
+        now,
+        from,
+        history,
+        members,
+        repl,
+        link,
+        ..
+    } = at;
     members.set_digest(&from.peer, beat.digest);
     for hint in beat.hints {
         members.hint(now, hint.peer, hint.addr);
     }
     if beat.hello {
+        let digest = history.version_vector().digest();
         send_beat(members, link, digest, now, from.addr, false, out);
     }
+    replication::on_digest(repl, history, link, now, from, beat.digest, out);
 }
 
-/// `sender` said goodbye.
-pub(crate) fn on_bye(members: &mut Members, room: RoomId, sender: PeerId, out: &mut Outbox<'_>) {
-    if let Some(change) = members.bye(&sender) {
-        out.event(AppEvent::Member { room, change });
+/// A goodbye: the sender is offline at once.
+pub(crate) fn on_bye(_bye: Bye, at: Incoming<'_>, out: &mut Outbox<'_>) {
+    if let Some(change) = at.members.bye(&at.from.peer) {
+        out.event(AppEvent::Member {
+            room: at.room,
+            change,
+        });
     }
 }
 

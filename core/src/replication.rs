@@ -39,7 +39,7 @@ use crate::identity::PeerId;
 use crate::membership::{Members, Status};
 use crate::output::AppEvent;
 use crate::rate::TokenBucket;
-use crate::room::{Link, Outbox, RoomId, Sender};
+use crate::room::{Incoming, Link, Outbox, RoomId, Sender};
 use crate::wire::Control;
 use crate::UnixMillis;
 
@@ -306,19 +306,19 @@ pub(crate) fn on_digest(
     }
 }
 
-/// A summary `from` a member: push what it lacks, answer if it asked, ask
+/// A summary from a member: push what it lacks, answer if it asked, ask
 /// again if it has more than we do.
-pub(crate) fn on_summary(
-    repl: &mut Replication,
-    history: &History,
-    link: &Link,
-    now: UnixMillis,
-    from: Sender,
-    summary: Summary,
-    out: &mut Outbox<'_>,
-) {
+pub(crate) fn on_summary(summary: Summary, at: Incoming<'_>, out: &mut Outbox<'_>) {
+    let Incoming {
+        now,
+        from,
+        room,
+        history,
+        repl,
+        link,
+        ..
+    } = at;
     let Sender { peer: sender, addr } = from;
-    let room = link.room();
     let push = repl.on_summary(now, sender, summary.vv, history);
     if push.rate_limited {
         out.counters().rate_limited += 1;

@@ -44,9 +44,10 @@ use serde::{Deserialize, Serialize};
 use crate::clock::EventId;
 use crate::history::Body;
 use crate::identity::PeerId;
-use crate::membership::{Beat, Bye};
-use crate::replication::Summary;
+use crate::membership::{self, Beat, Bye};
+use crate::replication::{self, Summary};
 use crate::room::RendezvousTag;
+use crate::room::{Incoming, Outbox};
 use crate::seal::MAX_TOKEN_LEN;
 use crate::signaling;
 use crate::UnixMillis;
@@ -157,7 +158,9 @@ pub struct EventWire {
 /// Control messages between members of a room, sealed by the sender.
 ///
 /// Each kind is defined, and handled, by the module it belongs to; this
-/// enum only names them on the wire (`"c": "beat"` and so on).
+/// enum only names them on the wire (`"c": "beat"` and so on) and routes
+/// each to its handler ([`Control::handle`]). Adding a control message is
+/// its module (its struct, its limits, its handler) and a variant here.
 ///
 /// Every one carries `stamp`, the sender's strictly increasing control
 /// counter: a receiver drops any control message whose stamp is not above
@@ -191,6 +194,15 @@ impl Control {
             Control::Beat(m) => m.is_valid(),
             Control::Summary(m) => m.is_valid(),
             Control::Bye(_) => true,
+        }
+    }
+
+    /// Hands an authenticated message to its module's handler.
+    pub(crate) fn handle(self, at: Incoming<'_>, out: &mut Outbox<'_>) {
+        match self {
+            Control::Beat(m) => membership::on_beat(m, at, out),
+            Control::Summary(m) => replication::on_summary(m, at, out),
+            Control::Bye(m) => membership::on_bye(m, at, out),
         }
     }
 }

@@ -20,9 +20,11 @@
 //!
 //! A control message is authenticated first: its sealer must be its
 //! sender, its contents must keep their limits, and its stamp must be
-//! fresh (membership's liveness bookkeeping), before its module sees it.
-//! Adding a control message is adding its struct and handler to its module
-//! and a variant to [`crate::wire::Control`].
+//! fresh (membership's liveness bookkeeping), before its module sees it
+//! ([`crate::wire::Control::handle`] routes it, with an [`Incoming`] that
+//! lends the handler the room's parts). Adding a control message is adding
+//! its struct and handler to its module and a variant to
+//! [`crate::wire::Control`]; nothing here changes.
 //!
 //! The vocabulary of rooms — ids, keys, names, rendezvous tags — is in
 //! [`id`], re-exported here.
@@ -57,6 +59,19 @@ use crate::UnixMillis;
 pub(crate) struct Sender {
     pub peer: PeerId,
     pub addr: SocketAddr,
+}
+
+/// A control message that came in, and the parts of its room its handler
+/// may use (each message's handler is in the module it belongs to; see
+/// [`crate::wire::Control::handle`]).
+pub(crate) struct Incoming<'r> {
+    pub now: UnixMillis,
+    pub from: Sender,
+    pub room: RoomId,
+    pub history: &'r History,
+    pub members: &'r mut Members,
+    pub repl: &'r mut Replication,
+    pub link: &'r Link,
 }
 
 /// What a room is fed.
@@ -158,11 +173,6 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// The room this link belongs to.
-    pub fn room(&self) -> RoomId {
-        *self.cipher.room_id()
-    }
-
     /// Signs and encrypts `payload` as `author`.
     pub fn seal(
         &self,
@@ -427,19 +437,16 @@ impl Room {
             return;
         }
         self.discovery.heard_from(addr);
-        let digest = self.history.version_vector().digest();
-        let (repl, history, link) = (&mut self.repl, &self.history, &self.link);
-        match control {
-            Control::Beat(beat) => {
-                let theirs = beat.digest;
-                membership::on_beat(&mut self.members, link, digest, now, from, beat, out);
-                replication::on_digest(repl, history, link, now, from, theirs, out);
-            }
-            Control::Summary(summary) => {
-                replication::on_summary(repl, history, link, now, from, summary, out)
-            }
-            Control::Bye(_) => membership::on_bye(&mut self.members, self.id, sender, out),
-        }
+        let incoming = Incoming {
+            now,
+            from,
+            room: self.id,
+            history: &self.history,
+            members: &mut self.members,
+            repl: &mut self.repl,
+            link: &self.link,
+        };
+        control.handle(incoming, out);
     }
 
     fn on_timeout(&mut self, now: UnixMillis, out: &mut Outbox<'_>) {
