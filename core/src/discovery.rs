@@ -4,11 +4,12 @@
 //! address (see [`crate::membership`]):
 //!
 //! - **Bootstrap addresses** from the Chat ID the member joined with. A
-//!   joiner greets them at once and, while nobody is online, again after
-//!   one heartbeat, doubling up to the probe interval: one lost hello must
-//!   not cost a whole probe interval. An address stops being greeted as
-//!   soon as anyone answers from it; the back-off starts over once a member
-//!   is online.
+//!   joiner greets them at once and, while nobody is online, like any
+//!   address that has not answered yet (see [`crate::membership`]): every
+//!   heartbeat for `offline_after`, then every probe interval. A few lost
+//!   hellos must not keep it out of the room for whole probe intervals. An
+//!   address stops being greeted as soon as anyone answers from it; the
+//!   schedule starts over once a member is online.
 //! - **Signaling servers.** The room registers the node's own addresses
 //!   under the room's rendezvous tag, refreshing at a third of the
 //!   registration's lifetime, and looks the tag up: every probe interval
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 
 use crate::addr;
 use crate::counters::DropReason;
-use crate::membership::{self, Members, Status, Timeouts};
+use crate::membership::{self, Members, Status};
 use crate::node::Config;
 use crate::room::{Link, Outbox, RendezvousTag};
 use crate::signaling::{self, Entry, Lookup, Message, Register, Unregister};
@@ -37,10 +38,10 @@ use crate::UnixMillis;
 pub struct Discovery {
     bootstrap: Vec<SocketAddr>,
     next_bootstrap: UnixMillis,
-    /// Wait before the next bootstrap attempt: one heartbeat, doubling up
-    /// to the probe interval while nobody answers; back to one heartbeat
-    /// once a member is online.
-    backoff: u64,
+    /// While nobody answers, bootstrap attempts go out every heartbeat
+    /// until then (`offline_after` after the first unanswered attempt),
+    /// then every probe interval; `None` while a member is online.
+    fast_until: Option<UnixMillis>,
     next_register: UnixMillis,
     next_lookup: UnixMillis,
 }
@@ -48,11 +49,11 @@ pub struct Discovery {
 impl Discovery {
     /// Discovery for a room joined (or restored) at `now` with these
     /// bootstrap addresses (unusable ones are left out).
-    pub fn new(now: UnixMillis, bootstrap: &[SocketAddr], timeouts: &Timeouts) -> Self {
+    pub fn new(now: UnixMillis, bootstrap: &[SocketAddr]) -> Self {
         Discovery {
             bootstrap: bootstrap.iter().copied().filter(addr::usable).collect(),
             next_bootstrap: now,
-            backoff: timeouts.heartbeat,
+            fast_until: None,
             next_register: now,
             next_lookup: now,
         }
@@ -64,7 +65,7 @@ impl Discovery {
         self.bootstrap.retain(|a| *a != addr);
     }
 
-    /// The next time [`on_timeout`] has work.
+    /// The next time the discovery timers have work.
     pub fn deadline(&self, members: &Members, signaling: bool) -> UnixMillis {
         let mut next = UnixMillis::MAX;
         if !self.bootstrap.is_empty() && !members.any_online() {
@@ -88,14 +89,18 @@ pub(crate) fn on_bootstrap_timeout(
 ) {
     let timeouts = out.local.config.timeouts;
     let greet = if d.bootstrap.is_empty() || members.any_online() {
-        d.backoff = timeouts.heartbeat;
+        d.fast_until = None;
         Vec::new()
     } else if now >= d.next_bootstrap {
-        d.next_bootstrap = now.saturating_add(d.backoff);
-        d.backoff = d
-            .backoff
-            .saturating_mul(2)
-            .min(timeouts.probe.max(timeouts.heartbeat));
+        let fast_until = *d
+            .fast_until
+            .get_or_insert(now.saturating_add(timeouts.offline_after));
+        let wait = if now < fast_until {
+            timeouts.heartbeat.min(timeouts.probe)
+        } else {
+            timeouts.probe.max(timeouts.heartbeat)
+        };
+        d.next_bootstrap = now.saturating_add(wait);
         d.bootstrap.clone()
     } else {
         Vec::new()

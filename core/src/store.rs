@@ -7,7 +7,8 @@
 //! rebuilds the node from them. Every store — SQLite in the native node,
 //! browser storage in the web peer, [`MemoryStore`] in tests and the
 //! simulator — implements [`Store`] and keeps the rules below, and
-//! [`conformance`] checks each of them against any implementation:
+//! `conformance` (feature `conformance`) checks each of them against any
+//! implementation:
 //!
 //! 1. **Whole batches.** [`Store::apply`] stores a batch entirely or not at
 //!    all, and returns only once it survives a crash of the host (a power

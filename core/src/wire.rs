@@ -159,7 +159,7 @@ pub struct EventWire {
 ///
 /// Each kind is defined, and handled, by the module it belongs to; this
 /// enum only names them on the wire (`"c": "beat"` and so on) and routes
-/// each to its handler ([`Control::handle`]). Adding a control message is
+/// each to its handler (`Control::handle`). Adding a control message is
 /// its module (its struct, its limits, its handler) and a variant here.
 ///
 /// Every one carries `stamp`, the sender's strictly increasing control

@@ -1,11 +1,11 @@
 //! Room: one chat room, as a state machine.
 //!
-//! A [`Room`] is fed [`Input`]s with the time — a whole token that arrived
+//! A `Room` is fed `Input`s with the time — a whole token that arrived
 //! for it (the [`crate::Node`] has routed the datagram by rendezvous tag and
 //! put fragments back together), members a signaling server listed, and
-//! the passing of time — through [`Room::handle`], and writes what follows
-//! into an [`Outbox`]. It also takes the user's words ([`Room::say`]) and
-//! departure ([`Room::leave`]).
+//! the passing of time — through `Room::handle`, and writes what follows
+//! into an `Outbox`. It also takes the user's words (`Room::say`) and
+//! departure (`Room::leave`).
 //!
 //! The room itself only opens tokens and routes what is inside to the
 //! module whose concept it is; each module reacts to its own messages and
@@ -21,7 +21,7 @@
 //! A control message is authenticated first: its sealer must be its
 //! sender, its contents must keep their limits, and its stamp must be
 //! fresh (membership's liveness bookkeeping), before its module sees it
-//! ([`crate::wire::Control::handle`] routes it, with an [`Incoming`] that
+//! (`crate::wire::Control::handle` routes it, with an `Incoming` that
 //! lends the handler the room's parts). Adding a control message is adding
 //! its struct and handler to its module and a variant to
 //! [`crate::wire::Control`]; nothing here changes.
@@ -272,7 +272,7 @@ impl Room {
             history: History::new(),
             members: Members::new(local.me, timeouts),
             repl: Replication::new(local.config.replication),
-            discovery: Discovery::new(now, chat_id.bootstrap(), &timeouts),
+            discovery: Discovery::new(now, chat_id.bootstrap()),
             history_seen: HistoryStats::default(),
             invite: (String::new(), 0),
         };

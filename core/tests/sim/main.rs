@@ -16,9 +16,19 @@ mod scenarios;
 /// Runs `scenario` over the configured seeds; fails with every failing
 /// seed listed (and how to replay one).
 pub fn for_seeds(name: &str, scenario: fn(u64) -> p2pchat_sim::Check) {
+    for_seeds_and(name, scenario, &[]);
+}
+
+/// Like [`for_seeds`], and also over `regressions`: seeds that once failed
+/// (found by a soak), run in every normal run.
+pub fn for_seeds_and(name: &str, scenario: fn(u64) -> p2pchat_sim::Check, regressions: &[u64]) {
     let seeds: Vec<u64> = match single_seed() {
         Some(s) => vec![s],
-        None => (0..seed_count()).collect(),
+        None => {
+            let n = seed_count();
+            let extra = regressions.iter().copied().filter(|s| *s >= n);
+            (0..n).chain(extra).collect()
+        }
     };
     let mut failures = Vec::new();
     for seed in &seeds {

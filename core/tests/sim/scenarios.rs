@@ -9,7 +9,7 @@ use p2pchat_core::membership::Status;
 use p2pchat_core::RoomId;
 use rand_chacha::rand_core::RngCore;
 
-use crate::for_seeds;
+use crate::{for_seeds, for_seeds_and};
 use p2pchat_sim::{Check, NetConfig, Sim};
 
 /// Time to let anti-entropy finish after the action, even at 30 % loss.
@@ -284,9 +284,21 @@ fn a_partition_heals() {
     for_seeds("partition_heals", partition_heals);
 }
 
+/// Seeds a 5,000-seed soak found failing at 49fb413, when unanswered
+/// addresses were retried at +1 s, +3 s, +6 s (bootstrap) or every 3 s
+/// (hinted members): in seven, a joiner's first three hellos were lost and
+/// it stayed out of the room past 6 s; in two, two members' probes to each
+/// other were lost until then.
+const MEMBERS_FIND_EACH_OTHER_REGRESSIONS: &[u64] =
+    &[803, 1672, 1698, 2038, 3594, 3781, 4679, 4958, 4984];
+
 #[test]
 fn members_find_each_other_without_the_signaling_server() {
-    for_seeds("members_find_each_other", members_find_each_other);
+    for_seeds_and(
+        "members_find_each_other",
+        members_find_each_other,
+        MEMBERS_FIND_EACH_OTHER_REGRESSIONS,
+    );
 }
 
 #[test]

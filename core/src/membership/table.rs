@@ -1,100 +1,21 @@
-//! Membership: who is in a room, where they are, and whether they are alive.
-//!
-//! Members are learned from several sources, all but the first unverified
-//! until the member speaks for itself:
-//!
-//! - a control message sealed by the member (authenticated: its peer id,
-//!   name and the address it came from are taken as true);
-//! - hints inside other members' control messages (member lists travel
-//!   inside encrypted room traffic, so a room keeps learning members while
-//!   the signaling server is down);
-//! - the signaling server's lookups and arrival notices;
-//! - the authors of the room's history (names, no addresses).
-//!
-//! **Liveness.** Every member with an address is sent a heartbeat every
-//! `heartbeat` interval. A member heard from (any authenticated control
-//! message) is **online**; after `suspect_after` of silence it is
-//! **suspect**; after `offline_after` it is **offline**; the next valid
-//! message brings it back online at once. Offline members (and addresses
-//! only hinted at) are still probed every `probe` interval, so partitions
-//! heal and restarted peers are found again without any server.
-//!
-//! **Replays.** Each control message carries the sender's strictly
-//! increasing stamp; one that is not above the last accepted stamp from
-//! that member is dropped. Stamps are the sender's wall clock in
-//! milliseconds times 1,000 plus a counter, so they keep increasing across
-//! restarts; a member whose clock was set back by more than its downtime
-//! is ignored until its clock catches up (its events still flow through
-//! the others).
-//!
-//! Bounded: at most [`MAX_MEMBERS`] members per room (offline ones are
-//! forgotten first) and [`MAX_CANDIDATES`] candidate addresses per member.
+//! The member table of one room: who is known, at which addresses, how
+//! alive, and when each is due a heartbeat or a probe (the rules are in
+//! [`super`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::Hint;
 use crate::addr;
-use crate::counters::DropReason;
-use crate::identity::{PeerId, UserName};
-use crate::output::AppEvent;
-use crate::replication;
-use crate::room::{Incoming, Link, Outbox, RoomId, Sender};
-use crate::store::Record;
-use crate::wire::Control;
+use crate::identity::PeerId;
 use crate::UnixMillis;
 
 /// Most members tracked per room.
 pub const MAX_MEMBERS: usize = 1024;
 /// Most candidate addresses kept per member.
 pub const MAX_CANDIDATES: usize = 4;
-/// Most member hints in one heartbeat.
-pub const MAX_HINTS: usize = 32;
-/// Member hints carried by each heartbeat.
-pub const HINTS_PER_BEAT: usize = 3;
-
-/// Heartbeat: "I am here, this is what I have, these are others".
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Beat {
-    /// Replay guard.
-    pub stamp: u64,
-    /// Sender's display name.
-    pub name: String,
-    /// Digest of the sender's version vector (see [`crate::replication`]).
-    pub digest: u64,
-    /// Some members the sender hears from.
-    pub hints: Vec<Hint>,
-    /// The sender just arrived and asks for a beat back at once.
-    pub hello: bool,
-}
-
-impl Beat {
-    /// Whether the contents keep the limits (checked before anything is
-    /// taken from it).
-    pub fn is_valid(&self) -> bool {
-        UserName::is_valid(&self.name) && self.hints.len() <= MAX_HINTS
-    }
-}
-
-/// The sender leaves the room (or shuts down).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Bye {
-    /// Replay guard.
-    pub stamp: u64,
-}
-
-/// A peer another member may want to contact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hint {
-    /// The member.
-    pub peer: PeerId,
-    /// Where it was last heard from.
-    pub addr: SocketAddr,
-}
 
 /// Liveness timings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +84,9 @@ pub struct Member {
     /// Digest of its version vector from its last heartbeat.
     pub digest: Option<u64>,
     next_probe: UnixMillis,
+    /// Until then, probes go out every heartbeat (a new address that has
+    /// not answered yet); afterwards every probe interval.
+    fast_probe_until: UnixMillis,
 }
 
 /// A member's status changed (or it was seen for the first time).
@@ -333,8 +257,10 @@ impl Members {
         }
         member.candidates.push(addr);
         if member.status == Status::Offline {
-            // Try the new address soon.
+            // Try the new address now, and every heartbeat while it does
+            // not answer, for as long as a silent member stays suspect.
             member.next_probe = member.next_probe.min(now);
+            member.fast_probe_until = now.saturating_add(self.timeouts.offline_after);
         }
     }
 
@@ -402,20 +328,28 @@ impl Members {
 
     /// Where to send a heartbeat at `now`: every live member when a
     /// heartbeat is due, and offline or unconfirmed members whose probe is
-    /// due (at every address known for them).
+    /// due (at every address known for them): every heartbeat while a new
+    /// address has not answered for `offline_after`, then every probe
+    /// interval.
     pub fn beat_targets(&mut self, now: UnixMillis) -> Vec<(PeerId, SocketAddr)> {
         let mut out = Vec::new();
         let beat_due = now >= self.next_beat;
         if beat_due {
             self.next_beat = now.saturating_add(self.timeouts.heartbeat);
         }
+        let t = self.timeouts;
         for member in self.members.values_mut() {
             let live = matches!(member.status, Status::Online | Status::Suspect);
             match (live, member.addr) {
                 (true, Some(addr)) if beat_due => out.push((member.peer, addr)),
                 (true, Some(_)) => {}
                 _ if now >= member.next_probe => {
-                    member.next_probe = now.saturating_add(self.timeouts.probe);
+                    let wait = if now < member.fast_probe_until {
+                        t.heartbeat.min(t.probe)
+                    } else {
+                        t.probe
+                    };
+                    member.next_probe = now.saturating_add(wait);
                     out.extend(member.addr.map(|a| (member.peer, a)));
                     for c in &member.candidates {
                         if Some(*c) != member.addr {
@@ -497,146 +431,6 @@ impl Members {
     }
 }
 
-// ----- the room's membership traffic ----------------------------------------
-
-/// An authenticated control message with `stamp` came from `sender` at
-/// `addr` (a heartbeat brings the sender's `name` too). Takes it for
-/// liveness, stores and announces any change of status. Returns false if
-/// the message must go no further (a replay, or no room in the table).
-pub(crate) fn heard(
-    members: &mut Members,
-    room: RoomId,
-    now: UnixMillis,
-    from: Sender,
-    name: Option<&str>,
-    stamp: u64,
-    out: &mut Outbox<'_>,
-) -> bool {
-    let Sender { peer: sender, addr } = from;
-    if let Some(name) = name {
-        members.set_name(sender, name);
-    }
-    match members.heard(now, sender, addr, stamp) {
-        (Heard::Replay, _) => {
-            out.count(DropReason::Replayed);
-            false
-        }
-        (Heard::Full, _) => {
-            out.count(DropReason::MembersFull);
-            false
-        }
-        (Heard::Fresh, change) => {
-            if let Some(change) = change {
-                out.persist(Record::Member {
-                    room,
-                    peer: sender,
-                    name: change.name.clone(),
-                    addr,
-                });
-                out.event(AppEvent::Member { room, change });
-            }
-            true
-        }
-    }
-}
-
-/// A heartbeat: its hints are taken, a beat goes back if it says hello,
-/// and its digest goes to replication.
-pub(crate) fn on_beat(beat: Beat, at: Incoming<'_>, out: &mut Outbox<'_>) {
-    let Incoming {
-        now,
-        from,
-        history,
-        members,
-        repl,
-        link,
-        ..
-    } = at;
-    members.set_digest(&from.peer, beat.digest);
-    for hint in beat.hints {
-        members.hint(now, hint.peer, hint.addr);
-    }
-    if beat.hello {
-        let digest = history.version_vector().digest();
-        send_beat(members, link, digest, now, from.addr, false, out);
-    }
-    replication::on_digest(repl, history, link, now, from, beat.digest, out);
-}
-
-/// A goodbye: the sender is offline at once.
-pub(crate) fn on_bye(_bye: Bye, at: Incoming<'_>, out: &mut Outbox<'_>) {
-    if let Some(change) = at.members.bye(&at.from.peer) {
-        out.event(AppEvent::Member {
-            room: at.room,
-            change,
-        });
-    }
-}
-
-/// Time passed: silence makes members suspect, then offline; live members
-/// get their heartbeat, and offline or unconfirmed ones a probe that asks
-/// for an answer at once.
-pub(crate) fn on_timeout(
-    members: &mut Members,
-    room: RoomId,
-    link: &Link,
-    digest: u64,
-    now: UnixMillis,
-    out: &mut Outbox<'_>,
-) {
-    for change in members.tick(now) {
-        out.event(AppEvent::Member { room, change });
-    }
-    let targets = members.beat_targets(now);
-    for (peer, addr) in targets {
-        let live = members
-            .get(&peer)
-            .is_some_and(|m| m.addr == Some(addr) && m.status != Status::Offline);
-        send_beat(members, link, digest, now, addr, !live, out);
-    }
-}
-
-/// Says goodbye to every live member.
-pub(crate) fn say_bye(members: &Members, link: &Link, now: UnixMillis, out: &mut Outbox<'_>) {
-    let live: Vec<SocketAddr> = members.live().map(|(_, a)| a).collect();
-    for addr in live {
-        let stamp = out.stamp(now);
-        link.control(now, addr, Control::Bye(Bye { stamp }), out);
-    }
-}
-
-/// Sends a heartbeat to `to`, with this node's `digest` and a few members
-/// as hints; `hello` asks for a beat back at once.
-pub(crate) fn send_beat(
-    members: &Members,
-    link: &Link,
-    digest: u64,
-    now: UnixMillis,
-    to: SocketAddr,
-    hello: bool,
-    out: &mut Outbox<'_>,
-) {
-    let stamp = out.stamp(now);
-    // A random window of the member list: a fixed rotation aliases with
-    // the number of beats per round (a member would hear of the same few
-    // others from everyone, every round, and large rooms stopped
-    // discovering each other at ~200 members in the scale simulation).
-    let offset = out.random_u32() as usize;
-    let hints: Vec<Hint> = members
-        .hints(offset, HINTS_PER_BEAT)
-        .into_iter()
-        .filter(|h| h.addr != to)
-        .collect();
-    let beat = Beat {
-        stamp,
-        name: out.local.name.as_str().to_owned(),
-        digest,
-        hints,
-        hello,
-    };
-    link.control(now, to, Control::Beat(beat), out);
-}
-
 fn new_member(peer: PeerId) -> Member {
     Member {
         peer,
@@ -648,6 +442,7 @@ fn new_member(peer: PeerId) -> Member {
         last_stamp: 0,
         digest: None,
         next_probe: 0,
+        fast_probe_until: 0,
     }
 }
 
@@ -687,6 +482,25 @@ mod tests {
         // Only confirmed, live members are passed on, each once.
         let all: BTreeSet<PeerId> = m.hints(2, 50).iter().map(|h| h.peer).collect();
         assert_eq!(all, (1..=5).map(peer).collect());
+    }
+
+    #[test]
+    fn a_hinted_address_is_probed_every_heartbeat_then_every_probe_interval() {
+        let t = Timeouts::default();
+        let mut m = Members::new(peer(0), t);
+        m.hint(0, peer(1), addr(1));
+        let probed: Vec<u64> = (0..=20_000)
+            .step_by(100)
+            .filter(|&now| m.beat_targets(now).contains(&(peer(1), addr(1))))
+            .collect();
+        // At once, every heartbeat until `offline_after`, then every probe.
+        let mut expected: Vec<u64> = (0..=t.offline_after).step_by(1_000).collect();
+        expected.push(t.offline_after + t.probe);
+        assert_eq!(probed, expected);
+        // An answer ends the probing: it is beaten like any live member.
+        m.heard(20_050, peer(1), addr(1), 1);
+        assert!(m.beat_targets(20_500).is_empty());
+        assert_eq!(m.beat_targets(21_000), vec![(peer(1), addr(1))]);
     }
 
     #[test]
