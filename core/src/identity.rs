@@ -259,6 +259,25 @@ impl UserName {
         Ok(UserName(name.to_owned()))
     }
 
+    /// The longest name that keeps the rule made of `name`'s characters:
+    /// whitespace and control characters left out, cut at a character
+    /// boundary to [`MAX_NAME_LEN`] bytes. `None` if nothing is left. For
+    /// names saved before the rule was in bytes (a front end keeps the
+    /// user's identity and says the name was shortened).
+    pub fn shortened(name: &str) -> Option<Self> {
+        let mut kept = String::new();
+        for c in name
+            .chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control())
+        {
+            if kept.len() + c.len_utf8() > MAX_NAME_LEN {
+                break;
+            }
+            kept.push(c);
+        }
+        UserName::new(&kept).ok()
+    }
+
     /// Whether someone else's name, read from the network, keeps the rule.
     pub fn is_valid(name: &str) -> bool {
         UserName::new(name).is_ok()
@@ -305,5 +324,17 @@ mod name_tests {
         );
         assert!(!UserName::is_valid("tab\tname"));
         assert!(UserName::is_valid("bob"));
+    }
+
+    #[test]
+    fn an_old_long_name_is_shortened_at_a_character_boundary() {
+        let long = "ж".repeat(20);
+        let short = UserName::shortened(&long).unwrap();
+        assert_eq!(short.as_str(), "ж".repeat(16));
+        assert_eq!(
+            UserName::shortened("two words\t!").unwrap().as_str(),
+            "twowords!"
+        );
+        assert_eq!(UserName::shortened(" \n "), None);
     }
 }

@@ -265,8 +265,23 @@ impl Peer {
                     Vec::new()
                 }
             };
-            match UserName::new(&name) {
+            // A name saved when the limit was counted in characters may be
+            // too long in bytes: keep the identity, shorten the name.
+            let user = UserName::new(&name).or_else(|e| match UserName::shortened(&name) {
+                Some(short) => {
+                    self.error(format!(
+                        "your saved name {name:?} was shortened to \"{short}\": {e}"
+                    ));
+                    if let Err(e) = self.store.save_profile(short.as_str(), &identity) {
+                        self.error(format!("cannot save your profile: {e}"));
+                    }
+                    Ok(short)
+                }
+                None => Err(e),
+            });
+            match user {
                 Ok(user) => {
+                    let name = user.as_str().to_owned();
                     let peer = identity.peer_id();
                     let (engine, unused) =
                         Node::restore(identity, user, self.config(), seed(), now_ms(), loaded);

@@ -251,7 +251,7 @@ pub(crate) struct Room {
     history_seen: HistoryStats,
     /// The Chat ID last announced, and the member-table generation it was
     /// derived at.
-    invite: (String, u64),
+    announced: (String, u64),
 }
 
 impl Room {
@@ -274,9 +274,9 @@ impl Room {
             repl: Replication::new(local.config.replication),
             discovery: Discovery::new(now, chat_id.bootstrap()),
             history_seen: HistoryStats::default(),
-            invite: (String::new(), 0),
+            announced: (String::new(), 0),
         };
-        room.invite = (
+        room.announced = (
             room.invite(local, false).to_string(),
             room.members.generation(),
         );
@@ -286,7 +286,7 @@ impl Room {
     /// The Chat ID announced last (this node's addresses and, once any
     /// member was online, theirs).
     pub fn announced_invite(&self) -> &str {
-        &self.invite.0
+        &self.announced.0
     }
 
     /// A Chat ID for the room with this node's usable addresses and, with
@@ -490,17 +490,17 @@ impl Room {
     /// own addresses changed).
     pub fn refresh_invite(&mut self, out: &mut Outbox<'_>, force: bool) {
         let generation = self.members.generation();
-        if !force && generation == self.invite.1 {
+        if !force && generation == self.announced.1 {
             return;
         }
-        self.invite.1 = generation;
+        self.announced.1 = generation;
         let invite = self.invite(out.local, true).to_string();
-        if invite != self.invite.0 {
+        if invite != self.announced.0 {
             out.event(AppEvent::Invite {
                 room: self.id,
                 chat_id: invite.clone(),
             });
-            self.invite.0 = invite;
+            self.announced.0 = invite;
         }
     }
 }
