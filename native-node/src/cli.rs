@@ -50,8 +50,10 @@ pub struct Args {
     #[arg(long)]
     pub no_relay: bool,
 
-    /// Extra web origin allowed to use the relay (repeatable; pages on
-    /// localhost are always allowed), e.g. http://myhost:8080.
+    /// Another web origin allowed to use the relay, exactly as the browser
+    /// sends it (repeatable), e.g. http://127.0.0.1:3000. The page `trunk
+    /// serve` serves (http://127.0.0.1:8080, http://localhost:8080) is
+    /// always allowed; pages anywhere else are refused.
     #[arg(long = "relay-origin", value_name = "ORIGIN")]
     pub relay_origins: Vec<String>,
 

@@ -154,7 +154,9 @@ async fn start_relay(
         RelayChoice::Explicit(addr) => (addr, true),
     };
     let mut config = RelayConfig::new(listen, local.ip());
-    config.extra_origins = args.relay_origins.clone();
+    config
+        .allowed_origins
+        .extend(args.relay_origins.iter().cloned());
     let relay = match Relay::bind(config).await {
         Ok(r) => r,
         Err(e) if !explicit => {

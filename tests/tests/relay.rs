@@ -203,3 +203,153 @@ async fn a_websocket_peer_chats_with_native_nodes_through_the_relay() -> Result<
     assert_eq!(bob.wait_history("web", 3)?.len(), 3);
     Ok(())
 }
+
+// ----- what an outsider on this machine cannot do with the relay ---------
+
+/// A node with a relay on a free loopback port, and nothing else.
+fn relay_node() -> Result<(ChatNode, tempfile::TempDir, SocketAddr)> {
+    let dir = tempfile::tempdir()?;
+    // No signaling server: the relay is what is under test.
+    let unused: SocketAddr = "127.0.0.1:9".parse()?;
+    let node = ChatNode::start(
+        "relayer",
+        dir.path(),
+        &[unused],
+        &["--relay", "127.0.0.1:0"],
+    )?;
+    let relay = node
+        .relay
+        .ok_or_else(|| anyhow!("the node runs no relay"))?;
+    Ok((node, dir, relay))
+}
+
+/// A WebSocket to the relay with this `Origin`; its first frame (`bound`)
+/// read.
+async fn open(relay: SocketAddr, origin: &str) -> Result<(WebSocketStream<TcpStream>, SocketAddr)> {
+    let stream = TcpStream::connect(relay).await?;
+    let mut request = format!("ws://{relay}/").into_client_request()?;
+    request.headers_mut().insert("Origin", origin.parse()?);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(request, stream),
+    )
+    .await
+    .context("handshake timed out")??;
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .context("no bound frame")?
+        .ok_or_else(|| anyhow!("relay closed"))??;
+    match Frame::decode(&first.into_data())? {
+        Frame::Bound { addr } => Ok((ws, addr)),
+        other => bail!("first frame is not bound: {other:?}"),
+    }
+}
+
+async fn send_to(
+    ws: &mut WebSocketStream<TcpStream>,
+    addr: SocketAddr,
+    payload: &[u8],
+) -> Result<()> {
+    let frame = Frame::Datagram {
+        addr,
+        payload: payload.to_vec(),
+    };
+    ws.send(Message::Binary(frame.encode()?.into())).await?;
+    Ok(())
+}
+
+/// A real p2pchat datagram (a control message of some room).
+fn p2pchat_datagram() -> Result<Vec<u8>> {
+    let tag = p2pchat_core::RoomKey::from_bytes([3; 32]).rendezvous_tag();
+    let from = Identity::from_secret_bytes(&[4; 32]).peer_id();
+    let token = "A".repeat(200);
+    p2pchat_core::wire::encode_room(
+        p2pchat_core::wire::RoomKind::Ctl,
+        tag,
+        from,
+        &token,
+        1200,
+        1,
+    )
+    .and_then(|mut d| d.pop())
+    .ok_or_else(|| anyhow!("a small token fits one datagram"))
+}
+
+/// Any other page on this machine (another dev server, another port) is
+/// refused: only the page the node serves may use its relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_page_on_this_machine_cannot_use_the_relay() -> Result<()> {
+    let (_node, _dir, relay) = relay_node()?;
+    for origin in [
+        "http://127.0.0.1:5173",
+        "http://localhost:3000",
+        "http://evil.example",
+    ] {
+        let outcome = open(relay, origin).await;
+        assert!(outcome.is_err(), "{origin} was let in");
+    }
+    open(relay, "http://127.0.0.1:8080").await?;
+    Ok(())
+}
+
+/// The relay is no UDP proxy: a page sends 60 KB of junk to a victim
+/// socket on this machine, and the victim receives nothing but the one
+/// p2pchat datagram sent after it (bytes to the victim per junk byte: 0).
+/// Junk the victim sends back never reaches the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_is_not_an_open_udp_proxy() -> Result<()> {
+    let (_node, _dir, relay) = relay_node()?;
+    let (mut ws, bound) = open(relay, "http://127.0.0.1:8080").await?;
+    let victim = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let victim_addr = victim.local_addr()?;
+    let junk = [
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        vec![b'x'; 60_000],
+        b"\x00\x01\x02\x03".to_vec(),
+    ];
+    let mut junk_bytes = 0;
+    for payload in &junk {
+        junk_bytes += payload.len();
+        send_to(&mut ws, victim_addr, payload).await?;
+    }
+    let marker = p2pchat_datagram()?;
+    send_to(&mut ws, victim_addr, &marker).await?;
+    let mut buf = vec![0u8; 65_536];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(10), victim.recv_from(&mut buf))
+        .await
+        .context("the p2pchat datagram never arrived")??;
+    assert_eq!(from, bound);
+    assert_eq!(
+        &buf[..n],
+        &marker[..],
+        "the victim received junk: {n} bytes, after {junk_bytes} bytes of junk were sent"
+    );
+    // And back: junk, then a p2pchat datagram; the page sees only the latter.
+    victim
+        .send_to(b"HTTP/1.1 200 OK\r\n\r\nsecret", bound)
+        .await?;
+    victim.send_to(&marker, bound).await?;
+    let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .context("nothing came back")?
+        .ok_or_else(|| anyhow!("relay closed"))??;
+    match Frame::decode(&frame.into_data())? {
+        Frame::Datagram { payload, .. } => assert_eq!(payload, marker, "junk reached the page"),
+        other => bail!("unexpected frame {other:?}"),
+    }
+    Ok(())
+}
+
+/// 40 idle TCP connections (more than the relay's 32 slots) do not lock
+/// the page out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_lock_the_page_out() -> Result<()> {
+    let (_node, _dir, relay) = relay_node()?;
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(TcpStream::connect(relay).await?);
+    }
+    let (_ws, bound) = open(relay, "http://127.0.0.1:8080").await?;
+    assert!(bound.ip().is_loopback());
+    Ok(())
+}

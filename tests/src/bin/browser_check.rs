@@ -77,20 +77,23 @@ async fn main() -> Result<()> {
 async fn run(args: &Args, work: &Path) -> Result<String> {
     let started = Instant::now();
     let signal = block_in_place(Signaling::start).context("starting p2pchat-signaling")?;
+    // The page is served from a port of its own: the node's relay must
+    // allow that origin (it allows only the page it serves by default).
+    let site = StaticServer::start(&args.dist).await?;
+    let origin = format!("http://{}", site.addr());
     let cli = block_in_place(|| {
         ChatNode::start(
             NODE_NAME,
             &work.join(NODE_NAME),
             &[signal.addr],
-            &["--relay", "127.0.0.1:0"],
+            &["--relay", "127.0.0.1:0", "--relay-origin", &origin],
         )
     })
     .context("starting p2pchat-node")?;
     let relay = cli
         .relay
         .ok_or_else(|| anyhow!("the node reported no relay address: {}", cli.ready))?;
-    let site = StaticServer::start(&args.dist).await?;
-    let url = format!("http://{}/?relay=ws://{relay}/", site.addr());
+    let url = format!("{origin}/?relay=ws://{relay}/");
 
     let web = ChatPage::launch(&BrowserOptions {
         chromedriver: args.chromedriver.clone(),
