@@ -241,16 +241,27 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram, WireError> {
         return Err(WireError::Version);
     }
     if let Datagram::Ctl(p) | Datagram::Ev(p) = &datagram {
-        if p.body.len() > MAX_TOKEN_LEN {
+        p.check()?;
+    }
+    Ok(datagram)
+}
+
+impl RoomPacket {
+    /// The limits [`decode`] holds a room datagram to: a token no longer
+    /// than any token we make, and a fragment header in range (2 to
+    /// [`MAX_FRAGMENTS`] fragments, an index below the count, a non-empty
+    /// slice). The [`Reassembler`] relies on them.
+    pub fn check(&self) -> Result<(), WireError> {
+        if self.body.len() > MAX_TOKEN_LEN {
             return Err(WireError::TokenTooLarge);
         }
-        if let Some(f) = p.frag {
-            if f.n < 2 || f.n > MAX_FRAGMENTS || f.i >= f.n || p.body.is_empty() {
+        if let Some(f) = self.frag {
+            if f.n < 2 || f.n > MAX_FRAGMENTS || f.i >= f.n || self.body.is_empty() {
                 return Err(WireError::BadFragment);
             }
         }
+        Ok(())
     }
-    Ok(datagram)
 }
 
 /// Serialises a signaling message as a datagram.
@@ -440,7 +451,8 @@ impl Reassembler {
         self.bytes
     }
 
-    /// Offers a fragment (already checked by [`decode`]).
+    /// Offers a fragment (already checked by [`decode`], i.e.
+    /// [`RoomPacket::check`]).
     pub fn push(&mut self, now: UnixMillis, kind: RoomKind, packet: RoomPacket) -> Reassembled {
         let Some(frag) = packet.frag else {
             return Reassembled::Complete {
