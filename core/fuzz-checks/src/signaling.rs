@@ -1,0 +1,496 @@
+//! `signaling`: signaling messages (`signaling::Message` decoding and
+//! `verify`), and the server's registry (`rendezvous::Registry::handle`),
+//! which decodes every datagram it is sent.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use p2pchat_core::rendezvous::{Limits, Registry, MAX_REPLY_LEN, MAX_REQUEST_LEN};
+use p2pchat_core::signaling::{
+    Entry, Lookup, Message, Register, Unregister, MAX_ENTRIES_PER_REPLY,
+};
+use p2pchat_core::wire::{self, Datagram};
+use p2pchat_core::{PeerId, RendezvousTag};
+
+use crate::control::Stamp;
+use crate::fixtures::{self, any_addr, source_addr, PEERS, T0};
+use crate::input::{Input, Writer};
+
+/// Most ops per run.
+const MAX_OPS: usize = 32;
+
+/// One step of a run of [`signaling`]. Peers (who sign), tags and
+/// addresses are indices into small fixed sets.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// A registration (`tamper`: 0 as signed; 1 a signature byte changed;
+    /// 2 the stamp changed after signing; 3 another peer id).
+    Register {
+        peer: u8,
+        tag: u8,
+        addrs: Vec<u8>,
+        ttl: u16,
+        stamp: Stamp,
+        from: u8,
+        tamper: u8,
+    },
+    /// An unregistration.
+    Unregister {
+        peer: u8,
+        tag: u8,
+        stamp: Stamp,
+        from: u8,
+        tamper: u8,
+    },
+    /// A lookup.
+    Lookup {
+        peer: u8,
+        tag: u8,
+        stamp: Stamp,
+        from: u8,
+        tamper: u8,
+    },
+    /// Any bytes.
+    Raw { from: u8, bytes: Vec<u8> },
+    /// Time passes, then `Registry::expire`.
+    Wait { ms: u16 },
+}
+
+impl Op {
+    /// Appends the op in the form [`signaling`] reads.
+    pub fn write(&self, w: &mut Writer) {
+        fn stamp(w: &mut Writer, s: Stamp) {
+            match s {
+                Stamp::Next(n) => w.u8(0).u64(u64::from(n)),
+                Stamp::Raw(v) => w.u8(1).u64(v),
+                Stamp::Same => w.u8(2).u64(0),
+            };
+        }
+        match self {
+            Op::Register {
+                peer,
+                tag,
+                addrs,
+                ttl,
+                stamp: s,
+                from,
+                tamper,
+            } => {
+                w.u8(0).u8(*peer).u8(*tag).bytes(addrs).u16(*ttl);
+                stamp(w, *s);
+                w.u8(*from).u8(*tamper);
+            }
+            Op::Unregister {
+                peer,
+                tag,
+                stamp: s,
+                from,
+                tamper,
+            }
+            | Op::Lookup {
+                peer,
+                tag,
+                stamp: s,
+                from,
+                tamper,
+            } => {
+                let code = if matches!(self, Op::Unregister { .. }) {
+                    1
+                } else {
+                    2
+                };
+                w.u8(code).u8(*peer).u8(*tag);
+                stamp(w, *s);
+                w.u8(*from).u8(*tamper);
+            }
+            Op::Raw { from, bytes } => {
+                w.u8(3).u8(*from).bytes(bytes);
+            }
+            Op::Wait { ms } => {
+                w.u8(4).u16(*ms);
+            }
+        }
+    }
+
+    fn read(input: &mut Input<'_>) -> Op {
+        fn stamp(input: &mut Input<'_>) -> Stamp {
+            let mode = input.u8();
+            let value = input.u64();
+            match mode % 3 {
+                0 => Stamp::Next(value as u16),
+                1 => Stamp::Raw(value),
+                _ => Stamp::Same,
+            }
+        }
+        match input.u8() % 5 {
+            0 => Op::Register {
+                peer: input.u8(),
+                tag: input.u8(),
+                addrs: input.bytes().to_vec(),
+                ttl: input.u16(),
+                stamp: stamp(input),
+                from: input.u8(),
+                tamper: input.u8(),
+            },
+            code @ (1 | 2) => {
+                let (peer, tag, stamp, from, tamper) =
+                    (input.u8(), input.u8(), stamp(input), input.u8(), input.u8());
+                if code == 1 {
+                    Op::Unregister {
+                        peer,
+                        tag,
+                        stamp,
+                        from,
+                        tamper,
+                    }
+                } else {
+                    Op::Lookup {
+                        peer,
+                        tag,
+                        stamp,
+                        from,
+                        tamper,
+                    }
+                }
+            }
+            3 => Op::Raw {
+                from: input.u8(),
+                bytes: input.bytes().to_vec(),
+            },
+            _ => Op::Wait { ms: input.u16() },
+        }
+    }
+}
+
+fn tag(i: u8) -> RendezvousTag {
+    RendezvousTag::from_bytes([i % 3; 32])
+}
+
+/// What the registry should hold: every `(tag, peer)` it acknowledged and
+/// did not remove, as its replies tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Slot {
+    observed: SocketAddr,
+    addrs: Vec<SocketAddr>,
+    expires: u64,
+}
+
+/// A run: a registry with small limits (from the first byte) takes the
+/// requests the input describes, signed by fixed identities or tampered
+/// with, and any bytes. After every datagram:
+///
+/// - every request decodes the same way on its own: a `Message` that
+///   parses serialises back to the same value, and `verify` never panics;
+/// - every reply fits [`MAX_REPLY_LEN`], decodes, passes the client's
+///   checks (`Message::verify`), and is a server-to-client message;
+/// - a register is answered once, to its sender: `registered` (then the
+///   entry is held, with the observed address, the addresses and the TTL
+///   it asked for) or `rejected` (nothing changes); an unregister removes
+///   the entry unless rejected;
+/// - a lookup lists exactly the live entries of its tag other than the
+///   asker (at most [`MAX_ENTRIES_PER_REPLY`], then a subset of them), and
+///   each listed entry is told about the asker, at its observed address;
+/// - the registry holds exactly the entries acknowledged and not removed
+///   or expired, and never more than its limits.
+pub fn signaling(data: &[u8]) {
+    let mut input = Input::new(data);
+    let b = input.u8();
+    let limits = Limits {
+        max_tags: 1 + usize::from(b % 4),
+        max_per_tag: 1 + usize::from((b >> 2) % 4),
+        max_entries: 1 + usize::from((b >> 4) % 8),
+    };
+    let mut run = Run {
+        registry: Registry::new(limits),
+        limits,
+        now: T0,
+        model: BTreeMap::new(),
+        stamps: [T0 * 1000; PEERS + 1],
+        handled: 0,
+    };
+    for _ in 0..MAX_OPS {
+        if input.is_empty() {
+            break;
+        }
+        let op = Op::read(&mut input);
+        run.apply(op);
+    }
+}
+
+struct Run {
+    registry: Registry,
+    limits: Limits,
+    now: u64,
+    model: BTreeMap<(RendezvousTag, PeerId), Slot>,
+    stamps: [u64; PEERS + 1],
+    handled: u64,
+}
+
+impl Run {
+    fn stamp(&mut self, peer: u8, stamp: Stamp) -> u64 {
+        let last = &mut self.stamps[usize::from(peer) % (PEERS + 1)];
+        match stamp {
+            Stamp::Next(n) => *last = last.saturating_add(1 + u64::from(n)),
+            Stamp::Raw(v) => *last = v,
+            Stamp::Same => {}
+        }
+        *last
+    }
+
+    fn apply(&mut self, op: Op) {
+        let fx = fixtures::get();
+        let (from, msg) = match op {
+            Op::Register {
+                peer,
+                tag: t,
+                addrs,
+                ttl,
+                stamp,
+                from,
+                tamper,
+            } => {
+                let identity = fx.sealer(usize::from(peer));
+                let addrs: Vec<SocketAddr> =
+                    addrs.iter().map(|a| any_addr(usize::from(*a))).collect();
+                let stamp = self.stamp(peer, stamp);
+                let ttl = u32::from(ttl);
+                let mut r = Register::new(identity, tag(t), addrs.clone(), ttl, stamp).unwrap_or(
+                    Register {
+                        tag: tag(t),
+                        peer: identity.peer_id(),
+                        addrs,
+                        ttl_secs: ttl,
+                        stamp,
+                        sig: [0; 64],
+                    },
+                );
+                match tamper % 4 {
+                    1 => r.sig[usize::from(tamper >> 2) % 64] ^= 1,
+                    2 => r.stamp = r.stamp.wrapping_add(1),
+                    3 => r.peer = fx.peer_id(usize::from(tamper >> 2)),
+                    _ => {}
+                }
+                (from, Message::Register(r))
+            }
+            Op::Unregister {
+                peer,
+                tag: t,
+                stamp,
+                from,
+                tamper,
+            } => {
+                let identity = fx.sealer(usize::from(peer));
+                let mut u = Unregister::new(identity, tag(t), self.stamp(peer, stamp));
+                match tamper % 4 {
+                    1 => u.sig[usize::from(tamper >> 2) % 64] ^= 1,
+                    2 => u.stamp = u.stamp.wrapping_add(1),
+                    3 => u.peer = fx.peer_id(usize::from(tamper >> 2)),
+                    _ => {}
+                }
+                (from, Message::Unregister(u))
+            }
+            Op::Lookup {
+                peer,
+                tag: t,
+                stamp,
+                from,
+                tamper,
+            } => {
+                let identity = fx.sealer(usize::from(peer));
+                let mut l = Lookup::new(identity, tag(t), self.stamp(peer, stamp));
+                match tamper % 4 {
+                    1 => l.sig[usize::from(tamper >> 2) % 64] ^= 1,
+                    2 => l.stamp = l.stamp.wrapping_add(1),
+                    3 => l.peer = fx.peer_id(usize::from(tamper >> 2)),
+                    _ => {}
+                }
+                (from, Message::Lookup(l))
+            }
+            Op::Raw { from, bytes } => {
+                self.handle(source_addr(usize::from(from)), &bytes);
+                return;
+            }
+            Op::Wait { ms } => {
+                self.now += u64::from(ms) * 8;
+                self.registry.expire(self.now);
+                let now = self.now;
+                self.model.retain(|_, slot| slot.expires > now);
+                self.check_size();
+                return;
+            }
+        };
+        self.handle(source_addr(usize::from(from)), &wire::encode_sig(msg));
+    }
+
+    fn handle(&mut self, from: SocketAddr, bytes: &[u8]) {
+        check_message(bytes);
+        let replies = self.registry.handle(self.now, from, bytes);
+        self.handled += 1;
+        assert_eq!(self.registry.stats().received, self.handled);
+        let mut answers = Vec::new();
+        for (to, reply) in &replies {
+            assert!(
+                reply.len() <= MAX_REPLY_LEN,
+                "a reply of {} bytes",
+                reply.len()
+            );
+            let Ok(Datagram::Sig(s)) = wire::decode(reply) else {
+                panic!("the server sent something that is not signaling");
+            };
+            s.msg
+                .verify()
+                .expect("the server's replies pass the client's checks");
+            assert!(matches!(
+                s.msg,
+                Message::Registered(_)
+                    | Message::Peers(_)
+                    | Message::Arrived(_)
+                    | Message::Rejected(_)
+            ));
+            answers.push((*to, s.msg));
+        }
+        let request = match wire::decode(bytes) {
+            Ok(Datagram::Sig(s)) if bytes.len() <= MAX_REQUEST_LEN => s.msg,
+            _ => {
+                assert!(replies.is_empty(), "answered a datagram that is no request");
+                return self.check_size();
+            }
+        };
+        let rejected = answers.iter().any(|(to, m)| {
+            let r = matches!(m, Message::Rejected(_));
+            if r {
+                assert_eq!(*to, from, "a rejection goes to the sender");
+            }
+            r
+        });
+        if rejected {
+            assert_eq!(answers.len(), 1, "a rejection comes alone");
+        }
+        match request {
+            Message::Register(r) => {
+                assert_eq!(answers.len(), 1, "a register gets one answer");
+                if !rejected {
+                    let (to, Message::Registered(ack)) = &answers[0] else {
+                        panic!("a register answered with {:?}", answers[0]);
+                    };
+                    assert_eq!(*to, from);
+                    assert_eq!((ack.tag, ack.ttl_secs), (r.tag, r.ttl_secs));
+                    assert!(
+                        r.verify().is_ok(),
+                        "registered a request that does not verify"
+                    );
+                    let slot = Slot {
+                        observed: from,
+                        addrs: r.addrs,
+                        expires: self.now + u64::from(r.ttl_secs) * 1000,
+                    };
+                    self.model.insert((r.tag, r.peer), slot);
+                }
+            }
+            Message::Unregister(u) => {
+                if !rejected {
+                    assert!(answers.is_empty(), "an unregister is not answered");
+                    assert!(
+                        u.verify().is_ok(),
+                        "unregistered on a request that does not verify"
+                    );
+                    self.model.remove(&(u.tag, u.peer));
+                }
+            }
+            Message::Lookup(l) => {
+                if !rejected {
+                    assert!(l.verify().is_ok(), "answered a lookup that does not verify");
+                    self.check_lookup(&l, from, &answers);
+                }
+            }
+            _ => assert!(replies.is_empty(), "answered a server-to-client message"),
+        }
+        self.check_size();
+    }
+
+    fn check_lookup(&self, l: &Lookup, from: SocketAddr, answers: &[(SocketAddr, Message)]) {
+        let mut listed: Vec<Entry> = Vec::new();
+        let mut notices: Vec<(SocketAddr, Entry)> = Vec::new();
+        for (to, m) in answers {
+            match m {
+                Message::Peers(p) => {
+                    assert_eq!(*to, from);
+                    assert_eq!(p.tag, l.tag);
+                    listed.extend(p.entries.iter().cloned());
+                }
+                Message::Arrived(a) => {
+                    assert_eq!(a.tag, l.tag);
+                    notices.push((*to, a.entry.clone()));
+                }
+                other => panic!("a lookup answered with {other:?}"),
+            }
+        }
+        assert!(
+            answers.iter().any(|(_, m)| matches!(m, Message::Peers(_))),
+            "a lookup is always answered with peers"
+        );
+        let live: Vec<Entry> = self
+            .model
+            .iter()
+            .filter(|((tag, peer), slot)| {
+                *tag == l.tag && *peer != l.peer && slot.expires > self.now
+            })
+            .map(|((_, peer), slot)| Entry {
+                peer: *peer,
+                observed: slot.observed,
+                addrs: slot.addrs.clone(),
+            })
+            .collect();
+        assert!(listed.len() <= MAX_ENTRIES_PER_REPLY);
+        assert!(
+            listed.iter().all(|e| e.peer != l.peer),
+            "the asker was listed"
+        );
+        assert!(
+            listed.iter().all(|e| live.contains(e)),
+            "listed an entry not held"
+        );
+        assert_eq!(listed.len(), live.len().min(MAX_ENTRIES_PER_REPLY));
+        let asker = Entry {
+            peer: l.peer,
+            observed: from,
+            addrs: self
+                .model
+                .get(&(l.tag, l.peer))
+                .map(|s| s.addrs.clone())
+                .unwrap_or_default(),
+        };
+        let mut told: Vec<SocketAddr> = notices.iter().map(|(to, _)| *to).collect();
+        let mut expected: Vec<SocketAddr> = listed.iter().map(|e| e.observed).collect();
+        told.sort();
+        expected.sort();
+        assert_eq!(
+            told, expected,
+            "not every listed entry was told of the asker"
+        );
+        assert!(notices.iter().all(|(_, e)| *e == asker));
+    }
+
+    fn check_size(&self) {
+        assert_eq!(self.registry.entries(), self.model.len());
+        let mut tags: Vec<RendezvousTag> = self.model.keys().map(|(t, _)| *t).collect();
+        tags.dedup();
+        assert_eq!(self.registry.tags(), tags.len());
+        assert!(self.registry.entries() <= self.limits.max_entries);
+        assert!(self.registry.tags() <= self.limits.max_tags);
+    }
+}
+
+/// Decodes `bytes` as a signaling message, alone and inside a datagram:
+/// what parses serialises back to the same value, and checking it (limits,
+/// signature) never panics.
+pub fn check_message(bytes: &[u8]) {
+    if let Ok(msg) = serde_json::from_slice::<Message>(bytes) {
+        let again = serde_json::to_vec(&msg).unwrap();
+        assert_eq!(serde_json::from_slice::<Message>(&again).unwrap(), msg);
+        let _ = (msg.verify(), msg.tag());
+    }
+    if let Ok(Datagram::Sig(s)) = wire::decode(bytes) {
+        let _ = (s.msg.verify(), s.msg.tag());
+    }
+}
