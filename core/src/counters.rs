@@ -90,6 +90,12 @@ drop_reasons! {
     /// A signaling message from an address that is not a configured
     /// server, or that fails its checks.
     BadSignal => "bad_signal",
+    /// A signaling answer that echoes no request of ours (forged, or too
+    /// old).
+    UnboundAnswer => "unbound_answer",
+    /// A signaling entry whose membership proof does not hold: made by
+    /// someone without the room key.
+    FakeEntry => "fake_entry",
 }
 
 impl DropReason {

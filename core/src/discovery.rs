@@ -16,21 +16,66 @@
 //!   while nobody is online, every `lookup_interval_ms` otherwise. The
 //!   server answers with the members registered (and tells them about the
 //!   newcomer); each is hinted to the member table and greeted unless it is
-//!   online already. Answers are taken only from a configured server, and
-//!   only when their signatures hold. Leaving unregisters.
+//!   online already. Leaving unregisters.
+//!
+//!   Nothing from a server is taken on its word. An answer counts only if
+//!   it comes from a configured server's address and echoes the nonce of a
+//!   request of ours still remembered (the last few lookups, and the last
+//!   few registrations for arrival notices): a forged answer, even one sent
+//!   from the server's address, is dropped. Every entry must carry a
+//!   membership proof that holds for its peer id under the room's proof
+//!   key; an entry that does not is dropped and counted, and no datagram
+//!   ever goes to its addresses. A lookup's answer says how many pages of
+//!   entries the server holds; when the first page arrives, every other
+//!   page is asked for at once (a lost page is asked for again at the next
+//!   lookup), so a room's members are found however many fake entries
+//!   share the tag.
 //! - **Other members' hints**, carried in heartbeats (handled by
 //!   [`crate::membership`]).
 
 use std::net::SocketAddr;
 
+use std::collections::VecDeque;
+
 use crate::addr;
 use crate::counters::DropReason;
+use crate::identity::PeerId;
 use crate::membership::{self, Members, Status};
 use crate::node::Config;
-use crate::room::{Link, Outbox, RendezvousTag};
-use crate::signaling::{self, Entry, Lookup, Message, Register, Unregister};
+use crate::room::{Link, MembershipProof, Outbox, ProofKey, RendezvousTag, RoomKey};
+use crate::signaling::{self, Entry, Lookup, Message, Query, Register, Registration, Unregister};
 use crate::wire;
 use crate::UnixMillis;
+
+/// Lookups remembered while their answers may come: a first page and all
+/// the others it announces.
+const PENDING_LOOKUPS: usize = signaling::MAX_PAGES as usize + 1;
+/// Registrations whose nonce an arrival notice may echo.
+const REMEMBERED_REGISTRATIONS: usize = 3;
+
+/// A signaling answer for a room, bound to one of our requests by its nonce.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// One page of a lookup's answer, from `server`.
+    Peers {
+        server: SocketAddr,
+        nonce: u64,
+        page: u8,
+        pages: u8,
+        entries: Vec<Entry>,
+    },
+    /// Someone looked the room up, and the server tells us.
+    Arrived { nonce: u64, entry: Entry },
+}
+
+/// A lookup waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+struct PendingLookup {
+    nonce: u64,
+    page: u8,
+    /// The other pages were asked for already (first pages only).
+    followed: bool,
+}
 
 /// A room's discovery state: the bootstrap addresses still to greet, and
 /// the signaling timers.
@@ -44,19 +89,53 @@ pub struct Discovery {
     fast_until: Option<UnixMillis>,
     next_register: UnixMillis,
     next_lookup: UnixMillis,
+    /// Checks others' membership proofs.
+    proofs: ProofKey,
+    /// Ours.
+    my_proof: MembershipProof,
+    /// Nonces of our latest registrations, newest last.
+    registrations: VecDeque<u64>,
+    /// Lookups waiting for answers, newest last.
+    lookups: VecDeque<PendingLookup>,
 }
 
 impl Discovery {
     /// Discovery for a room joined (or restored) at `now` with these
-    /// bootstrap addresses (unusable ones are left out).
-    pub fn new(now: UnixMillis, bootstrap: &[SocketAddr]) -> Self {
+    /// bootstrap addresses (unusable ones are left out), for the member
+    /// `me` of the room with `key`.
+    pub fn new(now: UnixMillis, bootstrap: &[SocketAddr], key: &RoomKey, me: &PeerId) -> Self {
+        let proofs = key.proof_key();
         Discovery {
             bootstrap: bootstrap.iter().copied().filter(addr::usable).collect(),
             next_bootstrap: now,
             fast_until: None,
             next_register: now,
             next_lookup: now,
+            my_proof: proofs.proof(me),
+            proofs,
+            registrations: VecDeque::new(),
+            lookups: VecDeque::new(),
         }
+    }
+
+    /// Remembers a lookup of ours.
+    fn asked(&mut self, nonce: u64, page: u8) {
+        if self.lookups.len() >= PENDING_LOOKUPS {
+            self.lookups.pop_front();
+        }
+        self.lookups.push_back(PendingLookup {
+            nonce,
+            page,
+            followed: false,
+        });
+    }
+
+    /// Remembers a registration of ours.
+    fn registered(&mut self, nonce: u64) {
+        if self.registrations.len() >= REMEMBERED_REGISTRATIONS {
+            self.registrations.pop_front();
+        }
+        self.registrations.push_back(nonce);
     }
 
     /// A member answered from `addr`: no need to greet it as a bootstrap
@@ -137,22 +216,104 @@ pub(crate) fn on_signal_timeout(
         .collect();
     if now >= d.next_register {
         d.next_register = now.saturating_add(u64::from(ttl) * 1000 / 3);
-        let stamp = out.stamp(now);
-        if let Ok(reg) = Register::new(&out.local.identity, tag, addrs, ttl, stamp) {
+        let registration = Registration {
+            tag,
+            addrs,
+            ttl_secs: ttl,
+            stamp: out.stamp(now),
+            nonce: out.random_u64(),
+            proof: d.my_proof,
+        };
+        let nonce = registration.nonce;
+        if let Ok(reg) = Register::new(&out.local.identity, registration) {
+            d.registered(nonce);
             out.transmit_to_servers(&wire::encode_sig(Message::Register(reg)));
         }
     }
     if now >= d.next_lookup {
         d.next_lookup = now.saturating_add(lookup_every);
-        let stamp = out.stamp(now);
-        let lookup = Lookup::new(&out.local.identity, tag, stamp);
-        out.transmit_to_servers(&wire::encode_sig(Message::Lookup(lookup)));
+        let bytes = lookup(d, tag, now, 0, out);
+        out.transmit_to_servers(&bytes);
     }
 }
 
-/// A signaling server listed these members of the room: each is a hint,
-/// and each address of a member not online yet is greeted.
-pub(crate) fn on_found(
+/// A signed lookup of page `page`, remembered as asked.
+fn lookup(
+    d: &mut Discovery,
+    tag: RendezvousTag,
+    now: UnixMillis,
+    page: u8,
+    out: &mut Outbox<'_>,
+) -> Vec<u8> {
+    let query = Query {
+        tag,
+        stamp: out.stamp(now),
+        nonce: out.random_u64(),
+        page,
+        proof: d.my_proof,
+    };
+    d.asked(query.nonce, page);
+    wire::encode_sig(Message::Lookup(Lookup::new(&out.local.identity, query)))
+}
+
+/// A signaling server answered: if the answer is bound to a request of
+/// ours, its entries whose membership proofs hold are hinted and greeted,
+/// and the next page of a lookup is asked for.
+pub(crate) fn on_answer(
+    d: &mut Discovery,
+    members: &mut Members,
+    link: &Link,
+    digest: u64,
+    now: UnixMillis,
+    answer: Answer,
+    out: &mut Outbox<'_>,
+) {
+    let entries = match answer {
+        Answer::Peers {
+            server,
+            nonce,
+            page,
+            pages,
+            entries,
+        } => {
+            let Some(pending) = d
+                .lookups
+                .iter_mut()
+                .find(|p| p.nonce == nonce && p.page == page)
+            else {
+                return out.count(DropReason::UnboundAnswer);
+            };
+            if page == 0 && !pending.followed {
+                pending.followed = true;
+                for next in 1..pages {
+                    let bytes = lookup(d, link.tag, now, next, out);
+                    out.transmit(server, bytes);
+                }
+            }
+            entries
+        }
+        Answer::Arrived { nonce, entry } => {
+            if !d.registrations.contains(&nonce) {
+                return out.count(DropReason::UnboundAnswer);
+            }
+            vec![entry]
+        }
+    };
+    let mut proven = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if d.proofs.verify(&entry.peer, &entry.proof) {
+            proven.push(entry);
+        } else {
+            out.count(DropReason::FakeEntry);
+        }
+    }
+    on_found(members, link, digest, now, proven, out);
+}
+
+/// A signaling server listed these members of the room (their proofs
+/// hold): each is a hint, and each address of a member not online yet is
+/// greeted.
+fn on_found(
     members: &mut Members,
     link: &Link,
     digest: u64,
@@ -198,22 +359,39 @@ pub(crate) fn unregister(tag: RendezvousTag, now: UnixMillis, out: &mut Outbox<'
     out.transmit_to_servers(&bytes);
 }
 
-/// What a signaling datagram from `from` says about which room, if it is
-/// an answer worth taking: from a configured server, with valid
-/// signatures, listing members. Anything else is counted here.
+/// Which room a signaling datagram from `from` is for, and what it says,
+/// if it is an answer worth routing: from a configured server, within the
+/// limits, listing members. (Its nonce and entries are checked by the
+/// room, which knows its requests and its proof key.) Anything else is
+/// counted here.
 pub(crate) fn route_answer(
     config: &Config,
     counters: &mut crate::Counters,
     from: SocketAddr,
     msg: Message,
-) -> Option<(RendezvousTag, Vec<Entry>)> {
+) -> Option<(RendezvousTag, Answer)> {
     if !config.signaling.contains(&from) || msg.verify().is_err() {
         counters.count(DropReason::BadSignal);
         return None;
     }
     match msg {
-        Message::Peers(p) => Some((p.tag, p.entries)),
-        Message::Arrived(a) => Some((a.tag, vec![a.entry])),
+        Message::Peers(p) => Some((
+            p.tag,
+            Answer::Peers {
+                server: from,
+                nonce: p.nonce,
+                page: p.page,
+                pages: p.pages,
+                entries: p.entries,
+            },
+        )),
+        Message::Arrived(a) => Some((
+            a.tag,
+            Answer::Arrived {
+                nonce: a.nonce,
+                entry: a.entry,
+            },
+        )),
         Message::Registered(_) => None,
         Message::Rejected(_) => {
             counters.signal_rejected += 1;

@@ -17,11 +17,14 @@
 //!   an entry that is not refreshed simply expires.
 //! - [`Unregister`]: "forget my entry for `tag`" (a polite leave; expiry
 //!   does the same, later).
-//! - [`Lookup`]: "who else is in `tag`?". The server answers [`Peers`] with
-//!   the live entries, never including the asker, at most
-//!   [`MAX_ENTRIES_PER_REPLY`] per reply, and sends [`Arrived`] to each of
-//!   those entries, so that both sides start sending to each other at once
-//!   (which is also what opens NAT mappings in both directions).
+//! - [`Lookup`]: "who else is in `tag`? (page `page`)". The server answers
+//!   [`Peers`] with one page of the live entries, never including the
+//!   asker: at most [`MAX_ENTRIES_PER_REPLY`] per page, in an order keyed by
+//!   a secret of the server (so nobody can grind peer ids that sort first
+//!   and hide the others), with the number of pages, so that a client can
+//!   page through them all. It sends [`Arrived`] to each entry listed, so
+//!   that both sides start sending to each other at once (which is also
+//!   what opens NAT mappings in both directions).
 //!
 //! Any request may instead be answered with [`Rejected`] and a
 //! [`RejectReason`].
@@ -34,6 +37,21 @@
 //! port 0, and, for IPv6, without flow info or a scope id (both mean
 //! something only on the sender's host, and neither is covered by the
 //! signature).
+//!
+//! # Answers bound to requests, entries bound to the room
+//!
+//! An answer is taken only if it echoes an unpredictable `nonce` of the
+//! client's own request: [`Peers`] the nonce of the [`Lookup`] it answers,
+//! [`Registered`] and [`Arrived`] the nonce of the client's latest
+//! [`Register`] (which the server keeps with the entry). Someone who does not
+//! see the client's traffic cannot forge an answer that is taken, even from
+//! the server's address.
+//!
+//! Every entry carries the peer's [`MembershipProof`]: an HMAC of its peer
+//! id under a key derived from the room key. The server cannot check it;
+//! members do, and never use an entry whose proof does not hold — so fake
+//! entries, made by anyone without the room key, never make a member send
+//! a datagram anywhere.
 //!
 //! # What is signed, and why
 //!
@@ -48,10 +66,11 @@
 //! not depend on how a JSON library orders or escapes anything):
 //!
 //! ```text
-//! register   = "p2pchat/v1/signal/register\0"   | tag (32) | peer (32) | stamp u64 BE
-//!              | ttl_secs u32 BE | address count u8 | addresses
-//! unregister = "p2pchat/v1/signal/unregister\0" | tag (32) | peer (32) | stamp u64 BE
-//! lookup     = "p2pchat/v1/signal/lookup\0"     | tag (32) | peer (32) | stamp u64 BE
+//! register   = "p2pchat/v2/signal/register\0"   | tag (32) | peer (32) | stamp u64 BE
+//!              | ttl_secs u32 BE | nonce u64 BE | proof (16) | address count u8 | addresses
+//! unregister = "p2pchat/v2/signal/unregister\0" | tag (32) | peer (32) | stamp u64 BE
+//! lookup     = "p2pchat/v2/signal/lookup\0"     | tag (32) | peer (32) | stamp u64 BE
+//!              | nonce u64 BE | page u8 | proof (16)
 //! address    = 4 | IPv4 octets (4)  | port u16 BE
 //!            | 6 | IPv6 octets (16) | port u16 BE
 //! ```
@@ -98,7 +117,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, PeerId, VerifyError, SIGNATURE_LEN};
-use crate::room::RendezvousTag;
+use crate::room::{MembershipProof, RendezvousTag};
 
 /// Most self-reported addresses in a [`Register`] (and in an [`Entry`]).
 pub const MAX_ADDRS: usize = 4;
@@ -106,12 +125,14 @@ pub const MAX_ADDRS: usize = 4;
 pub const MAX_TTL_SECS: u32 = 300;
 /// The TTL peers ask for unless configured otherwise, in seconds.
 pub const DEFAULT_TTL_SECS: u32 = 60;
-/// Most entries in one [`Peers`] reply.
+/// Most entries in one page of a [`Peers`] answer.
 pub const MAX_ENTRIES_PER_REPLY: usize = 16;
+/// Most pages a [`Peers`] answer may announce (1,024 entries).
+pub const MAX_PAGES: u8 = 64;
 
-const REGISTER_DOMAIN: &[u8] = b"p2pchat/v1/signal/register\0";
-const UNREGISTER_DOMAIN: &[u8] = b"p2pchat/v1/signal/unregister\0";
-const LOOKUP_DOMAIN: &[u8] = b"p2pchat/v1/signal/lookup\0";
+const REGISTER_DOMAIN: &[u8] = b"p2pchat/v2/signal/register\0";
+const UNREGISTER_DOMAIN: &[u8] = b"p2pchat/v2/signal/unregister\0";
+const LOOKUP_DOMAIN: &[u8] = b"p2pchat/v2/signal/lookup\0";
 
 /// Why a signaling message is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,6 +150,9 @@ pub enum SignalError {
     /// More than [`MAX_ENTRIES_PER_REPLY`] entries in a reply.
     #[error("{count} entries in one reply, at most {max} are allowed")]
     TooManyEntries { count: usize, max: usize },
+    /// A page number outside the pages announced, or too many pages.
+    #[error("page {page} of {pages} is not a page there can be")]
+    BadPage { page: u8, pages: u8 },
     /// The peer id is not a valid Ed25519 public key.
     #[error("the peer id is not a valid public key")]
     BadPeerId,
@@ -219,45 +243,81 @@ pub struct Register {
     pub ttl_secs: u32,
     /// Strictly increasing per peer; see the module docs.
     pub stamp: u64,
+    /// Unpredictable; echoed in [`Registered`] and in every [`Arrived`]
+    /// sent to this peer while this registration lasts.
+    pub nonce: u64,
+    /// The peer's membership proof, handed out with its entry.
+    pub proof: MembershipProof,
     #[serde(with = "sig_hex")]
     pub sig: [u8; SIGNATURE_LEN],
 }
 
+/// What a [`Register`] says, before it is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The room's tag.
+    pub tag: RendezvousTag,
+    /// Self-reported addresses, at most [`MAX_ADDRS`].
+    pub addrs: Vec<SocketAddr>,
+    /// Seconds to keep the entry.
+    pub ttl_secs: u32,
+    /// The request's stamp.
+    pub stamp: u64,
+    /// The request's nonce.
+    pub nonce: u64,
+    /// The peer's membership proof.
+    pub proof: MembershipProof,
+}
+
 impl Register {
     /// Builds and signs a registration, refusing one that breaks a limit.
-    pub fn new(
-        identity: &Identity,
-        tag: RendezvousTag,
-        addrs: Vec<SocketAddr>,
-        ttl_secs: u32,
-        stamp: u64,
-    ) -> Result<Register, SignalError> {
-        check_addrs(&addrs)?;
-        check_ttl(ttl_secs)?;
+    pub fn new(identity: &Identity, r: Registration) -> Result<Register, SignalError> {
+        check_addrs(&r.addrs)?;
+        check_ttl(r.ttl_secs)?;
         let peer = identity.peer_id();
-        let sig = identity.sign(&register_bytes(&tag, &peer, &addrs, ttl_secs, stamp));
-        Ok(Register {
-            tag,
+        let mut register = Register {
+            tag: r.tag,
             peer,
-            addrs,
-            ttl_secs,
-            stamp,
-            sig,
-        })
+            addrs: r.addrs,
+            ttl_secs: r.ttl_secs,
+            stamp: r.stamp,
+            nonce: r.nonce,
+            proof: r.proof,
+            sig: [0; SIGNATURE_LEN],
+        };
+        register.sig = identity.sign(&register.signed_bytes());
+        Ok(register)
     }
 
     /// Checks the limits and that `sig` is `peer`'s signature.
     pub fn verify(&self) -> Result<(), SignalError> {
         check_addrs(&self.addrs)?;
         check_ttl(self.ttl_secs)?;
-        let bytes = register_bytes(
-            &self.tag,
-            &self.peer,
-            &self.addrs,
-            self.ttl_secs,
-            self.stamp,
-        );
-        Ok(self.peer.verify(&bytes, &self.sig)?)
+        Ok(self.peer.verify(&self.signed_bytes(), &self.sig)?)
+    }
+
+    /// The bytes the signature covers. `addrs` has been checked to hold at
+    /// most [`MAX_ADDRS`] addresses, so its length fits the count byte.
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = plain_bytes(REGISTER_DOMAIN, &self.tag, &self.peer, self.stamp);
+        out.extend_from_slice(&self.ttl_secs.to_be_bytes());
+        out.extend_from_slice(&self.nonce.to_be_bytes());
+        out.extend_from_slice(self.proof.as_bytes());
+        out.push(u8::try_from(self.addrs.len()).unwrap_or(u8::MAX));
+        for addr in &self.addrs {
+            match addr.ip() {
+                IpAddr::V4(ip) => {
+                    out.push(4);
+                    out.extend_from_slice(&ip.octets());
+                }
+                IpAddr::V6(ip) => {
+                    out.push(6);
+                    out.extend_from_slice(&ip.octets());
+                }
+            }
+            out.extend_from_slice(&addr.port().to_be_bytes());
+        }
+        out
     }
 }
 
@@ -293,8 +353,8 @@ impl Unregister {
     }
 }
 
-/// Client → server: list the entries under `tag`, and announce `peer` to
-/// them.
+/// Client → server: list page `page` of the entries under `tag`, and
+/// announce `peer` to them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lookup {
@@ -302,27 +362,59 @@ pub struct Lookup {
     pub peer: PeerId,
     /// Strictly increasing per peer; see the module docs.
     pub stamp: u64,
+    /// Unpredictable; echoed in the [`Peers`] answer.
+    pub nonce: u64,
+    /// Which page of the entries, from 0.
+    pub page: u8,
+    /// The asker's membership proof, handed to the entries it is announced
+    /// to.
+    pub proof: MembershipProof,
     #[serde(with = "sig_hex")]
     pub sig: [u8; SIGNATURE_LEN],
 }
 
+/// What a [`Lookup`] asks, before it is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Query {
+    /// The room's tag.
+    pub tag: RendezvousTag,
+    /// The request's stamp.
+    pub stamp: u64,
+    /// The request's nonce.
+    pub nonce: u64,
+    /// Which page.
+    pub page: u8,
+    /// The asker's membership proof.
+    pub proof: MembershipProof,
+}
+
 impl Lookup {
     /// Builds and signs a lookup.
-    pub fn new(identity: &Identity, tag: RendezvousTag, stamp: u64) -> Lookup {
-        let peer = identity.peer_id();
-        let sig = identity.sign(&plain_bytes(LOOKUP_DOMAIN, &tag, &peer, stamp));
-        Lookup {
-            tag,
-            peer,
-            stamp,
-            sig,
-        }
+    pub fn new(identity: &Identity, q: Query) -> Lookup {
+        let mut lookup = Lookup {
+            tag: q.tag,
+            peer: identity.peer_id(),
+            stamp: q.stamp,
+            nonce: q.nonce,
+            page: q.page,
+            proof: q.proof,
+            sig: [0; SIGNATURE_LEN],
+        };
+        lookup.sig = identity.sign(&lookup.signed_bytes());
+        lookup
     }
 
     /// Checks that `sig` is `peer`'s signature.
     pub fn verify(&self) -> Result<(), SignalError> {
-        let bytes = plain_bytes(LOOKUP_DOMAIN, &self.tag, &self.peer, self.stamp);
-        Ok(self.peer.verify(&bytes, &self.sig)?)
+        Ok(self.peer.verify(&self.signed_bytes(), &self.sig)?)
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = plain_bytes(LOOKUP_DOMAIN, &self.tag, &self.peer, self.stamp);
+        out.extend_from_slice(&self.nonce.to_be_bytes());
+        out.push(self.page);
+        out.extend_from_slice(self.proof.as_bytes());
+        out
     }
 }
 
@@ -332,20 +424,36 @@ impl Lookup {
 pub struct Registered {
     pub tag: RendezvousTag,
     pub ttl_secs: u32,
+    /// The registration's nonce.
+    pub nonce: u64,
 }
 
-/// Server → client: the live entries under `tag`, without the asker.
+/// Server → client: one page of the live entries under `tag`, without the
+/// asker. A page may come in several datagrams, each a `Peers` with the
+/// same nonce and page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Peers {
     pub tag: RendezvousTag,
+    /// The lookup's nonce.
+    pub nonce: u64,
+    /// This page, from 0.
+    pub page: u8,
+    /// How many pages there are now (at least 1).
+    pub pages: u8,
     /// At most [`MAX_ENTRIES_PER_REPLY`].
     pub entries: Vec<Entry>,
 }
 
 impl Peers {
-    /// Checks the limits on entries and their addresses.
+    /// Checks the limits on pages, entries and their addresses.
     pub fn verify(&self) -> Result<(), SignalError> {
+        if self.pages == 0 || self.pages > MAX_PAGES || self.page >= self.pages {
+            return Err(SignalError::BadPage {
+                page: self.page,
+                pages: self.pages,
+            });
+        }
         if self.entries.len() > MAX_ENTRIES_PER_REPLY {
             return Err(SignalError::TooManyEntries {
                 count: self.entries.len(),
@@ -362,6 +470,8 @@ impl Peers {
 #[serde(deny_unknown_fields)]
 pub struct Arrived {
     pub tag: RendezvousTag,
+    /// The nonce of the recipient's registration.
+    pub nonce: u64,
     pub entry: Entry,
 }
 
@@ -390,6 +500,9 @@ pub enum RejectReason {
     RoomFull,
     /// The server holds as many entries as it keeps in all.
     ServerFull,
+    /// The source address already holds as many entries as the server
+    /// keeps for one source (per tag or in all).
+    SourceFull,
     /// Too many requests from this source; try again later.
     RateLimited,
 }
@@ -403,6 +516,8 @@ pub struct Entry {
     pub observed: SocketAddr,
     /// What the peer reported itself, at most [`MAX_ADDRS`].
     pub addrs: Vec<SocketAddr>,
+    /// The peer's membership proof, as it registered it.
+    pub proof: MembershipProof,
 }
 
 impl Entry {
@@ -479,34 +594,6 @@ fn plain_bytes(domain: &[u8], tag: &RendezvousTag, peer: &PeerId, stamp: u64) ->
     out.extend_from_slice(tag.as_bytes());
     out.extend_from_slice(peer.as_bytes());
     out.extend_from_slice(&stamp.to_be_bytes());
-    out
-}
-
-/// The signed bytes of a registration. `addrs` has been checked to hold at
-/// most [`MAX_ADDRS`] addresses, so its length fits the count byte.
-fn register_bytes(
-    tag: &RendezvousTag,
-    peer: &PeerId,
-    addrs: &[SocketAddr],
-    ttl_secs: u32,
-    stamp: u64,
-) -> Vec<u8> {
-    let mut out = plain_bytes(REGISTER_DOMAIN, tag, peer, stamp);
-    out.extend_from_slice(&ttl_secs.to_be_bytes());
-    out.push(u8::try_from(addrs.len()).unwrap_or(u8::MAX));
-    for addr in addrs {
-        match addr.ip() {
-            IpAddr::V4(ip) => {
-                out.push(4);
-                out.extend_from_slice(&ip.octets());
-            }
-            IpAddr::V6(ip) => {
-                out.push(6);
-                out.extend_from_slice(&ip.octets());
-            }
-        }
-        out.extend_from_slice(&addr.port().to_be_bytes());
-    }
     out
 }
 

@@ -22,13 +22,23 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_tags: u64,
 
-    /// Most entries (peers) under one tag.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    /// Most entries (peers) under one tag (a lookup pages through at most
+    /// 1,024).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_per_tag: u64,
 
     /// Most entries in all.
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_entries: u64,
+
+    /// Most entries registered from one source IP, in all (a NAT shares
+    /// one IP among its users).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_per_source: u64,
+
+    /// Most entries registered from one source IP under one tag.
+    #[arg(long = "max-per-source-tag", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_per_source_per_tag: u64,
 
     /// Datagrams per second one source address may send on average.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use rand_core::RngCore;
 use tokio::net::UdpSocket;
 
 use crate::cli::Args;
@@ -41,7 +42,13 @@ async fn run(args: Args) -> Result<()> {
         max_tags: to_usize(args.max_tags),
         max_per_tag: to_usize(args.max_per_tag),
         max_entries: to_usize(args.max_entries),
+        max_per_source: to_usize(args.max_per_source),
+        max_per_source_per_tag: to_usize(args.max_per_source_per_tag),
     };
+    // The secret of the order of lookups: nobody may predict who comes
+    // first.
+    let mut seed = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut seed);
     let rate = RateConfig {
         rate: args.rate,
         burst: args.burst,
@@ -52,7 +59,7 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!(%local, ?limits, ?rate, "listening");
     let outcome = udp::serve(
         socket,
-        Registry::new(limits),
+        Registry::new(limits, seed),
         RateLimiter::new(rate),
         Duration::from_secs(args.stats_every),
         &mut shutdown,

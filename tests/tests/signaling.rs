@@ -5,13 +5,16 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use p2pchat_core::signaling::{Lookup, Message, Register, Unregister};
+use p2pchat_core::room::MembershipProof;
+use p2pchat_core::signaling::{
+    Arrived, Entry, Lookup, Message, Peers, Query, Register, Registration, Unregister,
+};
 use p2pchat_core::wire::{self, Datagram};
 use p2pchat_core::{Config, MemoryStore, Node, UserName};
 use p2pchat_core::{Identity, PeerId, RendezvousTag, RoomKey};
 use p2pchat_sim::{settle, Settled};
 use p2pchat_tests::process::Stream;
-use p2pchat_tests::{binary, Process};
+use p2pchat_tests::{binary, ChatNode, Process};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -66,7 +69,7 @@ impl Client {
     fn register(&mut self, tag: RendezvousTag, ttl: u32) -> Result<()> {
         let stamp = self.next_stamp();
         let me = self.addr()?;
-        let r = Register::new(&self.identity, tag, vec![me], ttl, stamp)?;
+        let r = Register::new(&self.identity, registration(tag, vec![me], ttl, stamp))?;
         self.send(Message::Register(r))
     }
 
@@ -81,7 +84,10 @@ impl Client {
 
     fn lookup(&mut self, tag: RendezvousTag) -> Result<()> {
         let stamp = self.next_stamp();
-        self.send(Message::Lookup(Lookup::new(&self.identity, tag, stamp)))
+        self.send(Message::Lookup(Lookup::new(
+            &self.identity,
+            query(tag, stamp),
+        )))
     }
 
     /// Waits (bounded) for a message matching `pred`, skipping others.
@@ -221,10 +227,13 @@ fn a_battery_of_bad_datagrams_is_dropped_and_counted() -> Result<()> {
     let alice = Client::new(1, addr)?;
     let t = tag(3);
     let valid_register = {
-        let r = Register::new(&alice.identity, t, vec![alice.addr()?], 60, 10)?;
+        let r = Register::new(
+            &alice.identity,
+            registration(t, vec![alice.addr()?], 60, 10),
+        )?;
         wire::encode_sig(Message::Register(r))
     };
-    let mut forged = Register::new(&mallory.identity, t, vec![], 60, 11)?;
+    let mut forged = Register::new(&mallory.identity, registration(t, vec![], 60, 11))?;
     forged.peer = alice.peer();
     let mut battery: Vec<Vec<u8>> = vec![
         Vec::new(),
@@ -286,7 +295,7 @@ fn a_flood_from_one_source_does_not_silence_the_others() -> Result<()> {
     let flooder = UdpSocket::bind("127.0.0.1:0")?;
     let noise = Client::new(7, addr)?;
     let flood_msg = {
-        let l = Lookup::new(&noise.identity, tag(4), 1);
+        let l = Lookup::new(&noise.identity, query(tag(4), 1));
         wire::encode_sig(Message::Lookup(l))
     };
     let mut bob = Client::new(2, addr)?;
@@ -448,6 +457,30 @@ fn a_node_registers_with_every_server_it_is_given() -> Result<()> {
     Ok(())
 }
 
+/// A registration under `tag` (the server cannot check membership
+/// proofs, so any will do here).
+fn registration(tag: RendezvousTag, addrs: Vec<SocketAddr>, ttl: u32, stamp: u64) -> Registration {
+    Registration {
+        tag,
+        addrs,
+        ttl_secs: ttl,
+        stamp,
+        nonce: stamp.wrapping_mul(0x9e37_79b9),
+        proof: MembershipProof::from_bytes([7; 16]),
+    }
+}
+
+/// A lookup of page 0 of `tag`.
+fn query(tag: RendezvousTag, stamp: u64) -> Query {
+    Query {
+        tag,
+        stamp,
+        nonce: stamp.wrapping_mul(0x85eb_ca6b),
+        page: 0,
+        proof: MembershipProof::from_bytes([7; 16]),
+    }
+}
+
 /// The value of `name=` in a stats line.
 fn counter(line: &str, name: &str) -> Option<u64> {
     let key = format!("{name}=");
@@ -465,4 +498,138 @@ fn now() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
         .max(1)
+}
+
+// ----- what an outsider holding only the tag can do through the server ---
+
+/// A socket for the victim of a reflection, and the bytes it received
+/// within `wait` (bounded).
+fn victim_receives(victim: &UdpSocket, wait: Duration) -> Result<usize> {
+    victim.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let deadline = Instant::now() + wait;
+    let mut total = 0;
+    let mut buf = vec![0u8; 65_536];
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = victim.recv_from(&mut buf) {
+            total += n;
+        }
+    }
+    Ok(total)
+}
+
+/// The room's tag, as anyone who sees its traffic reads it in clear.
+fn tag_of(chat_id: &str) -> Result<RendezvousTag> {
+    let chat: p2pchat_core::ChatId = chat_id.parse()?;
+    Ok(chat.key().rendezvous_tag())
+}
+
+/// An outsider who knows only a room's tag registers an entry naming a
+/// victim's address and looks the tag up, so the server announces it to
+/// the room's members. Before the membership proof, the members sent the
+/// victim 68 KB in 2 s for 2.2 KB; now nothing: the entry's proof does
+/// not hold.
+#[test]
+fn a_registration_naming_a_victim_makes_no_member_send_to_it() -> Result<()> {
+    let (_server, addr) = start_server(&[], &[])?;
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let mut alice = ChatNode::start("alice", dirs[0].path(), &[addr], &[])?;
+    let mut bob = ChatNode::start("bob", dirs[1].path(), &[addr], &[])?;
+    let chat_id = alice.create_chat("general")?;
+    bob.join_chat(&chat_id)?;
+    let bob_peer = bob.peer.clone();
+    alice.expect_online(&[&bob_peer])?;
+    let victim = UdpSocket::bind("127.0.0.1:0")?;
+    let t = tag_of(&chat_id)?;
+    let mut mallory = Client::new(66, addr)?;
+    let mut sent = 0;
+    for round in 0..5u64 {
+        let stamp = mallory.next_stamp();
+        let r = Register::new(
+            &mallory.identity,
+            registration(t, vec![victim.local_addr()?], 300, stamp),
+        )?;
+        let register = wire::encode_sig(Message::Register(r));
+        let lookup_stamp = mallory.next_stamp();
+        let lookup = wire::encode_sig(Message::Lookup(Lookup::new(
+            &mallory.identity,
+            query(t, lookup_stamp),
+        )));
+        for bytes in [register, lookup] {
+            sent += bytes.len();
+            mallory.socket.send_to(&bytes, addr)?;
+        }
+        if round == 0 {
+            mallory.expect("registered", |m| matches!(m, Message::Registered(_)))?;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let received = victim_receives(&victim, Duration::from_secs(3))?;
+    assert_eq!(
+        received, 0,
+        "the victim received {received} bytes for the {sent} bytes the attacker sent"
+    );
+    Ok(())
+}
+
+/// A process squats the node's configured signaling port and answers its
+/// lookups (it sees them, so it echoes their nonces) with 16 made-up
+/// members at a victim's address: none is taken, and the victim receives
+/// nothing.
+#[test]
+fn a_squatted_signaling_port_adds_no_member() -> Result<()> {
+    let squatter = UdpSocket::bind("127.0.0.1:0")?;
+    squatter.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let squatted = squatter.local_addr()?;
+    let victim = UdpSocket::bind("127.0.0.1:0")?;
+    let victim_addr = victim.local_addr()?;
+    let dir = tempfile::tempdir()?;
+    let mut alice = ChatNode::start("alice", dir.path(), &[squatted], &[])?;
+    alice.create_chat("general")?;
+    let fakes: Vec<Entry> = (0..16u8)
+        .map(|i| Entry {
+            peer: Identity::from_secret_bytes(&[100 + i; 32]).peer_id(),
+            observed: victim_addr,
+            addrs: vec![victim_addr],
+            proof: MembershipProof::from_bytes([i; 16]),
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(7);
+    let mut answered = 0;
+    let mut buf = vec![0u8; 65_536];
+    while Instant::now() < deadline {
+        let Ok((n, from)) = squatter.recv_from(&mut buf) else {
+            continue;
+        };
+        let answer = match wire::decode(&buf[..n]) {
+            Ok(Datagram::Sig(s)) => match s.msg {
+                Message::Lookup(l) => Message::Peers(Peers {
+                    tag: l.tag,
+                    nonce: l.nonce,
+                    page: 0,
+                    pages: 1,
+                    entries: fakes.iter().take(4).cloned().collect(),
+                }),
+                Message::Register(r) => Message::Arrived(Arrived {
+                    tag: r.tag,
+                    nonce: r.nonce,
+                    entry: fakes[answered % fakes.len()].clone(),
+                }),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        squatter.send_to(&wire::encode_sig(answer), from)?;
+        answered += 1;
+    }
+    assert!(answered >= 2, "the node asked the squatter");
+    let received = victim_receives(&victim, Duration::from_secs(1))?;
+    assert_eq!(received, 0, "the victim received {received} bytes");
+    alice.send("/peers general")?;
+    let peers = alice.event("peers", |v| v["event"] == "peers")?;
+    assert_eq!(
+        peers["members"].as_array().map(Vec::len),
+        Some(0),
+        "members taken from the squatter: {peers}"
+    );
+    Ok(())
 }

@@ -5,8 +5,9 @@ use p2pchat_core::clock::{EventId, VersionVector};
 use p2pchat_core::history::Body;
 use p2pchat_core::membership::{Beat, Bye, Hint};
 use p2pchat_core::replication::Summary;
+use p2pchat_core::room::MembershipProof;
 use p2pchat_core::signaling::{
-    Arrived, Entry, Lookup, Message, Peers, Registered, RejectReason, Rejected,
+    Arrived, Entry, Lookup, Message, Peers, Query, Registered, RejectReason, Rejected,
 };
 use p2pchat_core::wire::{self, Control, EventWire, RoomKind, Sealed};
 use p2pchat_core::RendezvousTag;
@@ -533,17 +534,29 @@ impl Run {
                         peer: fx.peer_id(usize::from(*p)),
                         observed: any_addr(usize::from(*o)),
                         addrs: addrs.iter().map(|a| any_addr(usize::from(*a))).collect(),
+                        proof: MembershipProof::from_bytes([*p; 16]),
                     })
                     .collect();
+                // Nonces are the node's own random numbers: a fuzzed answer
+                // cannot echo one, and must be dropped as unbound.
+                let nonce = u64::from(what);
                 let msg = match what % 8 {
-                    0 | 5 => Message::Peers(Peers { tag, entries }),
+                    0 | 5 => Message::Peers(Peers {
+                        tag,
+                        nonce,
+                        page: 0,
+                        pages: 1,
+                        entries,
+                    }),
                     1 | 6 => Message::Arrived(Arrived {
                         tag,
+                        nonce,
                         entry: if entries.is_empty() {
                             Entry {
                                 peer: fx.peer_id(0),
                                 observed: any_addr(0),
                                 addrs: Vec::new(),
+                                proof: MembershipProof::from_bytes([0; 16]),
                             }
                         } else {
                             entries.swap_remove(0)
@@ -552,6 +565,7 @@ impl Run {
                     2 => Message::Registered(Registered {
                         tag,
                         ttl_secs: u32::from(what),
+                        nonce,
                     }),
                     3 => Message::Rejected(Rejected {
                         reason: [
@@ -563,9 +577,19 @@ impl Run {
                             RejectReason::RoomFull,
                             RejectReason::ServerFull,
                             RejectReason::RateLimited,
-                        ][usize::from(what >> 4) % 8],
+                            RejectReason::SourceFull,
+                        ][usize::from(what >> 4) % 9],
                     }),
-                    _ => Message::Lookup(Lookup::new(fx.peer(0), tag, self.h.now)),
+                    _ => Message::Lookup(Lookup::new(
+                        fx.peer(0),
+                        Query {
+                            tag,
+                            stamp: self.h.now,
+                            nonce,
+                            page: 0,
+                            proof: MembershipProof::from_bytes([0; 16]),
+                        },
+                    )),
                 };
                 let from = if from == 0 {
                     server()

@@ -11,8 +11,8 @@ use p2pchat_core::membership::{Beat, Bye, Hint};
 use p2pchat_core::relay::Frame;
 use p2pchat_core::replication::Summary;
 use p2pchat_core::signaling::{
-    Arrived, Entry, Lookup, Message, Peers, Register, Registered, RejectReason, Rejected,
-    Unregister,
+    Arrived, Entry, Lookup, Message, Peers, Query, Register, Registered, Registration,
+    RejectReason, Rejected, Unregister,
 };
 use p2pchat_core::wire::{self, Control, EventWire, Frag, RoomKind, Sealed, DEFAULT_MTU};
 use p2pchat_core::{ChatId, RoomId, RoomKey, RoomName};
@@ -140,38 +140,73 @@ fn payloads() -> Vec<(&'static str, Vec<u8>)> {
 fn messages() -> Vec<(&'static str, Message)> {
     let fx = fixtures::get();
     let tag = fx.chat.key().rendezvous_tag();
+    let proofs = fx.chat.key().proof_key();
     let v6: SocketAddr = "[2001:db8::7]:4000".parse().unwrap();
     let entry = Entry {
         peer: fx.peer_id(1),
         observed: usable_addrs()[1],
         addrs: vec![usable_addrs()[2], v6],
+        proof: proofs.proof(&fx.peer_id(1)),
+    };
+    let registration = Registration {
+        tag,
+        addrs: vec![usable_addrs()[0], v6],
+        ttl_secs: 60,
+        stamp: 7,
+        nonce: 11,
+        proof: proofs.proof(&fx.peer_id(0)),
+    };
+    let query = Query {
+        tag,
+        stamp: 9,
+        nonce: 12,
+        page: 0,
+        proof: proofs.proof(&fx.peer_id(0)),
     };
     vec![
         (
             "register",
-            Register::new(fx.peer(0), tag, vec![usable_addrs()[0], v6], 60, 7)
-                .unwrap()
-                .into(),
+            Register::new(fx.peer(0), registration).unwrap().into(),
         ),
         ("unregister", Unregister::new(fx.peer(0), tag, 8).into()),
-        ("lookup", Lookup::new(fx.peer(0), tag, 9).into()),
-        ("registered", Registered { tag, ttl_secs: 60 }.into()),
+        ("lookup", Lookup::new(fx.peer(0), query).into()),
+        (
+            "registered",
+            Registered {
+                tag,
+                ttl_secs: 60,
+                nonce: 11,
+            }
+            .into(),
+        ),
         (
             "peers",
             Peers {
                 tag,
+                nonce: 12,
+                page: 0,
+                pages: 2,
                 entries: vec![
                     entry.clone(),
                     Entry {
                         peer: fx.peer_id(2),
                         observed: v6,
                         addrs: Vec::new(),
+                        proof: proofs.proof(&fx.peer_id(2)),
                     },
                 ],
             }
             .into(),
         ),
-        ("arrived", Arrived { tag, entry }.into()),
+        (
+            "arrived",
+            Arrived {
+                tag,
+                nonce: 11,
+                entry,
+            }
+            .into(),
+        ),
         (
             "rejected",
             Rejected {

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use p2pchat_core::rendezvous::{Limits, Registry, MAX_REPLY_LEN, MAX_REQUEST_LEN};
+use p2pchat_core::room::MembershipProof;
 use p2pchat_core::signaling::{
-    Entry, Lookup, Message, Register, Unregister, MAX_ENTRIES_PER_REPLY,
+    Entry, Lookup, Message, Query, Register, Registration, Unregister, MAX_ENTRIES_PER_REPLY,
 };
 use p2pchat_core::wire::{self, Datagram};
 use p2pchat_core::{PeerId, RendezvousTag};
@@ -166,13 +167,22 @@ fn tag(i: u8) -> RendezvousTag {
     RendezvousTag::from_bytes([i % 3; 32])
 }
 
+/// The membership proof peer `i` registers with (any 16 bytes do: the
+/// server cannot check proofs, it only hands them out).
+fn proof(i: u8) -> MembershipProof {
+    MembershipProof::from_bytes([i; 16])
+}
+
 /// What the registry should hold: every `(tag, peer)` it acknowledged and
-/// did not remove, as its replies tell.
+/// did not remove, as its replies tell (and as its eviction count says,
+/// when it made room for a newcomer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Slot {
     observed: SocketAddr,
     addrs: Vec<SocketAddr>,
     expires: u64,
+    nonce: u64,
+    proof: MembershipProof,
 }
 
 /// A run: a registry with small limits (from the first byte) takes the
@@ -195,13 +205,16 @@ struct Slot {
 pub fn signaling(data: &[u8]) {
     let mut input = Input::new(data);
     let b = input.u8();
+    let c = input.u8();
     let limits = Limits {
         max_tags: 1 + usize::from(b % 4),
         max_per_tag: 1 + usize::from((b >> 2) % 4),
         max_entries: 1 + usize::from((b >> 4) % 8),
+        max_per_source: 1 + usize::from(c % 8),
+        max_per_source_per_tag: 1 + usize::from((c >> 3) % 4),
     };
     let mut run = Run {
-        registry: Registry::new(limits),
+        registry: Registry::new(limits, [c; 32]),
         limits,
         now: T0,
         model: BTreeMap::new(),
@@ -254,16 +267,24 @@ impl Run {
                     addrs.iter().map(|a| any_addr(usize::from(*a))).collect();
                 let stamp = self.stamp(peer, stamp);
                 let ttl = u32::from(ttl);
-                let mut r = Register::new(identity, tag(t), addrs.clone(), ttl, stamp).unwrap_or(
-                    Register {
-                        tag: tag(t),
-                        peer: identity.peer_id(),
-                        addrs,
-                        ttl_secs: ttl,
-                        stamp,
-                        sig: [0; 64],
-                    },
-                );
+                let registration = Registration {
+                    tag: tag(t),
+                    addrs: addrs.clone(),
+                    ttl_secs: ttl,
+                    stamp,
+                    nonce: stamp ^ 0x6e6f6e6365,
+                    proof: proof(peer),
+                };
+                let mut r = Register::new(identity, registration).unwrap_or(Register {
+                    tag: tag(t),
+                    peer: identity.peer_id(),
+                    addrs,
+                    ttl_secs: ttl,
+                    stamp,
+                    nonce: 0,
+                    proof: proof(peer),
+                    sig: [0; 64],
+                });
                 match tamper % 4 {
                     1 => r.sig[usize::from(tamper >> 2) % 64] ^= 1,
                     2 => r.stamp = r.stamp.wrapping_add(1),
@@ -297,7 +318,14 @@ impl Run {
                 tamper,
             } => {
                 let identity = fx.sealer(usize::from(peer));
-                let mut l = Lookup::new(identity, tag(t), self.stamp(peer, stamp));
+                let query = Query {
+                    tag: tag(t),
+                    stamp: self.stamp(peer, stamp),
+                    nonce: u64::from(tamper),
+                    page: (tamper >> 2) % 4,
+                    proof: proof(peer),
+                };
+                let mut l = Lookup::new(identity, query);
                 match tamper % 4 {
                     1 => l.sig[usize::from(tamper >> 2) % 64] ^= 1,
                     2 => l.stamp = l.stamp.wrapping_add(1),
@@ -324,7 +352,34 @@ impl Run {
 
     fn handle(&mut self, from: SocketAddr, bytes: &[u8]) {
         check_message(bytes);
+        let evicted = self.registry.stats().evicted;
         let replies = self.registry.handle(self.now, from, bytes);
+        // Entries the registry gave up to make room: they are no longer
+        // held, and exactly as many as it counted.
+        let gone: Vec<(RendezvousTag, PeerId)> = self
+            .model
+            .keys()
+            .filter(|(tag, peer)| !self.registry.holds(tag, peer))
+            .copied()
+            .collect();
+        let registered_now = match wire::decode(bytes) {
+            Ok(Datagram::Sig(s)) => match s.msg {
+                Message::Register(r) => Some((r.tag, r.peer)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let evicted_now = self.registry.stats().evicted - evicted;
+        let gone_count = gone
+            .iter()
+            .filter(|key| Some(**key) != registered_now)
+            .count() as u64;
+        assert!(gone_count <= evicted_now, "entries vanished: {gone:?}");
+        for key in gone {
+            if Some(key) != registered_now {
+                self.model.remove(&key);
+            }
+        }
         self.handled += 1;
         assert_eq!(self.registry.stats().received, self.handled);
         let mut answers = Vec::new();
@@ -374,7 +429,10 @@ impl Run {
                         panic!("a register answered with {:?}", answers[0]);
                     };
                     assert_eq!(*to, from);
-                    assert_eq!((ack.tag, ack.ttl_secs), (r.tag, r.ttl_secs));
+                    assert_eq!(
+                        (ack.tag, ack.ttl_secs, ack.nonce),
+                        (r.tag, r.ttl_secs, r.nonce)
+                    );
                     assert!(
                         r.verify().is_ok(),
                         "registered a request that does not verify"
@@ -383,6 +441,8 @@ impl Run {
                         observed: from,
                         addrs: r.addrs,
                         expires: self.now + u64::from(r.ttl_secs) * 1000,
+                        nonce: r.nonce,
+                        proof: r.proof,
                     };
                     self.model.insert((r.tag, r.peer), slot);
                 }
@@ -410,47 +470,66 @@ impl Run {
 
     fn check_lookup(&self, l: &Lookup, from: SocketAddr, answers: &[(SocketAddr, Message)]) {
         let mut listed: Vec<Entry> = Vec::new();
-        let mut notices: Vec<(SocketAddr, Entry)> = Vec::new();
+        let mut notices: Vec<(SocketAddr, u64, Entry)> = Vec::new();
+        let mut pages = Vec::new();
         for (to, m) in answers {
             match m {
                 Message::Peers(p) => {
                     assert_eq!(*to, from);
-                    assert_eq!(p.tag, l.tag);
+                    assert_eq!((p.tag, p.nonce), (l.tag, l.nonce));
+                    pages.push((p.page, p.pages));
                     listed.extend(p.entries.iter().cloned());
                 }
                 Message::Arrived(a) => {
                     assert_eq!(a.tag, l.tag);
-                    notices.push((*to, a.entry.clone()));
+                    notices.push((*to, a.nonce, a.entry.clone()));
                 }
                 other => panic!("a lookup answered with {other:?}"),
             }
         }
-        assert!(
-            answers.iter().any(|(_, m)| matches!(m, Message::Peers(_))),
-            "a lookup is always answered with peers"
-        );
-        let live: Vec<Entry> = self
+        assert!(!pages.is_empty(), "a lookup is always answered with peers");
+        pages.dedup();
+        assert_eq!(pages.len(), 1, "one page per lookup: {pages:?}");
+        let (page, count) = pages[0];
+        let live: Vec<(Entry, u64)> = self
             .model
             .iter()
             .filter(|((tag, peer), slot)| {
                 *tag == l.tag && *peer != l.peer && slot.expires > self.now
             })
-            .map(|((_, peer), slot)| Entry {
-                peer: *peer,
-                observed: slot.observed,
-                addrs: slot.addrs.clone(),
+            .map(|((_, peer), slot)| {
+                let entry = Entry {
+                    peer: *peer,
+                    observed: slot.observed,
+                    addrs: slot.addrs.clone(),
+                    proof: slot.proof,
+                };
+                (entry, slot.nonce)
             })
             .collect();
-        assert!(listed.len() <= MAX_ENTRIES_PER_REPLY);
+        let per_page = MAX_ENTRIES_PER_REPLY;
+        let expected_pages = live.len().div_ceil(per_page).max(1);
+        assert_eq!(usize::from(count), expected_pages, "pages announced");
+        assert_eq!(
+            usize::from(page),
+            usize::from(l.page).min(expected_pages - 1),
+            "the page asked for, or the last one"
+        );
         assert!(
             listed.iter().all(|e| e.peer != l.peer),
             "the asker was listed"
         );
         assert!(
-            listed.iter().all(|e| live.contains(e)),
+            listed
+                .iter()
+                .all(|e| live.iter().any(|(held, _)| held == e)),
             "listed an entry not held"
         );
-        assert_eq!(listed.len(), live.len().min(MAX_ENTRIES_PER_REPLY));
+        let on_page = live
+            .len()
+            .saturating_sub(usize::from(page) * per_page)
+            .min(per_page);
+        assert_eq!(listed.len(), on_page);
         let asker = Entry {
             peer: l.peer,
             observed: from,
@@ -459,20 +538,34 @@ impl Run {
                 .get(&(l.tag, l.peer))
                 .map(|s| s.addrs.clone())
                 .unwrap_or_default(),
+            proof: l.proof,
         };
-        let mut told: Vec<SocketAddr> = notices.iter().map(|(to, _)| *to).collect();
-        let mut expected: Vec<SocketAddr> = listed.iter().map(|e| e.observed).collect();
+        let mut told: Vec<(SocketAddr, u64)> = notices.iter().map(|(to, n, _)| (*to, *n)).collect();
+        let mut expected: Vec<(SocketAddr, u64)> = listed
+            .iter()
+            .map(|e| {
+                let nonce = live
+                    .iter()
+                    .find(|(held, _)| held == e)
+                    .map_or(0, |(_, n)| *n);
+                (e.observed, nonce)
+            })
+            .collect();
         told.sort();
         expected.sort();
         assert_eq!(
             told, expected,
-            "not every listed entry was told of the asker"
+            "every listed entry is told of the asker, with its own registration's nonce"
         );
-        assert!(notices.iter().all(|(_, e)| *e == asker));
+        assert!(notices.iter().all(|(_, _, e)| *e == asker));
     }
 
     fn check_size(&self) {
         assert_eq!(self.registry.entries(), self.model.len());
+        for (_, slot) in self.model.iter() {
+            let source = slot.observed.ip().to_canonical();
+            assert!(self.registry.entries_of(source) <= self.limits.max_per_source);
+        }
         let mut tags: Vec<RendezvousTag> = self.model.keys().map(|(t, _)| *t).collect();
         tags.dedup();
         assert_eq!(self.registry.tags(), tags.len());

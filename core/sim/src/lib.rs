@@ -125,6 +125,14 @@ fn node_addr(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), 5000)
 }
 
+/// The signaling server's secret, from the scenario's seed (drawn apart
+/// from the network's RNG, so it does not change the network's draws).
+fn registry_seed(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    ChaCha20Rng::seed_from_u64(seed ^ 0x7265_6e64_657a_766f).fill_bytes(&mut bytes);
+    bytes
+}
+
 /// A violated invariant or a failed expectation.
 pub type Check = Result<(), String>;
 
@@ -148,6 +156,9 @@ pub struct Sim {
     pub max_pending_bytes: usize,
     pub max_reassembly_bytes: usize,
     pub datagrams: u64,
+    /// Datagrams handed to the network, by destination (before loss):
+    /// what a victim address would receive.
+    pub sent_to: HashMap<SocketAddr, (u64, u64)>,
     pub config: Config,
     /// Node index by address.
     index: HashMap<SocketAddr, usize>,
@@ -182,7 +193,7 @@ impl Sim {
             partition: None,
             signal: SimSignal {
                 up: true,
-                registry: Registry::new(Limits::default()),
+                registry: Registry::new(Limits::default(), registry_seed(seed)),
             },
             sent: HashMap::new(),
             trace: Vec::new(),
@@ -191,6 +202,7 @@ impl Sim {
             max_pending_bytes: 0,
             max_reassembly_bytes: 0,
             datagrams: 0,
+            sent_to: HashMap::new(),
             config,
             index: HashMap::new(),
             timer_at: Vec::new(),
@@ -382,7 +394,21 @@ impl Sim {
         group(a) == group(b)
     }
 
+    /// Puts a datagram on the network as if `from` sent it (an attacker,
+    /// or anyone spoofing `from`), subject to the network's loss and delay.
+    pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        self.send(from, to, bytes);
+    }
+
+    /// Datagrams and bytes handed to the network for `to` so far.
+    pub fn sent_to(&self, to: SocketAddr) -> (u64, u64) {
+        self.sent_to.get(&to).copied().unwrap_or((0, 0))
+    }
+
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        let counted = self.sent_to.entry(to).or_insert((0, 0));
+        counted.0 += 1;
+        counted.1 += bytes.len() as u64;
         if bytes.len() > self.config.mtu {
             self.violations
                 .push(format!("datagram of {} bytes exceeds the MTU", bytes.len()));

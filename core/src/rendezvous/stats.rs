@@ -49,6 +49,9 @@ pub struct Stats {
     pub bad_request: u64,
     pub room_full: u64,
     pub server_full: u64,
+    pub source_full: u64,
+    /// Entries removed to make room for a source holding fewer.
+    pub evicted: u64,
 }
 
 impl Stats {
@@ -68,6 +71,7 @@ impl Stats {
                 }
                 RejectReason::RoomFull => &mut self.room_full,
                 RejectReason::ServerFull => &mut self.server_full,
+                RejectReason::SourceFull => &mut self.source_full,
                 RejectReason::RateLimited => &mut self.rate_limited,
             },
         };
@@ -86,6 +90,7 @@ impl Stats {
             + self.bad_request
             + self.room_full
             + self.server_full
+            + self.source_full
     }
 }
 
@@ -95,7 +100,8 @@ impl fmt::Display for Stats {
             f,
             "received={} registered={} unregistered={} expired={} lookups={} dropped={} \
              [oversized={} malformed={} not_signaling={} unexpected={} rate_limited={} \
-             bad_signature={} stale_stamp={} bad_request={} room_full={} server_full={}]",
+             bad_signature={} stale_stamp={} bad_request={} room_full={} server_full={} \
+             source_full={}] evicted={}",
             self.received,
             self.registered,
             self.unregistered,
@@ -112,6 +118,8 @@ impl fmt::Display for Stats {
             self.bad_request,
             self.room_full,
             self.server_full,
+            self.source_full,
+            self.evicted,
         )
     }
 }

@@ -32,6 +32,9 @@ pub const RENDEZVOUS_TAG_LEN: usize = 32;
 pub const MAX_ROOM_NAME_LEN: usize = 64;
 
 const RENDEZVOUS_DOMAIN: &[u8] = b"p2pchat/v1/rendezvous-tag\0";
+const PROOF_KEY_DOMAIN: &[u8] = b"p2pchat/v1/membership-proof-key\0";
+/// Length of a membership proof in bytes.
+pub const PROOF_LEN: usize = 16;
 
 /// A room's random identifier. Displayed as 32 hex characters.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,6 +103,84 @@ impl RoomKey {
         hasher.update(RENDEZVOUS_DOMAIN);
         hasher.update(self.0.as_ref());
         RendezvousTag(hasher.finalize().into())
+    }
+
+    /// The key members prove membership with at the signaling server,
+    /// derived one-way from the room key (and distinct from the tag).
+    pub fn proof_key(&self) -> ProofKey {
+        let mut hasher = Sha256::new();
+        hasher.update(PROOF_KEY_DOMAIN);
+        hasher.update(self.0.as_ref());
+        ProofKey(Zeroizing::new(hasher.finalize().into()))
+    }
+}
+
+/// The key of a room's membership proofs (see [`RoomKey::proof_key`]).
+///
+/// A member registers at a signaling server with a [`MembershipProof`]:
+/// `HMAC-SHA256(proof key, peer id)`, cut to [`PROOF_LEN`] bytes. The
+/// server cannot check it (it has no key) and hands it out with the entry;
+/// members check it, so an entry made by someone without the room key is
+/// never used, and a proof copied from another member's entry does not
+/// fit a different peer id.
+#[derive(Clone)]
+pub struct ProofKey(Zeroizing<[u8; 32]>);
+
+impl ProofKey {
+    /// The proof that `peer` holds the room key.
+    pub fn proof(&self, peer: &crate::identity::PeerId) -> MembershipProof {
+        use hmac::{Hmac, Mac};
+        // HMAC takes keys of any length; 32 bytes cannot be refused.
+        let mut mac = match Hmac::<Sha256>::new_from_slice(self.0.as_ref()) {
+            Ok(mac) => mac,
+            Err(_) => return MembershipProof([0; PROOF_LEN]),
+        };
+        mac.update(peer.as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut proof = [0u8; PROOF_LEN];
+        proof.copy_from_slice(&full[..PROOF_LEN]);
+        MembershipProof(proof)
+    }
+
+    /// Whether `proof` is `peer`'s proof (compared in constant time).
+    pub fn verify(&self, peer: &crate::identity::PeerId, proof: &MembershipProof) -> bool {
+        let expected = self.proof(peer);
+        expected
+            .0
+            .iter()
+            .zip(proof.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl fmt::Debug for ProofKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProofKey(<secret>)")
+    }
+}
+
+/// A member's proof, at a signaling server, that it holds the room key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MembershipProof([u8; PROOF_LEN]);
+
+impl MembershipProof {
+    /// Wraps raw bytes (for tests and decoders).
+    pub const fn from_bytes(bytes: [u8; PROOF_LEN]) -> Self {
+        MembershipProof(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; PROOF_LEN] {
+        &self.0
+    }
+}
+
+crate::hex_serde::impl_hex_serde!(MembershipProof, PROOF_LEN);
+
+impl fmt::Debug for MembershipProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MembershipProof({})", hex::encode(self.0))
     }
 }
 

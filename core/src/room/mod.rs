@@ -41,7 +41,7 @@ use crate::addr;
 use crate::chat_id::{ChatId, MAX_BOOTSTRAP};
 use crate::clock::EventId;
 use crate::counters::{Counters, DropReason};
-use crate::discovery::{self, Discovery};
+use crate::discovery::{self, Answer, Discovery};
 use crate::history::{self, Event, History, HistoryStats, Received};
 use crate::identity::{Identity, PeerId};
 use crate::membership::{self, Members};
@@ -49,7 +49,6 @@ use crate::node::{CommandError, Local};
 use crate::output::{AppEvent, OutputQueue};
 use crate::replication::{self, Replication};
 use crate::seal::{RoomCipher, SealError};
-use crate::signaling::Entry;
 use crate::wire::{self, Control, RoomKind, Sealed};
 use crate::UnixMillis;
 
@@ -85,8 +84,8 @@ pub(crate) enum Input {
         sender: PeerId,
         token: String,
     },
-    /// A signaling server listed these members.
-    Found(Vec<Entry>),
+    /// A signaling server answered.
+    Found(Answer),
     /// Time passed.
     Timeout,
 }
@@ -161,6 +160,11 @@ impl<'a> Outbox<'a> {
     /// A random number from the node's seeded RNG.
     pub fn random_u32(&mut self) -> u32 {
         self.rng.next_u32()
+    }
+
+    /// A random nonce from the node's seeded RNG.
+    pub fn random_u64(&mut self) -> u64 {
+        self.rng.next_u64()
     }
 }
 
@@ -272,7 +276,7 @@ impl Room {
             history: History::new(),
             members: Members::new(local.me, timeouts),
             repl: Replication::new(local.config.replication),
-            discovery: Discovery::new(now, chat_id.bootstrap()),
+            discovery: Discovery::new(now, chat_id.bootstrap(), chat_id.key(), &local.me),
             history_seen: HistoryStats::default(),
             announced: (String::new(), 0),
         };
@@ -320,9 +324,10 @@ impl Room {
                 sender,
                 token,
             } => self.on_token(now, kind, addr, sender, token, out),
-            Input::Found(entries) => {
+            Input::Found(answer) => {
                 let digest = self.history.version_vector().digest();
-                discovery::on_found(&mut self.members, &self.link, digest, now, entries, out);
+                let (d, members) = (&mut self.discovery, &mut self.members);
+                discovery::on_answer(d, members, &self.link, digest, now, answer, out);
             }
             Input::Timeout => self.on_timeout(now, out),
         }

@@ -5,16 +5,52 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use serde_json::{json, Value};
 
+use p2pchat_core::room::MembershipProof;
 use p2pchat_core::signaling::{
-    stamp_is_fresh, Arrived, Entry, Lookup, Message, Peers, Register, Registered, RejectReason,
-    Rejected, SignalError, Unregister, DEFAULT_TTL_SECS, MAX_ADDRS, MAX_ENTRIES_PER_REPLY,
-    MAX_TTL_SECS,
+    stamp_is_fresh, Arrived, Entry, Lookup, Message, Peers, Query, Register, Registered,
+    Registration, RejectReason, Rejected, SignalError, Unregister, DEFAULT_TTL_SECS, MAX_ADDRS,
+    MAX_ENTRIES_PER_REPLY, MAX_TTL_SECS,
 };
 use p2pchat_core::{Identity, PeerId, RendezvousTag, RoomKey};
 
 use crate::rng;
 
 const STAMP: u64 = 1_795_000_000_123; // ms, 2026-11
+/// Any membership proof (the server cannot check them; members do).
+const PROOF: MembershipProof = MembershipProof::from_bytes([0x5a; 16]);
+/// The nonce of every request here.
+const NONCE: u64 = 0x0123_4567_89ab_cdef;
+
+/// A registration, signed.
+fn reg(
+    id: &Identity,
+    tag: RendezvousTag,
+    addrs: Vec<SocketAddr>,
+    ttl_secs: u32,
+    stamp: u64,
+) -> Result<Register, SignalError> {
+    let r = Registration {
+        tag,
+        addrs,
+        ttl_secs,
+        stamp,
+        nonce: NONCE,
+        proof: PROOF,
+    };
+    Register::new(id, r)
+}
+
+/// A lookup of page 0, signed.
+fn look(id: &Identity, tag: RendezvousTag, stamp: u64) -> Lookup {
+    let q = Query {
+        tag,
+        stamp,
+        nonce: NONCE,
+        page: 0,
+        proof: PROOF,
+    };
+    Lookup::new(id, q)
+}
 
 /// A unicast IPv6 address with the longest text form (`ff…` is multicast).
 const LONGEST_V6: [u16; 8] = [
@@ -47,7 +83,7 @@ fn some_addrs() -> Vec<SocketAddr> {
 
 /// The documented signed encoding, written out independently of the crate.
 fn signed_bytes(domain: &str, tag: &RendezvousTag, peer: &PeerId, stamp: u64) -> Vec<u8> {
-    let mut out = format!("p2pchat/v1/signal/{domain}\0").into_bytes();
+    let mut out = format!("p2pchat/v2/signal/{domain}\0").into_bytes();
     out.extend_from_slice(tag.as_bytes());
     out.extend_from_slice(peer.as_bytes());
     out.extend_from_slice(&stamp.to_be_bytes());
@@ -63,6 +99,8 @@ fn register_bytes(
 ) -> Vec<u8> {
     let mut out = signed_bytes("register", tag, peer, stamp);
     out.extend_from_slice(&ttl_secs.to_be_bytes());
+    out.extend_from_slice(&NONCE.to_be_bytes());
+    out.extend_from_slice(PROOF.as_bytes());
     out.push(addrs.len() as u8);
     for addr in addrs {
         match addr.ip() {
@@ -96,12 +134,14 @@ fn hostile_register(
         addrs,
         ttl_secs,
         stamp: STAMP,
+        nonce: NONCE,
+        proof: PROOF,
         sig,
     }
 }
 
 fn register(seed: u64) -> Register {
-    Register::new(
+    reg(
         &identity(seed),
         tag(seed),
         some_addrs(),
@@ -116,6 +156,7 @@ fn entry(seed: u64) -> Entry {
         peer: identity(seed).peer_id(),
         observed: v4(203, 0, 113, 7, 40000 + seed as u16),
         addrs: some_addrs(),
+        proof: PROOF,
     }
 }
 
@@ -123,31 +164,39 @@ fn every_message() -> Vec<Message> {
     let alice = identity(1);
     let t = tag(2);
     let mut messages: Vec<Message> = vec![
-        Register::new(&alice, t, some_addrs(), DEFAULT_TTL_SECS, STAMP)
+        reg(&alice, t, some_addrs(), DEFAULT_TTL_SECS, STAMP)
             .expect("valid")
             .into(),
-        Register::new(&alice, t, vec![], MAX_TTL_SECS, STAMP + 1)
+        reg(&alice, t, vec![], MAX_TTL_SECS, STAMP + 1)
             .expect("valid")
             .into(),
         Unregister::new(&alice, t, STAMP + 2).into(),
-        Lookup::new(&alice, t, STAMP + 3).into(),
+        look(&alice, t, STAMP + 3).into(),
         Registered {
             tag: t,
             ttl_secs: DEFAULT_TTL_SECS,
+            nonce: NONCE,
         }
         .into(),
         Peers {
             tag: t,
+            nonce: NONCE,
+            page: 0,
+            pages: 1,
             entries: vec![],
         }
         .into(),
         Peers {
             tag: t,
+            nonce: NONCE,
+            page: 0,
+            pages: 1,
             entries: vec![entry(3), entry(4)],
         }
         .into(),
         Arrived {
             tag: t,
+            nonce: NONCE,
             entry: entry(5),
         }
         .into(),
@@ -230,7 +279,7 @@ fn signatures_cover_the_documented_binary_encoding() {
     let peer = alice.peer_id();
     let t = tag(2);
     let addrs = some_addrs();
-    let r = Register::new(&alice, t, addrs.clone(), 77, STAMP).expect("valid");
+    let r = reg(&alice, t, addrs.clone(), 77, STAMP).expect("valid");
     assert_eq!(
         peer.verify(&register_bytes(&t, &peer, &addrs, 77, STAMP), &r.sig),
         Ok(())
@@ -240,11 +289,12 @@ fn signatures_cover_the_documented_binary_encoding() {
         peer.verify(&signed_bytes("unregister", &t, &peer, STAMP), &u.sig),
         Ok(())
     );
-    let l = Lookup::new(&alice, t, STAMP);
-    assert_eq!(
-        peer.verify(&signed_bytes("lookup", &t, &peer, STAMP), &l.sig),
-        Ok(())
-    );
+    let l = look(&alice, t, STAMP);
+    let mut lookup_bytes = signed_bytes("lookup", &t, &peer, STAMP);
+    lookup_bytes.extend_from_slice(&NONCE.to_be_bytes());
+    lookup_bytes.push(0);
+    lookup_bytes.extend_from_slice(PROOF.as_bytes());
+    assert_eq!(peer.verify(&lookup_bytes, &l.sig), Ok(()));
 }
 
 #[test]
@@ -253,13 +303,13 @@ fn valid_signatures_verify() {
     let t = tag(2);
     let r = register(1);
     assert_eq!(r.verify(), Ok(()));
-    let empty = Register::new(&alice, t, vec![], 1, 0).expect("valid");
+    let empty = reg(&alice, t, vec![], 1, 0).expect("valid");
     assert_eq!(empty.verify(), Ok(()));
     let four = vec![v6(LONGEST_V6, 65535); MAX_ADDRS];
-    let full = Register::new(&alice, t, four, MAX_TTL_SECS, u64::MAX).expect("valid");
+    let full = reg(&alice, t, four, MAX_TTL_SECS, u64::MAX).expect("valid");
     assert_eq!(full.verify(), Ok(()));
     assert_eq!(Unregister::new(&alice, t, STAMP).verify(), Ok(()));
-    assert_eq!(Lookup::new(&alice, t, STAMP).verify(), Ok(()));
+    assert_eq!(look(&alice, t, STAMP).verify(), Ok(()));
     assert_eq!(Message::from(full).verify(), Ok(()));
 }
 
@@ -321,7 +371,7 @@ fn altering_any_signed_field_of_an_unregister_or_lookup_breaks_it() {
     let alice = identity(1);
     let t = tag(2);
     let u = Unregister::new(&alice, t, STAMP);
-    let l = Lookup::new(&alice, t, STAMP);
+    let l = look(&alice, t, STAMP);
     for field in ["tag", "peer", "stamp", "sig"] {
         let mut bad_u = u.clone();
         let mut bad_l = l.clone();
@@ -343,7 +393,7 @@ fn altering_any_signed_field_of_an_unregister_or_lookup_breaks_it() {
 fn a_signature_for_one_kind_is_not_valid_for_another() {
     let alice = identity(1);
     let t = tag(2);
-    let l = Lookup::new(&alice, t, STAMP);
+    let l = look(&alice, t, STAMP);
     let u = Unregister::new(&alice, t, STAMP);
     assert_ne!(l.sig, u.sig);
     let forged_unregister = Unregister {
@@ -362,7 +412,7 @@ fn a_request_signed_by_one_identity_for_another_peer_id_fails() {
     let t = tag(3);
     let addrs = some_addrs();
 
-    let mut r = Register::new(&mallory, t, addrs.clone(), DEFAULT_TTL_SECS, STAMP).expect("valid");
+    let mut r = reg(&mallory, t, addrs.clone(), DEFAULT_TTL_SECS, STAMP).expect("valid");
     r.peer = bob;
     assert_eq!(r.verify(), Err(SignalError::BadSignature));
 
@@ -374,6 +424,8 @@ fn a_request_signed_by_one_identity_for_another_peer_id_fails() {
         addrs,
         ttl_secs: DEFAULT_TTL_SECS,
         stamp: STAMP,
+        nonce: NONCE,
+        proof: PROOF,
         sig,
     };
     assert_eq!(forged.verify(), Err(SignalError::BadSignature));
@@ -381,7 +433,7 @@ fn a_request_signed_by_one_identity_for_another_peer_id_fails() {
     let mut u = Unregister::new(&mallory, t, STAMP);
     u.peer = bob;
     assert_eq!(u.verify(), Err(SignalError::BadSignature));
-    let mut l = Lookup::new(&mallory, t, STAMP);
+    let mut l = look(&mallory, t, STAMP);
     l.peer = bob;
     assert_eq!(l.verify(), Err(SignalError::BadSignature));
 }
@@ -399,7 +451,7 @@ fn a_peer_id_that_is_not_a_key_is_refused_not_panicked_on() {
         }
     }
     let peer = off_curve.expect("some candidate is off the curve");
-    let mut l = Lookup::new(&identity(1), tag(2), STAMP);
+    let mut l = look(&identity(1), tag(2), STAMP);
     l.peer = peer;
     // Hex parsing does not check the curve; verification does.
     let text = serde_json::to_string(&Message::from(l)).expect("serializes");
@@ -413,12 +465,12 @@ fn limits_are_enforced_when_constructing() {
     let t = tag(2);
     let five = vec![v4(10, 0, 0, 1, 5000); 5];
     assert_eq!(
-        Register::new(&alice, t, five, DEFAULT_TTL_SECS, STAMP),
+        reg(&alice, t, five, DEFAULT_TTL_SECS, STAMP),
         Err(SignalError::TooManyAddrs { count: 5, max: 4 })
     );
     for ttl_secs in [0, MAX_TTL_SECS + 1, u32::MAX] {
         assert_eq!(
-            Register::new(&alice, t, some_addrs(), ttl_secs, STAMP),
+            reg(&alice, t, some_addrs(), ttl_secs, STAMP),
             Err(SignalError::BadTtl {
                 ttl_secs,
                 max: MAX_TTL_SECS
@@ -426,10 +478,10 @@ fn limits_are_enforced_when_constructing() {
         );
     }
     for ttl_secs in [1, DEFAULT_TTL_SECS, MAX_TTL_SECS] {
-        assert!(Register::new(&alice, t, some_addrs(), ttl_secs, STAMP).is_ok());
+        assert!(reg(&alice, t, some_addrs(), ttl_secs, STAMP).is_ok());
     }
     let four = vec![v4(10, 0, 0, 1, 5000); MAX_ADDRS];
-    assert!(Register::new(&alice, t, four, DEFAULT_TTL_SECS, STAMP).is_ok());
+    assert!(reg(&alice, t, four, DEFAULT_TTL_SECS, STAMP).is_ok());
 }
 
 fn unusable_addrs() -> Vec<SocketAddr> {
@@ -457,7 +509,7 @@ fn addresses_nobody_can_be_reached_at_are_refused() {
     for bad in unusable_addrs() {
         let addrs = vec![v4(10, 0, 0, 1, 5000), bad];
         assert_eq!(
-            Register::new(&alice, t, addrs, DEFAULT_TTL_SECS, STAMP),
+            reg(&alice, t, addrs, DEFAULT_TTL_SECS, STAMP),
             Err(SignalError::BadAddr { addr: bad }),
             "{bad:?}"
         );
@@ -469,7 +521,7 @@ fn addresses_nobody_can_be_reached_at_are_refused() {
         v4(10, 1, 2, 3, 1),
         v6([0xfe80, 0, 0, 0, 0, 0, 0, 1], 5000),
     ];
-    assert!(Register::new(&alice, t, fine, DEFAULT_TTL_SECS, STAMP).is_ok());
+    assert!(reg(&alice, t, fine, DEFAULT_TTL_SECS, STAMP).is_ok());
 }
 
 #[test]
@@ -522,6 +574,9 @@ fn limits_are_enforced_on_server_replies() {
     let t = tag(1);
     let full = Peers {
         tag: t,
+        nonce: NONCE,
+        page: 0,
+        pages: 1,
         entries: (0..MAX_ENTRIES_PER_REPLY as u64).map(entry).collect(),
     };
     assert_eq!(full.verify(), Ok(()));
@@ -536,13 +591,24 @@ fn limits_are_enforced_on_server_replies() {
     let too_many = Err(SignalError::TooManyAddrs { count: 5, max: 4 });
     let peers = Peers {
         tag: t,
+        nonce: NONCE,
+        page: 0,
+        pages: 1,
         entries: vec![entry(2), fat.clone()],
     };
     assert_eq!(Message::from(peers).verify(), too_many);
-    let arrived = Arrived { tag: t, entry: fat };
+    let arrived = Arrived {
+        tag: t,
+        nonce: NONCE,
+        entry: fat,
+    };
     assert_eq!(Message::from(arrived).verify(), too_many);
     for ttl_secs in [0, MAX_TTL_SECS + 1] {
-        let registered = Registered { tag: t, ttl_secs };
+        let registered = Registered {
+            tag: t,
+            ttl_secs,
+            nonce: NONCE,
+        };
         assert!(Message::from(registered).verify().is_err(), "{ttl_secs}");
     }
 }
@@ -650,11 +716,12 @@ fn tag_names_what_the_message_is_about() {
 
 /// The largest messages, in bytes of JSON.
 ///
-/// - A maximal `Peers` reply (16 entries, each with an IPv6 observed address
-///   and 4 IPv6 addresses, all written at their longest) is 5,650 bytes:
-///   well under 64 KiB, but more than a 1200-byte datagram holds, so the
-///   server splits long replies (3 maximal entries fit in 1,200 bytes).
-/// - A maximal `Register` (4 longest IPv6 addresses) is 554 bytes.
+/// - A maximal `Peers` page (16 entries, each with an IPv6 observed address,
+///   4 IPv6 addresses, all written at their longest, and a membership
+///   proof) is 6,383 bytes: well under 64 KiB, but more than a 1200-byte
+///   datagram holds, so the server splits a page over several datagrams (2
+///   maximal entries fit in 1,200 bytes).
+/// - A maximal `Register` (4 longest IPv6 addresses) is 623 bytes.
 #[test]
 fn the_largest_messages_are_small() {
     let longest = v6(LONGEST_V6, 65535);
@@ -663,11 +730,15 @@ fn the_largest_messages_are_small() {
         peer: identity(seed).peer_id(),
         observed: longest,
         addrs: vec![longest; MAX_ADDRS],
+        proof: PROOF,
     };
     let t = tag(1);
     let size = |entries: usize| {
         let peers = Peers {
             tag: t,
+            nonce: NONCE,
+            page: 0,
+            pages: 1,
             entries: (0..entries as u64).map(big_entry).collect(),
         };
         let m = Message::from(peers);
@@ -675,11 +746,14 @@ fn the_largest_messages_are_small() {
         serde_json::to_string(&m).expect("serializes").len()
     };
     let max = size(MAX_ENTRIES_PER_REPLY);
-    assert_eq!(max, 5_650);
+    assert_eq!(max, 6_383);
     assert!(max < 64 * 1024);
-    assert!(size(3) <= 1200 && size(4) > 1200, "{} {}", size(3), size(4));
+    let fit = (1..=MAX_ENTRIES_PER_REPLY)
+        .take_while(|n| size(*n) <= 1200)
+        .count();
+    assert_eq!(fit, 2, "{} {}", size(2), size(3));
 
-    let r = Register::new(
+    let r = reg(
         &identity(2),
         t,
         vec![longest; MAX_ADDRS],
@@ -690,5 +764,5 @@ fn the_largest_messages_are_small() {
     let len = serde_json::to_string(&Message::from(r))
         .expect("serializes")
         .len();
-    assert_eq!(len, 554);
+    assert_eq!(len, 623);
 }

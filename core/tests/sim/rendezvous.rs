@@ -12,8 +12,9 @@ use rand_chacha::ChaCha20Rng;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use p2pchat_core::rendezvous::{Limits, Registry, Reply, MAX_REPLY_LEN, MAX_REQUEST_LEN};
+use p2pchat_core::room::MembershipProof;
 use p2pchat_core::signaling::{
-    self, Entry, Lookup, Message, Register, RejectReason, Rejected, Unregister,
+    self, Entry, Lookup, Message, Query, Register, Registration, RejectReason, Rejected, Unregister,
 };
 use p2pchat_core::wire::{self, Datagram};
 use p2pchat_core::{PeerId, RendezvousTag};
@@ -30,13 +31,43 @@ fn tag(n: u8) -> RendezvousTag {
     RoomKey::from_bytes([n; 32]).rendezvous_tag()
 }
 
+/// The proof each registration here carries (the server cannot check it).
+const PROOF: MembershipProof = MembershipProof::from_bytes([9; 16]);
+
+fn registration(tag: RendezvousTag, addrs: Vec<SocketAddr>, ttl: u32, stamp: u64) -> Registration {
+    Registration {
+        tag,
+        addrs,
+        ttl_secs: ttl,
+        stamp,
+        nonce: stamp + 1_000,
+        proof: PROOF,
+    }
+}
+
 fn register(id: &Identity, tag: RendezvousTag, ttl: u32, stamp: u64) -> Vec<u8> {
-    let r = Register::new(id, tag, vec![addr(9000)], ttl, stamp).expect("valid");
+    let r = Register::new(id, registration(tag, vec![addr(9000)], ttl, stamp)).expect("valid");
     wire::encode_sig(Message::Register(r))
 }
 
+fn lookup_page(id: &Identity, tag: RendezvousTag, stamp: u64, page: u8) -> Vec<u8> {
+    let q = Query {
+        tag,
+        stamp,
+        nonce: stamp + 2_000,
+        page,
+        proof: PROOF,
+    };
+    wire::encode_sig(Message::Lookup(Lookup::new(id, q)))
+}
+
 fn lookup(id: &Identity, tag: RendezvousTag, stamp: u64) -> Vec<u8> {
-    wire::encode_sig(Message::Lookup(Lookup::new(id, tag, stamp)))
+    lookup_page(id, tag, stamp, 0)
+}
+
+/// A registry with these limits and a fixed secret.
+fn registry(limits: Limits) -> Registry {
+    Registry::new(limits, [7; 32])
 }
 
 fn unregister(id: &Identity, tag: RendezvousTag, stamp: u64) -> Vec<u8> {
@@ -72,7 +103,7 @@ fn rejected(replies: &[Reply]) -> Option<RejectReason> {
 
 #[test]
 fn two_peers_learn_each_other_and_the_old_one_hears_of_the_new() {
-    let mut reg = Registry::new(Limits::default());
+    let mut reg = registry(Limits::default());
     let (a, b) = (identity(1), identity(2));
     let t = tag(1);
     reg.handle(0, addr(1), &register(&a, t, 60, 1));
@@ -97,7 +128,7 @@ fn two_peers_learn_each_other_and_the_old_one_hears_of_the_new() {
 
 #[test]
 fn entries_expire_after_their_ttl_and_refresh_extends_it() {
-    let mut reg = Registry::new(Limits::default());
+    let mut reg = registry(Limits::default());
     let (a, b) = (identity(1), identity(2));
     let t = tag(1);
     reg.handle(0, addr(1), &register(&a, t, 2, 1));
@@ -120,7 +151,7 @@ fn entries_expire_after_their_ttl_and_refresh_extends_it() {
 
 #[test]
 fn unregister_removes_at_once_and_cannot_be_replayed_back() {
-    let mut reg = Registry::new(Limits::default());
+    let mut reg = registry(Limits::default());
     let (a, b) = (identity(1), identity(2));
     let t = tag(1);
     let old_register = register(&a, t, 60, 1);
@@ -135,7 +166,7 @@ fn unregister_removes_at_once_and_cannot_be_replayed_back() {
 
 #[test]
 fn nobody_can_touch_another_peers_entry() {
-    let mut reg = Registry::new(Limits::default());
+    let mut reg = registry(Limits::default());
     let (a, mallory) = (identity(1), identity(3));
     let t = tag(1);
     reg.handle(0, addr(1), &register(&a, t, 60, 1));
@@ -145,7 +176,8 @@ fn nobody_can_touch_another_peers_entry() {
     let replies = reg.handle(1, addr(66), &wire::encode_sig(Message::Unregister(forged)));
     assert_eq!(rejected(&replies), Some(RejectReason::BadSignature));
     // Nor move it to her address.
-    let mut moved = Register::new(&mallory, t, vec![addr(66)], 60, 99).expect("valid");
+    let mut moved =
+        Register::new(&mallory, registration(t, vec![addr(66)], 60, 99)).expect("valid");
     moved.peer = a.peer_id();
     let replies = reg.handle(1, addr(66), &wire::encode_sig(Message::Register(moved)));
     assert_eq!(rejected(&replies), Some(RejectReason::BadSignature));
@@ -171,8 +203,9 @@ fn caps_on_tags_entries_per_tag_and_total_hold() {
         max_tags: 2,
         max_per_tag: 3,
         max_entries: 5,
+        ..Limits::default()
     };
-    let mut reg = Registry::new(limits);
+    let mut reg = registry(limits);
     let ids: Vec<Identity> = (0..10).map(identity).collect();
     for (i, id) in ids.iter().take(4).enumerate() {
         let replies = reg.handle(0, addr(i as u16), &register(id, tag(1), 60, 1));
@@ -196,7 +229,7 @@ fn caps_on_tags_entries_per_tag_and_total_hold() {
 
 #[test]
 fn a_long_lookup_answer_is_packed_into_datagrams_within_the_mtu() {
-    let mut reg = Registry::new(Limits::default());
+    let mut reg = registry(Limits::default());
     let t = tag(1);
     let wide = |i: u16| {
         SocketAddr::V6(SocketAddrV6::new(
@@ -209,7 +242,7 @@ fn a_long_lookup_answer_is_packed_into_datagrams_within_the_mtu() {
     for i in 0..40u16 {
         let id = identity(100 + u64::from(i));
         let addrs = (0..4).map(|k| wide(i * 4 + k)).collect();
-        let r = Register::new(&id, t, addrs, 60, 1).expect("valid");
+        let r = Register::new(&id, registration(t, addrs, 60, 1)).expect("valid");
         reg.handle(0, wide(1000 + i), &wire::encode_sig(Message::Register(r)));
     }
     let asker = identity(1);
@@ -225,7 +258,7 @@ fn a_long_lookup_answer_is_packed_into_datagrams_within_the_mtu() {
 
 #[test]
 fn garbage_is_dropped_and_counted_by_reason() {
-    let mut reg = Registry::new(Limits::default());
+    let mut reg = registry(Limits::default());
     let a = identity(1);
     let room_datagram = br#"{"k":"ctl","v":1,"tag":"00000000000000000000000000000000000000000000000000000000000000ff","from":"00000000000000000000000000000000000000000000000000000000000000ff","body":"x"}"#;
     let cases: Vec<Vec<u8>> = vec![
@@ -277,7 +310,7 @@ fn what_the_server_stores_reveals_no_room_key_name_or_user() {
         .create_room(1_000, "secret-garden")
         .expect("valid name");
     node.handle_timeout(1_000);
-    let mut reg = Registry::new(Limits::default());
+    let mut reg = registry(Limits::default());
     let mut seen = 0;
     let (outputs, _) = settle(&mut node, &mut MemoryStore::new());
     for out in outputs {
@@ -307,4 +340,177 @@ fn what_the_server_stores_reveals_no_room_key_name_or_user() {
     }
     // What it does hold: the one-way tag.
     assert!(state.contains(&chat.key().rendezvous_tag().to_string()));
+}
+
+// ----- a rendezvous nobody can hide or fill --------------------------------
+
+/// Source `i`'s address: an IP of its own.
+fn source(i: u32) -> SocketAddr {
+    let [_, b, c, d] = i.to_be_bytes();
+    SocketAddr::from(([100, 64 + b, c, d], 7000))
+}
+
+/// Every peer listed across the pages of `tag`, for an asker at `from`,
+/// paging as a client does; and the number of pages announced.
+fn page_through(
+    reg: &mut Registry,
+    asker: &Identity,
+    tag: RendezvousTag,
+    from: SocketAddr,
+) -> (Vec<PeerId>, u8) {
+    let mut all = Vec::new();
+    let mut page = 0u8;
+    let mut pages = 1u8;
+    while page < pages {
+        let replies = reg.handle(
+            1,
+            from,
+            &lookup_page(asker, tag, 100 + u64::from(page), page),
+        );
+        for (to, bytes) in &replies {
+            if let (true, Message::Peers(p)) = (*to == from, decode(bytes)) {
+                assert_eq!(p.page, page);
+                pages = p.pages;
+                all.extend(p.entries.iter().map(|e| e.peer));
+            }
+        }
+        page += 1;
+    }
+    (all, pages)
+}
+
+/// Sixteen identities ground so that their peer ids sort first no longer
+/// hide anyone: lookups go in an order keyed by the server's secret, and a
+/// client pages through every entry.
+#[test]
+fn ground_ids_cannot_hide_the_members() {
+    let mut reg = registry(Limits::default());
+    let t = tag(1);
+    // "Grinding": of 200 identities, the 16 with the lowest peer ids.
+    let mut candidates: Vec<Identity> = (1_000..1_200).map(identity).collect();
+    candidates.sort_by_key(Identity::peer_id);
+    let fakes: Vec<Identity> = candidates.into_iter().take(16).collect();
+    let members = [identity(1), identity(2)];
+    for (i, id) in members.iter().chain(&fakes).enumerate() {
+        let replies = reg.handle(0, source(i as u32), &register(id, t, 60, 1));
+        assert_eq!(rejected(&replies), None);
+    }
+    let lowest: Vec<PeerId> = fakes.iter().map(Identity::peer_id).collect();
+    assert!(members
+        .iter()
+        .all(|m| lowest.iter().all(|f| *f < m.peer_id())));
+    let asker = identity(3);
+    let (listed, pages) = page_through(&mut reg, &asker, t, source(999));
+    assert_eq!(pages, 2, "18 entries, 16 per page");
+    assert_eq!(listed.len(), 18, "every entry exactly once: {listed:?}");
+    for m in &members {
+        assert!(listed.contains(&m.peer_id()), "a member was hidden");
+    }
+    // The first page is not simply the lowest ids.
+    let first: Vec<PeerId> = listed.iter().take(16).copied().collect();
+    assert_ne!(first, lowest, "the order is keyed, not by peer id");
+}
+
+/// One source sends 1,000 registrations under 10 tags: it keeps at most
+/// 16 per tag and 64 in all, and others still register.
+#[test]
+fn one_source_cannot_fill_a_tag_or_the_server() {
+    let mut reg = registry(Limits::default());
+    let flooder = source(1);
+    let mut refused = 0;
+    for i in 0..1_000u64 {
+        let id = identity(10_000 + i);
+        let replies = reg.handle(0, flooder, &register(&id, tag((i % 10) as u8), 60, 1));
+        if rejected(&replies) == Some(RejectReason::SourceFull) {
+            refused += 1;
+        }
+    }
+    assert_eq!(reg.entries_of(flooder.ip()), 64);
+    assert_eq!(refused, 1_000 - 64);
+    assert_eq!(reg.stats().source_full, refused);
+    let replies = reg.handle(0, source(2), &register(&identity(1), tag(3), 60, 1));
+    assert_eq!(rejected(&replies), None, "another source still registers");
+    // Under one tag, at most 16 from one source.
+    let (listed, _) = page_through(&mut reg, &identity(2), tag(3), source(3));
+    assert!(listed.len() <= 16 + 1, "{}", listed.len());
+}
+
+/// A tag full of two sources' entries makes room for a newcomer from a
+/// third source: the fullest source gives up an entry.
+#[test]
+fn a_full_tag_makes_room_for_a_newcomer_from_another_source() {
+    let limits = Limits {
+        max_per_tag: 8,
+        max_per_source_per_tag: 5,
+        ..Limits::default()
+    };
+    let mut reg = registry(limits);
+    let t = tag(1);
+    for i in 0..5u64 {
+        let replies = reg.handle(0, source(1), &register(&identity(100 + i), t, 60, 1));
+        assert_eq!(rejected(&replies), None);
+    }
+    for i in 0..3u64 {
+        let replies = reg.handle(0, source(2), &register(&identity(200 + i), t, 60, 1));
+        assert_eq!(rejected(&replies), None);
+    }
+    // Full (8): the newcomer from source 3 takes one of source 1's places.
+    let replies = reg.handle(1, source(3), &register(&identity(300), t, 60, 1));
+    assert_eq!(rejected(&replies), None);
+    assert_eq!(reg.stats().evicted, 1);
+    assert_eq!(reg.entries_of(source(1).ip()), 4);
+    // Source 2 (3 entries) cannot push source 1 (4) out: fair shares.
+    let replies = reg.handle(1, source(2), &register(&identity(203), t, 60, 1));
+    assert_eq!(rejected(&replies), Some(RejectReason::RoomFull));
+    assert_eq!(reg.entries(), 8);
+}
+
+/// A server full of one source's entries makes room for another source.
+#[test]
+fn a_full_server_makes_room_for_another_source() {
+    let limits = Limits {
+        max_entries: 10,
+        max_per_source: 10,
+        ..Limits::default()
+    };
+    let mut reg = registry(limits);
+    for i in 0..10u64 {
+        let replies = reg.handle(
+            0,
+            source(1),
+            &register(&identity(100 + i), tag(i as u8), 60, 1),
+        );
+        assert_eq!(rejected(&replies), None);
+    }
+    let replies = reg.handle(1, source(2), &register(&identity(1), tag(50), 60, 1));
+    assert_eq!(rejected(&replies), None);
+    assert_eq!((reg.entries(), reg.stats().evicted), (10, 1));
+    assert_eq!(reg.entries_of(source(1).ip()), 9);
+}
+
+/// Pages cover every entry once; a page past the end is the last one.
+#[test]
+fn lookups_page_through_every_entry() {
+    let mut reg = registry(Limits::default());
+    let t = tag(1);
+    for i in 0..40u32 {
+        reg.handle(
+            0,
+            source(i),
+            &register(&identity(500 + u64::from(i)), t, 60, 1),
+        );
+    }
+    let asker = identity(1);
+    let (listed, pages) = page_through(&mut reg, &asker, t, source(999));
+    assert_eq!(pages, 3);
+    let mut unique = listed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((listed.len(), unique.len()), (40, 40));
+    let replies = reg.handle(2, source(999), &lookup_page(&asker, t, 500, 9));
+    let last = replies.iter().find_map(|(_, b)| match decode(b) {
+        Message::Peers(p) => Some((p.page, p.pages)),
+        _ => None,
+    });
+    assert_eq!(last, Some((2, 3)));
 }

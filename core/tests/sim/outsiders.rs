@@ -1,0 +1,256 @@
+//! Outsiders: someone who holds no Chat ID, only what travels in clear —
+//! the rendezvous tag — tries to turn the room's members against a victim
+//! through the signaling server, to forge the server's answers, and to
+//! hide the members from a joiner behind fake registrations.
+//!
+//! The figure each test holds: datagrams the members send to the victim
+//! (0, whatever the attacker sends), fake members taken (0), real members
+//! found (all).
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use std::net::SocketAddr;
+
+use p2pchat_core::membership::Status;
+use p2pchat_core::room::MembershipProof;
+use p2pchat_core::signaling::{
+    Arrived, Entry, Message, Peers, Register, Registration, MAX_ENTRIES_PER_REPLY,
+};
+use p2pchat_core::{wire, ChatId, DropReason, Identity, PeerId, RendezvousTag, RoomId};
+use p2pchat_sim::{Check, NetConfig, Sim, SIGNAL_ADDR};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::for_seeds;
+
+/// Where the victim of a reflection listens.
+fn victim() -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 77], 9))
+}
+
+/// The attacker's `i`-th source address (an IP of its own each).
+fn attacker(i: u32) -> SocketAddr {
+    let [_, b, c, d] = i.to_be_bytes();
+    SocketAddr::from(([10, 66 + b, c, d], 6666))
+}
+
+fn expect(cond: bool, what: &str) -> Check {
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_owned())
+    }
+}
+
+/// A room of `n` members who found each other through the signaling
+/// server (the joiners' Chat IDs name nobody).
+fn room(seed: u64, loss: f64, n: usize) -> (Sim, Vec<usize>, ChatId) {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss));
+    let nodes: Vec<usize> = (0..n).map(|i| sim.add_node(&format!("m{i}"))).collect();
+    let chat = sim.create(nodes[0], "general");
+    let bare = ChatId::without_bootstrap(*chat.room_id(), chat.key().clone(), chat.name().clone());
+    for &i in &nodes[1..] {
+        sim.join(i, &bare);
+    }
+    sim.run(8_000);
+    (sim, nodes, bare)
+}
+
+/// A fake registration under `tag`, naming the victim: signed by a key of
+/// the attacker's own, with a proof the attacker made up (it has no room
+/// key).
+fn fake_register(seed: u64, tag: RendezvousTag) -> Vec<u8> {
+    let id = fake_identity(seed);
+    let r = Registration {
+        tag,
+        addrs: vec![victim()],
+        ttl_secs: 300,
+        stamp: 1,
+        nonce: seed,
+        proof: MembershipProof::from_bytes([seed as u8; 16]),
+    };
+    let register = Register::new(&id, r).expect("a valid registration");
+    wire::encode_sig(Message::Register(register))
+}
+
+/// An identity of the attacker's, from a stream of its own (the members'
+/// come from the simulator's RNG).
+fn fake_identity(n: u64) -> Identity {
+    Identity::generate(&mut ChaCha20Rng::seed_from_u64(0xfa4e_0000_0000_0000 ^ n))
+}
+
+fn members_online(sim: &Sim, i: usize, room: &RoomId) -> usize {
+    sim.node(i).members(room).map_or(0, |m| {
+        m.iter()
+            .filter(|m| m.status != Status::Offline && m.addr.is_some())
+            .count()
+    })
+}
+
+fn knows(sim: &Sim, i: usize, room: &RoomId, peer: &PeerId) -> bool {
+    sim.node(i)
+        .members(room)
+        .is_some_and(|m| m.get(peer).is_some())
+}
+
+/// 16 fake registrations naming the victim, under the room's tag: the
+/// members look the room up again and again, and send the victim nothing.
+fn fake_entries_make_no_member_send_anywhere(seed: u64) -> Check {
+    let (mut sim, nodes, chat) = room(seed, (seed % 11) as f64 / 100.0, 3);
+    let tag = chat.key().rendezvous_tag();
+    let mut attacker_bytes = 0;
+    for k in 0..16u32 {
+        let bytes = fake_register(seed * 100 + u64::from(k), tag);
+        attacker_bytes += bytes.len();
+        sim.inject(attacker(k), SIGNAL_ADDR, bytes);
+    }
+    sim.run(60_000);
+    let (datagrams, bytes) = sim.sent_to(victim());
+    expect(
+        datagrams == 0,
+        &format!("the members sent the victim {datagrams} datagrams ({bytes} bytes) for {attacker_bytes} bytes of fake registrations"),
+    )?;
+    let fakes: u64 = nodes
+        .iter()
+        .map(|&i| sim.node(i).counters().get(DropReason::FakeEntry))
+        .sum();
+    expect(
+        fakes > 0,
+        "the members saw the fake entries and dropped them",
+    )?;
+    let room = *chat.room_id();
+    for &i in &nodes {
+        expect(
+            members_online(&sim, i, &room) == nodes.len() - 1,
+            &format!("member {i} lost its room"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Answers forged with the server's address as their source — listing
+/// fake members at the victim's address, and announcing them as
+/// arrivals — are not bound to any request: no fake member is taken and
+/// the victim gets nothing.
+fn forged_answers_add_no_member(seed: u64) -> Check {
+    let (mut sim, nodes, chat) = room(seed, (seed % 11) as f64 / 100.0, 3);
+    let tag = chat.key().rendezvous_tag();
+    let fakes: Vec<PeerId> = (0..MAX_ENTRIES_PER_REPLY as u64)
+        .map(|k| fake_identity(seed * 7 + k).peer_id())
+        .collect();
+    let entry = |peer: PeerId| Entry {
+        peer,
+        observed: victim(),
+        addrs: vec![victim()],
+        proof: MembershipProof::from_bytes([1; 16]),
+    };
+    for round in 0..20u64 {
+        for &i in &nodes {
+            let to = sim.nodes[i].addr;
+            let peers = Message::Peers(Peers {
+                tag,
+                nonce: seed ^ round,
+                page: 0,
+                pages: 1,
+                entries: fakes.iter().take(4).map(|p| entry(*p)).collect(),
+            });
+            sim.inject(SIGNAL_ADDR, to, wire::encode_sig(peers));
+            let arrived = Message::Arrived(Arrived {
+                tag,
+                nonce: round,
+                entry: entry(fakes[round as usize % fakes.len()]),
+            });
+            sim.inject(SIGNAL_ADDR, to, wire::encode_sig(arrived));
+        }
+        sim.run(1_000);
+    }
+    sim.run(20_000);
+    let room = *chat.room_id();
+    for &i in &nodes {
+        for fake in &fakes {
+            expect(
+                !knows(&sim, i, &room, fake),
+                &format!("member {i} took a forged member"),
+            )?;
+        }
+    }
+    let unbound: u64 = nodes
+        .iter()
+        .map(|&i| sim.node(i).counters().get(DropReason::UnboundAnswer))
+        .sum();
+    expect(unbound > 0, "the forged answers were counted as unbound")?;
+    let (datagrams, _) = sim.sent_to(victim());
+    expect(
+        datagrams == 0,
+        &format!("{datagrams} datagrams to the victim"),
+    )
+}
+
+/// Registrations from 16 (and, in one run, 10,000) made-up identities
+/// fill the room's tag after its members registered; a joiner holding a
+/// Chat ID that names nobody still finds every member, through the pages
+/// of the lookup, and nobody sends the victim anything.
+fn a_joiner_finds_the_members_under_fakes(seed: u64, fakes: u32, sources: u32) -> Check {
+    let (mut sim, nodes, chat) = room(seed, (seed % 6) as f64 / 100.0, 3);
+    let tag = chat.key().rendezvous_tag();
+    for k in 0..fakes {
+        let bytes = fake_register(seed * 100_000 + u64::from(k), tag);
+        sim.inject(attacker(k % sources), SIGNAL_ADDR, bytes);
+        if k % 500 == 499 {
+            sim.run(100);
+        }
+    }
+    sim.run(2_000);
+    let joiner = sim.add_node("joiner");
+    sim.join(joiner, &chat);
+    sim.run(30_000);
+    let room = *chat.room_id();
+    for &i in &nodes {
+        let peer = sim.peer_id(i);
+        expect(
+            knows(&sim, joiner, &room, &peer),
+            &format!("the joiner never found member {i}"),
+        )?;
+    }
+    expect(
+        members_online(&sim, joiner, &room) == nodes.len(),
+        &format!(
+            "the joiner sees {} of {} members online",
+            members_online(&sim, joiner, &room),
+            nodes.len()
+        ),
+    )?;
+    let (datagrams, _) = sim.sent_to(victim());
+    expect(
+        datagrams == 0,
+        &format!("{datagrams} datagrams to the victim"),
+    )
+}
+
+#[test]
+fn fake_registrations_make_no_member_send_to_the_victim() {
+    for_seeds(
+        "fake_entries_make_no_member_send_anywhere",
+        fake_entries_make_no_member_send_anywhere,
+    );
+}
+
+#[test]
+fn forged_signaling_answers_add_no_member() {
+    for_seeds("forged_answers_add_no_member", forged_answers_add_no_member);
+}
+
+#[test]
+fn a_joiner_finds_the_members_under_16_fake_registrations() {
+    for_seeds("a_joiner_finds_the_members_under_16_fakes", |seed| {
+        a_joiner_finds_the_members_under_fakes(seed, 16, 16)
+    });
+}
+
+/// One run (seed 1): 10,000 fake registrations from 2,500 addresses.
+#[test]
+fn a_joiner_finds_the_members_under_10000_fake_registrations() {
+    let outcome = a_joiner_finds_the_members_under_fakes(1, 10_000, 2_500);
+    assert_eq!(outcome, Ok(()));
+}
