@@ -362,21 +362,21 @@ impl Run {
             .filter(|(tag, peer)| !self.registry.holds(tag, peer))
             .copied()
             .collect();
-        let registered_now = match wire::decode(bytes) {
+        // The entry the request itself names: re-registered (moved), or
+        // removed by an unregister; neither is an eviction.
+        let named_now = match wire::decode(bytes) {
             Ok(Datagram::Sig(s)) => match s.msg {
                 Message::Register(r) => Some((r.tag, r.peer)),
+                Message::Unregister(u) => Some((u.tag, u.peer)),
                 _ => None,
             },
             _ => None,
         };
         let evicted_now = self.registry.stats().evicted - evicted;
-        let gone_count = gone
-            .iter()
-            .filter(|key| Some(**key) != registered_now)
-            .count() as u64;
+        let gone_count = gone.iter().filter(|key| Some(**key) != named_now).count() as u64;
         assert!(gone_count <= evicted_now, "entries vanished: {gone:?}");
         for key in gone {
-            if Some(key) != registered_now {
+            if Some(key) != named_now {
                 self.model.remove(&key);
             }
         }
