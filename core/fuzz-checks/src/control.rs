@@ -94,8 +94,9 @@ pub enum Op {
     /// Any bytes, from a source address.
     Raw { from: u8, bytes: Vec<u8> },
     /// A signaling message (bits 0–2 of `what`: peers, arrived,
-    /// registered, rejected, a lookup; bit 3: about another room), from
-    /// the server (`from` 0) or another source.
+    /// registered, rejected, a lookup; bit 3: about another room; bit 7:
+    /// bound to the node's latest request, with valid membership proofs),
+    /// from the server (`from` 0) or another source.
     Signal {
         what: u8,
         /// (peer, observed address, addresses) picks.
@@ -528,18 +529,35 @@ impl Run {
                 } else {
                     RendezvousTag::from_bytes([0x5a; 32])
                 };
+                // Bit 7: an answer bound to the node's own request, as its
+                // server sends it: the nonce of the node's latest lookup
+                // (peers) or registration (the others), and entries with
+                // valid membership proofs. Otherwise nonces and proofs are
+                // made up: a fuzzed answer cannot echo the node's random
+                // numbers, and must be dropped as unbound.
+                let bound = what & 0x80 != 0;
+                let proof_key = fx.chat.key().proof_key();
+                let proof = |p: u8| {
+                    if bound {
+                        proof_key.proof(&fx.peer_id(usize::from(p)))
+                    } else {
+                        MembershipProof::from_bytes([p; 16])
+                    }
+                };
                 let mut entries: Vec<Entry> = entries
                     .iter()
                     .map(|(p, o, addrs)| Entry {
                         peer: fx.peer_id(usize::from(*p)),
                         observed: any_addr(usize::from(*o)),
                         addrs: addrs.iter().map(|a| any_addr(usize::from(*a))).collect(),
-                        proof: MembershipProof::from_bytes([*p; 16]),
+                        proof: proof(*p),
                     })
                     .collect();
-                // Nonces are the node's own random numbers: a fuzzed answer
-                // cannot echo one, and must be dropped as unbound.
-                let nonce = u64::from(what);
+                let nonce = match (bound, what % 8) {
+                    (true, 0 | 5) => self.h.lookup_nonce,
+                    (true, _) => self.h.register_nonce,
+                    (false, _) => u64::from(what),
+                };
                 let msg = match what % 8 {
                     0 | 5 => Message::Peers(Peers {
                         tag,
@@ -556,7 +574,7 @@ impl Run {
                                 peer: fx.peer_id(0),
                                 observed: any_addr(0),
                                 addrs: Vec::new(),
-                                proof: MembershipProof::from_bytes([0; 16]),
+                                proof: proof(0),
                             }
                         } else {
                             entries.swap_remove(0)
@@ -564,7 +582,7 @@ impl Run {
                     }),
                     2 => Message::Registered(Registered {
                         tag,
-                        ttl_secs: u32::from(what),
+                        ttl_secs: u32::from(what & 0x7f),
                         nonce,
                     }),
                     3 => Message::Rejected(Rejected {

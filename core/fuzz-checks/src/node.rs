@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use p2pchat_core::addr;
 use p2pchat_core::history::{MAX_AUTHORS, MAX_PENDING, MAX_PENDING_BYTES};
 use p2pchat_core::membership::MAX_MEMBERS;
+use p2pchat_core::signaling::Message;
 use p2pchat_core::wire::{
     self, Datagram, RoomKind, Sealed, MAX_DATAGRAM_LEN, MAX_PARTIALS, MAX_REASSEMBLY_BYTES, MIN_MTU,
 };
@@ -45,6 +46,9 @@ pub struct Harness {
     pub inputs: Vec<(SocketAddr, Vec<u8>)>,
     /// The last datagrams the node sent.
     pub sent: Vec<Vec<u8>>,
+    /// The nonce of the node's latest signaling lookup, and registration.
+    pub lookup_nonce: u64,
+    pub register_nonce: u64,
     next_frag_id: u32,
 }
 
@@ -70,6 +74,8 @@ impl Harness {
             fed: 0,
             inputs: Vec::new(),
             sent: Vec::new(),
+            lookup_nonce: 0,
+            register_nonce: 0,
             next_frag_id: 0,
         };
         h.join();
@@ -159,6 +165,13 @@ impl Harness {
                 }
                 Output::Transmit(t) => {
                     self.check_sent(t.to, &t.bytes);
+                    if let Ok(Datagram::Sig(s)) = wire::decode(&t.bytes) {
+                        match s.msg {
+                            Message::Lookup(l) => self.lookup_nonce = l.nonce,
+                            Message::Register(r) => self.register_nonce = r.nonce,
+                            _ => {}
+                        }
+                    }
                     if self.sent.len() < KEEP {
                         self.sent.push(t.bytes);
                     }

@@ -496,6 +496,23 @@ fn control_runs() -> Vec<(String, Vec<u8>)> {
                     entries: Vec::new(),
                     from: 0,
                 },
+                // Answers bound to the node's requests, as its server
+                // sends them.
+                Op::Signal {
+                    what: 0x80,
+                    entries: vec![(0, 0, vec![1]), (1, 1, vec![]), (2, 7, vec![])],
+                    from: 0,
+                },
+                Op::Signal {
+                    what: 0x82,
+                    entries: Vec::new(),
+                    from: 0,
+                },
+                Op::Signal {
+                    what: 0x81,
+                    entries: vec![(3, 2, vec![4])],
+                    from: 0,
+                },
                 Op::Echo { index: 0, from: 1 },
                 Op::Wait { ms: 31_000 },
             ],
