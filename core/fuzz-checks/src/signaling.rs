@@ -10,7 +10,7 @@ use p2pchat_core::room::MembershipProof;
 use p2pchat_core::signaling::{
     Entry, Lookup, Message, Query, Register, Registration, Unregister, MAX_ENTRIES_PER_REPLY,
 };
-use p2pchat_core::wire::{self, Datagram};
+use p2pchat_core::wire::{self, Datagram, WireError};
 use p2pchat_core::{PeerId, RendezvousTag};
 
 use crate::control::Stamp;
@@ -351,7 +351,9 @@ impl Run {
     }
 
     fn handle(&mut self, from: SocketAddr, bytes: &[u8]) {
-        check_message(bytes);
+        // Decoded once here (what the registry decodes is its own affair).
+        let decoded = wire::decode(bytes);
+        check_message(bytes, &decoded);
         let evicted = self.registry.stats().evicted;
         let replies = self.registry.handle(self.now, from, bytes);
         // Entries the registry gave up to make room: they are no longer
@@ -364,8 +366,8 @@ impl Run {
             .collect();
         // The entry the request itself names: re-registered (moved), or
         // removed by an unregister; neither is an eviction.
-        let named_now = match wire::decode(bytes) {
-            Ok(Datagram::Sig(s)) => match s.msg {
+        let named_now = match &decoded {
+            Ok(Datagram::Sig(s)) => match &s.msg {
                 Message::Register(r) => Some((r.tag, r.peer)),
                 Message::Unregister(u) => Some((u.tag, u.peer)),
                 _ => None,
@@ -404,7 +406,7 @@ impl Run {
             ));
             answers.push((*to, s.msg));
         }
-        let request = match wire::decode(bytes) {
+        let request = match decoded {
             Ok(Datagram::Sig(s)) if bytes.len() <= MAX_REQUEST_LEN => s.msg,
             _ => {
                 assert!(replies.is_empty(), "answered a datagram that is no request");
@@ -574,16 +576,24 @@ impl Run {
     }
 }
 
-/// Decodes `bytes` as a signaling message, alone and inside a datagram:
-/// what parses serialises back to the same value, and checking it (limits,
+/// A signaling message, inside a datagram (`decoded`, from
+/// `wire::decode(bytes)`) or, when `bytes` is not a datagram, alone: what
+/// parses serialises back to the same value, and checking it (limits,
 /// signature) never panics.
-pub fn check_message(bytes: &[u8]) {
-    if let Ok(msg) = serde_json::from_slice::<Message>(bytes) {
-        let again = serde_json::to_vec(&msg).unwrap();
-        assert_eq!(serde_json::from_slice::<Message>(&again).unwrap(), msg);
-        let _ = (msg.verify(), msg.tag());
-    }
-    if let Ok(Datagram::Sig(s)) = wire::decode(bytes) {
-        let _ = (s.msg.verify(), s.msg.tag());
-    }
+pub fn check_message(bytes: &[u8], decoded: &Result<Datagram, WireError>) {
+    let parsed;
+    let msg = match decoded {
+        Ok(Datagram::Sig(s)) => &s.msg,
+        Ok(_) => return,
+        Err(_) => match serde_json::from_slice::<Message>(bytes) {
+            Ok(m) => {
+                parsed = m;
+                &parsed
+            }
+            Err(_) => return,
+        },
+    };
+    let again = serde_json::to_vec(msg).unwrap();
+    assert_eq!(&serde_json::from_slice::<Message>(&again).unwrap(), msg);
+    let _ = (msg.verify(), msg.tag());
 }
