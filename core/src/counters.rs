@@ -96,6 +96,12 @@ drop_reasons! {
     /// A signaling entry whose membership proof does not hold: made by
     /// someone without the room key.
     FakeEntry => "fake_entry",
+    /// A control message from an address its sender has not proved: used
+    /// only to answer and challenge that address (see [`crate::path`]).
+    Unproved => "unproved_address",
+    /// An answer to an address not proved, withheld: it would have sent
+    /// the address more than three times what came from it.
+    AmplificationLimit => "amplification_limit",
 }
 
 impl DropReason {

@@ -40,7 +40,7 @@ use std::collections::VecDeque;
 use crate::addr;
 use crate::counters::DropReason;
 use crate::identity::PeerId;
-use crate::membership::{self, Members, Status};
+use crate::membership::{self, Greeting, Members, Status};
 use crate::node::Config;
 use crate::room::{Link, MembershipProof, Outbox, ProofKey, RendezvousTag, RoomKey};
 use crate::signaling::{self, Entry, Lookup, Message, Query, Register, Registration, Unregister};
@@ -160,7 +160,7 @@ impl Discovery {
 /// Time passed: greet the bootstrap addresses if it is time to.
 pub(crate) fn on_bootstrap_timeout(
     d: &mut Discovery,
-    members: &Members,
+    members: &mut Members,
     link: &Link,
     digest: u64,
     now: UnixMillis,
@@ -185,7 +185,7 @@ pub(crate) fn on_bootstrap_timeout(
         Vec::new()
     };
     for addr in greet {
-        membership::send_beat(members, link, digest, now, addr, true, out);
+        membership::send_beat(members, link, digest, now, addr, Greeting::probe(), out);
     }
 }
 
@@ -341,7 +341,7 @@ fn on_found(
         }
     }
     for addr in greet {
-        membership::send_beat(members, link, digest, now, addr, true, out);
+        membership::send_beat(members, link, digest, now, addr, Greeting::probe(), out);
     }
 }
 

@@ -29,6 +29,8 @@
 //!   events.
 //! - [`membership`]: member tables, heartbeats and hints, online → suspect
 //!   → offline, goodbyes.
+//! - [`path`]: which addresses a member proved it is at (challenge and
+//!   response), and the 3× budget for answering addresses that did not.
 //! - [`replication`]: anti-entropy — digests, summaries, pushes in bounded
 //!   batches, a per-peer rate budget.
 //! - [`discovery`]: bootstrap addresses and signaling registrations and
@@ -66,6 +68,7 @@ pub mod identity;
 pub mod membership;
 pub mod node;
 pub mod output;
+pub mod path;
 pub mod rate;
 pub mod relay;
 pub mod rendezvous;

@@ -45,7 +45,10 @@ pub enum Op {
         digest: u64,
         /// (peer, address) picks.
         hints: Vec<(u8, u8)>,
+        /// Says hello, and challenges the node.
         hello: bool,
+        /// Answers the last challenge the node sent to `via`'s address.
+        answer: bool,
         via: Via,
     },
     /// A replication summary.
@@ -141,6 +144,7 @@ impl Op {
                 digest,
                 hints,
                 hello,
+                answer,
                 via: v,
             } => {
                 w.u8(0).u8(*peer).u8(*claim);
@@ -149,7 +153,7 @@ impl Op {
                 for (p, a) in hints {
                     w.u8(*p).u8(*a);
                 }
-                w.bool(*hello);
+                w.bool(*hello).bool(*answer);
                 via(w, *v);
             }
             Op::Summary {
@@ -276,6 +280,7 @@ impl Op {
                     (0..n).map(|_| (input.u8(), input.u8())).collect()
                 },
                 hello: input.bool(),
+                answer: input.bool(),
                 via: via(input),
             },
             1 => Op::Summary {
@@ -415,8 +420,15 @@ impl Run {
                 digest,
                 hints,
                 hello,
+                answer,
                 via,
             } => {
+                let source = source_addr(usize::from(via.addr));
+                let response = if answer {
+                    self.h.challenges.get(&source).copied()
+                } else {
+                    None
+                };
                 let beat = Beat {
                     stamp: self.stamp(peer, stamp),
                     name: user_name(usize::from(name)),
@@ -429,6 +441,8 @@ impl Run {
                         })
                         .collect(),
                     hello,
+                    challenge: hello.then_some(digest.rotate_left(17)),
+                    response,
                 };
                 self.control(peer, claim, Control::Beat(beat), via);
             }

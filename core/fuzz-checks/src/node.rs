@@ -2,6 +2,7 @@
 //! must hold after every input (used by the `sealed` and `control`
 //! targets).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use p2pchat_core::addr;
@@ -9,7 +10,7 @@ use p2pchat_core::history::{MAX_AUTHORS, MAX_PENDING, MAX_PENDING_BYTES};
 use p2pchat_core::membership::MAX_MEMBERS;
 use p2pchat_core::signaling::Message;
 use p2pchat_core::wire::{
-    self, Datagram, RoomKind, Sealed, MAX_DATAGRAM_LEN, MAX_PARTIALS, MAX_REASSEMBLY_BYTES, MIN_MTU,
+    self, Control, Datagram, RoomKind, Sealed, MAX_DATAGRAM_LEN, MAX_PARTIALS, MAX_REASSEMBLY_BYTES, MIN_MTU,
 };
 use p2pchat_core::{
     AppEvent, Config, Identity, MemoryStore, Node, Output, PeerId, RendezvousTag, Store,
@@ -46,6 +47,8 @@ pub struct Harness {
     pub inputs: Vec<(SocketAddr, Vec<u8>)>,
     /// The last datagrams the node sent.
     pub sent: Vec<Vec<u8>>,
+    /// The last challenge the node sent to each address.
+    pub challenges: BTreeMap<SocketAddr, u64>,
     /// The nonce of the node's latest signaling lookup, and registration.
     pub lookup_nonce: u64,
     pub register_nonce: u64,
@@ -76,6 +79,7 @@ impl Harness {
             fed: 0,
             inputs: Vec::new(),
             sent: Vec::new(),
+            challenges: BTreeMap::new(),
             lookup_nonce: 0,
             register_nonce: 0,
             verified: std::cell::Cell::new(0),
@@ -167,7 +171,11 @@ impl Harness {
                     }
                 }
                 Output::Transmit(t) => {
-                    self.check_sent(t.to, &t.bytes);
+                    if let Some(nonce) = self.check_sent(t.to, &t.bytes) {
+                        if self.challenges.len() < KEEP || self.challenges.contains_key(&t.to) {
+                            self.challenges.insert(t.to, nonce);
+                        }
+                    }
                     if let Ok(Datagram::Sig(s)) = wire::decode(&t.bytes) {
                         match s.msg {
                             Message::Lookup(l) => self.lookup_nonce = l.nonce,
@@ -194,7 +202,8 @@ impl Harness {
 
     /// A datagram the node sends: within its MTU, to an address anyone may
     /// send to, and something the node itself (or a server) would accept.
-    fn check_sent(&self, to: SocketAddr, bytes: &[u8]) {
+    /// Returns the challenge it carries, if it is a heartbeat with one.
+    fn check_sent(&self, to: SocketAddr, bytes: &[u8]) -> Option<u64> {
         let fx = fixtures::get();
         let mtu = self.config.mtu.max(MIN_MTU);
         assert!(bytes.len() <= mtu, "{} bytes sent, MTU {mtu}", bytes.len());
@@ -228,12 +237,16 @@ impl Harness {
                         Sealed::Ctl(c) => {
                             assert_eq!(opened.author, fx.node.peer_id());
                             assert!(c.is_valid(), "the node sent an invalid {c:?}");
+                            if let Control::Beat(beat) = c {
+                                return beat.challenge;
+                            }
                         }
                         Sealed::Ev(_) => {}
                     }
                 }
             }
         }
+        None
     }
 
     fn check_event(&self, event: &AppEvent) {

@@ -80,6 +80,8 @@ fn beat(stamp: u64) -> Beat {
             addr: usable_addrs()[1],
         }],
         hello: true,
+        challenge: Some(7),
+        response: None,
     }
 }
 
@@ -419,6 +421,19 @@ fn control_runs() -> Vec<(String, Vec<u8>)> {
         digest: 0,
         hints: vec![(1, 1), (2, 2)],
         hello: true,
+        answer: false,
+        via: Via { addr: peer, how: 0 },
+    };
+    // The beat that answers the node's challenge, proving the address.
+    let answer = |peer: u8| Op::Beat {
+        peer,
+        claim: 0,
+        stamp: Stamp::Next(0),
+        name: peer,
+        digest: 0,
+        hints: vec![(2, 2)],
+        hello: false,
+        answer: true,
         via: Via { addr: peer, how: 0 },
     };
     let mut out = vec![(
@@ -427,6 +442,9 @@ fn control_runs() -> Vec<(String, Vec<u8>)> {
             172,
             &[
                 hello(0),
+                answer(0),
+                hello(1),
+                answer(1),
                 event(0, "hello", whole),
                 Op::Wait { ms: 1_100 },
                 Op::Say {
@@ -470,6 +488,7 @@ fn control_runs() -> Vec<(String, Vec<u8>)> {
                 },
                 event(1, "first", Via { addr: 2, how: 3 }),
                 hello(1),
+                answer(1),
                 Op::Replay { index: 0 },
                 Op::Wait { ms: 60_000 },
             ],

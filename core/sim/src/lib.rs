@@ -159,6 +159,10 @@ pub struct Sim {
     /// Datagrams handed to the network, by destination (before loss):
     /// what a victim address would receive.
     pub sent_to: HashMap<SocketAddr, (u64, u64)>,
+    /// The sender whose datagrams an eavesdropper copies (see
+    /// [`Sim::tap`]), and the copies not taken yet.
+    tap: Option<SocketAddr>,
+    tapped: Vec<(SocketAddr, Vec<u8>)>,
     pub config: Config,
     /// Node index by address.
     index: HashMap<SocketAddr, usize>,
@@ -203,6 +207,8 @@ impl Sim {
             max_reassembly_bytes: 0,
             datagrams: 0,
             sent_to: HashMap::new(),
+            tap: None,
+            tapped: Vec::new(),
             config,
             index: HashMap::new(),
             timer_at: Vec::new(),
@@ -400,6 +406,17 @@ impl Sim {
         self.send(from, to, bytes);
     }
 
+    /// From now on an eavesdropper copies every datagram `from` sends
+    /// (as it leaves, before loss or partitions).
+    pub fn tap(&mut self, from: SocketAddr) {
+        self.tap = Some(from);
+    }
+
+    /// The datagrams copied since the last call, with their destinations.
+    pub fn take_tapped(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        std::mem::take(&mut self.tapped)
+    }
+
     /// Datagrams and bytes handed to the network for `to` so far.
     pub fn sent_to(&self, to: SocketAddr) -> (u64, u64) {
         self.sent_to.get(&to).copied().unwrap_or((0, 0))
@@ -409,6 +426,9 @@ impl Sim {
         let counted = self.sent_to.entry(to).or_insert((0, 0));
         counted.0 += 1;
         counted.1 += bytes.len() as u64;
+        if self.tap == Some(from) {
+            self.tapped.push((to, bytes.clone()));
+        }
         if bytes.len() > self.config.mtu {
             self.violations
                 .push(format!("datagram of {} bytes exceeds the MTU", bytes.len()));

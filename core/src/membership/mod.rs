@@ -91,6 +91,14 @@ pub struct Beat {
     pub hints: Vec<Hint>,
     /// The sender just arrived and asks for a beat back at once.
     pub hello: bool,
+    /// A nonce to echo in a beat back at once, from the address this one
+    /// was sent to (see [`crate::path`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<u64>,
+    /// The nonce of a challenge the receiver sent to the address this beat
+    /// comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<u64>,
 }
 
 impl Beat {
@@ -178,9 +186,13 @@ pub(crate) fn on_beat(beat: Beat, at: Incoming<'_>, out: &mut Outbox<'_>) {
     for hint in beat.hints {
         members.hint(now, hint.peer, hint.addr);
     }
-    if beat.hello {
+    if beat.hello || beat.challenge.is_some() {
         let digest = history.version_vector().digest();
-        send_beat(members, link, digest, now, from.addr, false, out);
+        let answer = Greeting {
+            response: beat.challenge,
+            ..Greeting::default()
+        };
+        send_beat(members, link, digest, now, from.addr, answer, out);
     }
     replication::on_digest(repl, history, link, now, from, beat.digest, out);
 }
@@ -206,6 +218,7 @@ pub(crate) fn on_timeout(
     now: UnixMillis,
     out: &mut Outbox<'_>,
 ) {
+    members.paths_mut().expire(now);
     for change in members.tick(now) {
         out.event(AppEvent::Member { room, change });
     }
@@ -214,7 +227,12 @@ pub(crate) fn on_timeout(
         let live = members
             .get(&peer)
             .is_some_and(|m| m.addr == Some(addr) && m.status != Status::Offline);
-        send_beat(members, link, digest, now, addr, !live, out);
+        let greeting = if live {
+            Greeting::default()
+        } else {
+            Greeting::probe()
+        };
+        send_beat(members, link, digest, now, addr, greeting, out);
     }
 }
 
@@ -227,34 +245,83 @@ pub(crate) fn say_bye(members: &Members, link: &Link, now: UnixMillis, out: &mut
     }
 }
 
+/// What a heartbeat asks of, or answers to, its receiver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Greeting {
+    /// Ask for a beat back at once.
+    pub hello: bool,
+    /// Challenge the address it goes to (see [`crate::path`]).
+    pub challenge: bool,
+    /// Answer a challenge the receiver sent.
+    pub response: Option<u64>,
+    /// Leave out the member hints (an answer to an address not proved,
+    /// kept small).
+    pub bare: bool,
+}
+
+impl Greeting {
+    /// A probe of an address not proved yet: answer at once, and prove it.
+    pub fn probe() -> Self {
+        Greeting {
+            hello: true,
+            challenge: true,
+            ..Greeting::default()
+        }
+    }
+}
+
 /// Sends a heartbeat to `to`, with this node's `digest` and a few members
-/// as hints; `hello` asks for a beat back at once.
+/// as hints, asking or answering what `greeting` says.
 pub(crate) fn send_beat(
-    members: &Members,
+    members: &mut Members,
     link: &Link,
     digest: u64,
     now: UnixMillis,
     to: SocketAddr,
-    hello: bool,
+    greeting: Greeting,
     out: &mut Outbox<'_>,
 ) {
+    let beat = beat(members, digest, now, to, greeting, out);
+    link.control(now, to, Control::Beat(beat), out);
+}
+
+/// The heartbeat [`send_beat`] sends (its challenge, if any, recorded as
+/// sent to `to`).
+pub(crate) fn beat(
+    members: &mut Members,
+    digest: u64,
+    now: UnixMillis,
+    to: SocketAddr,
+    greeting: Greeting,
+    out: &mut Outbox<'_>,
+) -> Beat {
     let stamp = out.stamp(now);
     // A random window of the member list: a fixed rotation aliases with
     // the number of beats per round (a member would hear of the same few
     // others from everyone, every round, and large rooms stopped
     // discovering each other at ~200 members in the scale simulation).
-    let offset = out.random_u32() as usize;
-    let hints: Vec<Hint> = members
-        .hints(offset, HINTS_PER_BEAT)
-        .into_iter()
-        .filter(|h| h.addr != to)
-        .collect();
-    let beat = Beat {
+    let hints: Vec<Hint> = if greeting.bare {
+        Vec::new()
+    } else {
+        let offset = out.random_u32() as usize;
+        members
+            .hints(offset, HINTS_PER_BEAT)
+            .into_iter()
+            .filter(|h| h.addr != to)
+            .collect()
+    };
+    let challenge = greeting.challenge.then(|| {
+        let nonce = out.random_u64();
+        members.paths_mut().challenged(now, to, nonce);
+        nonce
+    });
+    Beat {
         stamp,
         name: out.local.name.as_str().to_owned(),
         digest,
         hints,
-        hello,
-    };
-    link.control(now, to, Control::Beat(beat), out);
+        hello: greeting.hello,
+        challenge,
+        response: greeting.response,
+    }
 }

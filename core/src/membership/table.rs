@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Hint;
 use crate::addr;
+use crate::path::Paths;
 use crate::identity::PeerId;
 use crate::UnixMillis;
 
@@ -71,7 +72,7 @@ pub struct Member {
     pub peer: PeerId,
     /// Display name, once known.
     pub name: Option<String>,
-    /// The address it was last heard from (authenticated).
+    /// The address it was last heard from, proved (see [`crate::path`]).
     pub addr: Option<SocketAddr>,
     /// Addresses suggested by others or by signaling.
     pub candidates: Vec<SocketAddr>,
@@ -123,6 +124,8 @@ pub struct Members {
     /// Bumped whenever a member's status or address changes, so whoever
     /// derives something from the live members knows when to derive again.
     generation: u64,
+    /// Addresses being proved (a member's `addr` is always a proved one).
+    paths: Paths,
 }
 
 impl Members {
@@ -134,7 +137,25 @@ impl Members {
             members: BTreeMap::new(),
             next_beat: 0,
             generation: 0,
+            paths: Paths::new(),
         }
+    }
+
+    /// The addresses being proved.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// The addresses being proved, to change.
+    pub fn paths_mut(&mut self) -> &mut Paths {
+        &mut self.paths
+    }
+
+    /// Whether `addr` is where `peer` proved it is.
+    pub fn is_proved(&self, peer: &PeerId, addr: &SocketAddr) -> bool {
+        self.members
+            .get(peer)
+            .is_some_and(|m| m.addr.as_ref() == Some(addr))
     }
 
     /// Changes so far to any member's status or address.

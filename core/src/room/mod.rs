@@ -46,6 +46,7 @@ use crate::history::{self, Event, History, HistoryStats, Received};
 use crate::identity::{Identity, PeerId};
 use crate::membership::{self, Members};
 use crate::node::{CommandError, Local};
+use crate::path;
 use crate::output::{AppEvent, OutputQueue};
 use crate::replication::{self, Replication};
 use crate::seal::{RoomCipher, SealError};
@@ -203,19 +204,25 @@ impl Link {
 
     /// Seals `control` and sends it to `to`.
     pub fn control(&self, now: UnixMillis, to: SocketAddr, control: Control, out: &mut Outbox<'_>) {
+        for bytes in self.control_datagrams(now, control, out) {
+            out.transmit(to, bytes);
+        }
+    }
+
+    /// The datagrams that carry `control`, sealed (none if it cannot be).
+    pub fn control_datagrams(
+        &self,
+        now: UnixMillis,
+        control: Control,
+        out: &mut Outbox<'_>,
+    ) -> Vec<Vec<u8>> {
         let payload = serde_json::to_vec(&Sealed::Ctl(control)).unwrap_or_default();
         let Ok(token) = self.cipher.seal(&out.local.identity, &payload, now) else {
-            return;
+            return Vec::new();
         };
         let frag_id = out.random_u32();
         let (me, mtu) = (out.local.me, out.local.config.mtu);
-        if let Some(datagrams) =
-            wire::encode_room(RoomKind::Ctl, self.tag, me, &token, mtu, frag_id)
-        {
-            for bytes in datagrams {
-                out.transmit(to, bytes);
-            }
-        }
+        wire::encode_room(RoomKind::Ctl, self.tag, me, &token, mtu, frag_id).unwrap_or_default()
     }
 
     /// Sends an event's token (its author's, unchanged) to `to`.
@@ -396,7 +403,8 @@ impl Room {
                 if opened.author != sender {
                     return out.count(DropReason::ForgedSender);
                 }
-                self.on_control(now, addr, sender, control, out);
+                let from = Sender { peer: sender, addr };
+                self.on_control(now, from, control, token.len(), out);
             }
             (RoomKind::Ev, Sealed::Ev(ev)) => {
                 let author = opened.author;
@@ -421,18 +429,41 @@ impl Room {
         }
     }
 
+    /// A control message sealed by `from.peer` came from `from.addr`
+    /// (`bytes` long): from an address the member has not proved, it only
+    /// drives the handshake that proves it ([`crate::path`]); otherwise
+    /// it goes to its module once its stamp is found fresh.
     fn on_control(
         &mut self,
         now: UnixMillis,
-        addr: SocketAddr,
-        sender: PeerId,
+        from: Sender,
         control: Control,
+        bytes: usize,
         out: &mut Outbox<'_>,
     ) {
         if !control.is_valid() {
             return out.count(DropReason::BadPayload);
         }
-        let from = Sender { peer: sender, addr };
+        let Sender { addr, .. } = from;
+        let answers = match &control {
+            Control::Beat(beat) => beat
+                .response
+                .is_some_and(|nonce| self.members.paths().answers(&addr, nonce)),
+            _ => false,
+        };
+        if !answers && !self.members.is_proved(&from.peer, &addr) {
+            let digest = self.history.version_vector().digest();
+            return path::on_unproved(
+                &mut self.members,
+                &self.link,
+                digest,
+                now,
+                from,
+                &control,
+                bytes,
+                out,
+            );
+        }
         let name = match &control {
             Control::Beat(beat) => Some(beat.name.as_str()),
             _ => None,
@@ -440,6 +471,9 @@ impl Room {
         let stamp = control.stamp();
         if !membership::heard(&mut self.members, self.id, now, from, name, stamp, out) {
             return;
+        }
+        if answers {
+            self.members.paths_mut().proved(&addr);
         }
         self.discovery.heard_from(addr);
         let incoming = Incoming {
@@ -460,7 +494,7 @@ impl Room {
         membership::on_timeout(&mut self.members, self.id, &self.link, digest, now, out);
         discovery::on_bootstrap_timeout(
             &mut self.discovery,
-            &self.members,
+            &mut self.members,
             &self.link,
             digest,
             now,

@@ -1,11 +1,14 @@
 //! Outsiders: someone who holds no Chat ID, only what travels in clear —
-//! the rendezvous tag — tries to turn the room's members against a victim
-//! through the signaling server, to forge the server's answers, and to
-//! hide the members from a joiner behind fake registrations.
+//! the rendezvous tag, and the members' sealed datagrams if it is on their
+//! path — tries to turn the room's members against a victim through the
+//! signaling server, to forge the server's answers, to hide the members
+//! from a joiner behind fake registrations, and to move a member to
+//! another address by re-sending its datagrams from there.
 //!
 //! The figure each test holds: datagrams the members send to the victim
-//! (0, whatever the attacker sends), fake members taken (0), real members
-//! found (all).
+//! (0 whatever the attacker sends through the server; at most three times
+//! what it sends the members itself), fake members taken (0), real members
+//! found (all), members moved (0).
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -226,6 +229,80 @@ fn a_joiner_finds_the_members_under_fakes(seed: u64, fakes: u32, sources: u32) -
         datagrams == 0,
         &format!("{datagrams} datagrams to the victim"),
     )
+}
+
+/// Member 0 is cut off from member 1 (member 2 hears both). An
+/// eavesdropper on member 0's link copies every sealed control datagram
+/// member 0 sends member 1, which never gets there, and re-sends it to
+/// member 1 from the victim's address: fresh stamps, valid seals, the
+/// wrong source. Member 1 never takes the victim's address for member 0
+/// and sends the victim at most three times what the attacker sent; once
+/// the link heals, everyone is online at their own addresses with the
+/// same history.
+fn replayed_control_datagrams_move_nobody(seed: u64) -> Check {
+    let (mut sim, nodes, chat) = room(seed, (seed % 6) as f64 / 100.0, 3);
+    let room = *chat.room_id();
+    let (a, b, c) = (nodes[0], nodes[1], nodes[2]);
+    let (a_addr, b_addr) = (sim.nodes[a].addr, sim.nodes[b].addr);
+    let a_peer = sim.peer_id(a);
+    sim.partition(vec![vec![b], vec![a, c]]);
+    sim.tap(a_addr);
+    let mut attacker_bytes = 0u64;
+    for step in 0..300 {
+        if step == 100 {
+            sim.say(a, &room, "said while cut off");
+            sim.say(b, &room, "said on the other side");
+        }
+        sim.run(100);
+        for (to, bytes) in sim.take_tapped() {
+            if to == b_addr && matches!(wire::decode(&bytes), Ok(wire::Datagram::Ctl(_))) {
+                attacker_bytes += bytes.len() as u64;
+                sim.inject(victim(), b_addr, bytes);
+            }
+        }
+        let at = sim
+            .node(b)
+            .members(&room)
+            .and_then(|m| m.get(&a_peer))
+            .and_then(|m| m.addr);
+        expect(
+            at != Some(victim()),
+            &format!("member 1 moved member 0 to the victim's address at step {step}"),
+        )?;
+    }
+    let (datagrams, bytes) = sim.sent_to(victim());
+    expect(
+        attacker_bytes > 0 && bytes <= 3 * attacker_bytes,
+        &format!(
+            "the victim got {datagrams} datagrams ({bytes} bytes) for {attacker_bytes} bytes replayed"
+        ),
+    )?;
+    sim.heal();
+    sim.run(20_000);
+    for &i in &nodes {
+        expect(
+            members_online(&sim, i, &room) == nodes.len() - 1,
+            &format!("member {i} does not see everyone online after the heal"),
+        )?;
+    }
+    let at = sim
+        .node(b)
+        .members(&room)
+        .and_then(|m| m.get(&a_peer))
+        .and_then(|m| m.addr);
+    expect(
+        at == Some(a_addr),
+        &format!("member 1 has member 0 at {at:?}"),
+    )?;
+    sim.check(&room, &nodes)
+}
+
+#[test]
+fn replayed_control_datagrams_move_no_member() {
+    for_seeds(
+        "replayed_control_datagrams_move_no_member",
+        replayed_control_datagrams_move_nobody,
+    );
 }
 
 #[test]
