@@ -4,19 +4,19 @@
 //! address (see [`crate::membership`]):
 //!
 //! - **Bootstrap addresses** from the Chat ID the member joined with. A
-//!   joiner greets them at once and, while nobody is online, like any
-//!   address that has not answered yet (see [`crate::membership`]): every
-//!   heartbeat for `offline_after`, then every probe interval. A few lost
-//!   hellos must not keep it out of the room for whole probe intervals. An
-//!   address stops being greeted as soon as anyone answers from it; the
-//!   schedule starts over once a member is online.
+//!   joiner greets them at once and, while nobody is online, on the
+//!   schedule of any address that has not answered (see [`crate::path`]):
+//!   six tries in the first ten seconds, so a few lost hellos do not keep
+//!   it out of the room, then ever more rarely, and not at all after half
+//!   an hour. An address stops being greeted as soon as anyone answers
+//!   from it.
 //! - **Signaling servers.** The room registers the node's own addresses
 //!   under the room's rendezvous tag, refreshing at a third of the
 //!   registration's lifetime, and looks the tag up: every probe interval
 //!   while nobody is online, every `lookup_interval_ms` otherwise. The
 //!   server answers with the members registered (and tells them about the
-//!   newcomer); each is hinted to the member table and greeted unless it is
-//!   online already. Leaving unregisters.
+//!   newcomer); each is hinted to the member table and greeted, on its
+//!   address's schedule, unless it is online already. Leaving unregisters.
 //!
 //!   Nothing from a server is taken on its word. An answer counts only if
 //!   it comes from a configured server's address and echoes the nonce of a
@@ -42,6 +42,7 @@ use crate::counters::DropReason;
 use crate::identity::PeerId;
 use crate::membership::{self, Greeting, Members, Status};
 use crate::node::Config;
+use crate::path::Due;
 use crate::room::{Link, MembershipProof, Outbox, ProofKey, RendezvousTag, RoomKey};
 use crate::signaling::{self, Entry, Lookup, Message, Query, Register, Registration, Unregister};
 use crate::wire;
@@ -81,12 +82,9 @@ struct PendingLookup {
 /// the signaling timers.
 #[derive(Debug)]
 pub struct Discovery {
+    /// Greeted on their own schedules (in [`Members::paths`]) while nobody
+    /// is online, until they answer or are given up on.
     bootstrap: Vec<SocketAddr>,
-    next_bootstrap: UnixMillis,
-    /// While nobody answers, bootstrap attempts go out every heartbeat
-    /// until then (`offline_after` after the first unanswered attempt),
-    /// then every probe interval; `None` while a member is online.
-    fast_until: Option<UnixMillis>,
     next_register: UnixMillis,
     next_lookup: UnixMillis,
     /// Checks others' membership proofs.
@@ -107,8 +105,6 @@ impl Discovery {
         let proofs = key.proof_key();
         Discovery {
             bootstrap: bootstrap.iter().copied().filter(addr::usable).collect(),
-            next_bootstrap: now,
-            fast_until: None,
             next_register: now,
             next_lookup: now,
             my_proof: proofs.proof(me),
@@ -147,8 +143,10 @@ impl Discovery {
     /// The next time the discovery timers have work.
     pub fn deadline(&self, members: &Members, signaling: bool) -> UnixMillis {
         let mut next = UnixMillis::MAX;
-        if !self.bootstrap.is_empty() && !members.any_online() {
-            next = next.min(self.next_bootstrap);
+        if !members.any_online() {
+            for addr in &self.bootstrap {
+                next = next.min(members.paths().next_probe(addr).unwrap_or(0));
+            }
         }
         if signaling {
             next = next.min(self.next_register).min(self.next_lookup);
@@ -166,24 +164,21 @@ pub(crate) fn on_bootstrap_timeout(
     now: UnixMillis,
     out: &mut Outbox<'_>,
 ) {
-    let timeouts = out.local.config.timeouts;
-    let greet = if d.bootstrap.is_empty() || members.any_online() {
-        d.fast_until = None;
-        Vec::new()
-    } else if now >= d.next_bootstrap {
-        let fast_until = *d
-            .fast_until
-            .get_or_insert(now.saturating_add(timeouts.offline_after));
-        let wait = if now < fast_until {
-            timeouts.heartbeat.min(timeouts.probe)
-        } else {
-            timeouts.probe.max(timeouts.heartbeat)
-        };
-        d.next_bootstrap = now.saturating_add(wait);
-        d.bootstrap.clone()
-    } else {
-        Vec::new()
-    };
+    if members.any_online() {
+        return;
+    }
+    let heartbeat = out.local.config.timeouts.heartbeat;
+    let mut greet = Vec::new();
+    d.bootstrap.retain(
+        |&addr| match members.paths_mut().probe_due(now, addr, heartbeat) {
+            Due::Now => {
+                greet.push(addr);
+                true
+            }
+            Due::At(_) => true,
+            Due::GivenUp => false,
+        },
+    );
     for addr in greet {
         membership::send_beat(members, link, digest, now, addr, Greeting::probe(), out);
     }
@@ -312,7 +307,7 @@ pub(crate) fn on_answer(
 
 /// A signaling server listed these members of the room (their proofs
 /// hold): each is a hint, and each address of a member not online yet is
-/// greeted.
+/// greeted if its schedule says so.
 fn on_found(
     members: &mut Members,
     link: &Link,
@@ -322,6 +317,7 @@ fn on_found(
     out: &mut Outbox<'_>,
 ) {
     let me = out.local.me;
+    let heartbeat = out.local.config.timeouts.heartbeat;
     let mut greet = Vec::new();
     for entry in entries {
         if entry.peer == me {
@@ -331,11 +327,14 @@ fn on_found(
             .get(&entry.peer)
             .is_some_and(|m| m.status == Status::Online);
         for addr in std::iter::once(entry.observed).chain(entry.addrs) {
-            if !addr::usable(&addr) {
+            if !addr::usable(&addr) || members.paths().given_up(now, &addr) {
                 continue;
             }
             members.hint(now, entry.peer, addr);
-            if !known_live && !greet.contains(&addr) {
+            if !known_live
+                && !greet.contains(&addr)
+                && members.paths_mut().probe_due(now, addr, heartbeat) == Due::Now
+            {
                 greet.push(addr);
             }
         }

@@ -20,8 +20,28 @@
 //! user named, are bounded by their schedule instead; see
 //! [`crate::membership`].)
 //!
+//! **Probing unproved addresses.** Addresses a member is only said to be
+//! at (hinted by another member, listed by a signaling server, or written
+//! in a Chat ID) are probed on a schedule of their own, per address however
+//! many members are said to be there: at once, then after one heartbeat,
+//! and from then on the wait doubles every second try (1, 1, 2, 2, 4, 4 …
+//! heartbeats) up to [`MAX_PROBE_WAIT_MS`]. An address that has not
+//! answered [`GIVE_UP_MS`] after its first probe is forgotten, and being
+//! named again within as long does not start it over: whoever names
+//! addresses, and however often, an address that never answers gets 27
+//! probes in half an hour (1 heartbeat = 1 s), then nothing for as long
+//! again. Under independent loss `p`
+//! each probe is a round trip that fails with `q = 1 - (1 - p)^2`; the
+//! schedule tries six times in its first ten seconds (0.19^6 < 5·10^-5 at
+//! 10 % loss), which is what a joiner holding a live member's address
+//! needs, and rarely after that, which is what a dead or foreign address
+//! deserves. (A member's last proved address is another matter: it keeps
+//! being probed every probe interval while the member is offline, see
+//! [`crate::membership`].)
+//!
 //! Bounded: at most [`MAX_PATHS`] addresses are tracked (the least recently
-//! used go first), each for at most [`PATH_TTL_MS`] without traffic.
+//! used go first), each for at most [`PATH_TTL_MS`] without traffic, or
+//! twice [`GIVE_UP_MS`] once probed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +58,10 @@ pub const AMPLIFICATION: u64 = 3;
 pub const MAX_PATHS: usize = 4096;
 /// How long an address is tracked without traffic.
 pub const PATH_TTL_MS: u64 = 120_000;
+/// Longest wait between two probes of an address that has not answered.
+pub const MAX_PROBE_WAIT_MS: u64 = 120_000;
+/// How long an address that has not answered is probed.
+pub const GIVE_UP_MS: u64 = 30 * 60_000;
 /// Challenges remembered per address (a newer one does not void an
 /// answer to the previous one still on its way).
 const NONCES: usize = 2;
@@ -50,6 +74,36 @@ struct Path {
     bytes_in: u64,
     bytes_out: u64,
     last_used: UnixMillis,
+    /// Our probes of it, if we have been told to reach someone there.
+    probe: Option<Probe>,
+}
+
+/// The probe schedule of one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probe {
+    /// When it was first probed.
+    since: UnixMillis,
+    /// Probes sent.
+    tries: u32,
+    /// When the next one is due.
+    next: UnixMillis,
+}
+
+impl Probe {
+    fn given_up(&self, now: UnixMillis) -> bool {
+        now.saturating_sub(self.since) >= GIVE_UP_MS
+    }
+}
+
+/// Whether an unproved address is due a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Now (counted as sent).
+    Now,
+    /// Not before then.
+    At(UnixMillis),
+    /// Never: it did not answer in time, forget it.
+    GivenUp,
 }
 
 /// The addresses being proved in one room.
@@ -114,15 +168,60 @@ impl Paths {
         true
     }
 
+    /// Whether the unproved `addr` is due a probe at `now`, starting its
+    /// schedule if it has none; a `Now` counts as the probe sent.
+    /// `heartbeat` is the first wait, doubled every second try.
+    pub fn probe_due(&mut self, now: UnixMillis, addr: SocketAddr, heartbeat: u64) -> Due {
+        let path = self.entry(now, addr);
+        let probe = path.probe.get_or_insert(Probe {
+            since: now,
+            tries: 0,
+            next: now,
+        });
+        if probe.given_up(now) {
+            return Due::GivenUp;
+        }
+        if now < probe.next {
+            return Due::At(probe.next);
+        }
+        let doublings = (probe.tries / 2).min(20);
+        let wait = heartbeat
+            .max(1)
+            .saturating_mul(1 << doublings)
+            .min(MAX_PROBE_WAIT_MS.max(heartbeat));
+        probe.tries += 1;
+        probe.next = now.saturating_add(wait);
+        Due::Now
+    }
+
+    /// When the unproved `addr` is next due a probe, or given up on;
+    /// `None` if it has no schedule yet (it would be due at once).
+    pub fn next_probe(&self, addr: &SocketAddr) -> Option<UnixMillis> {
+        let probe = self.by_addr.get(addr)?.probe?;
+        Some(probe.next.min(probe.since.saturating_add(GIVE_UP_MS)))
+    }
+
+    /// Whether `addr` was probed for [`GIVE_UP_MS`] without an answer (and
+    /// is not to be probed again yet).
+    pub fn given_up(&self, now: UnixMillis, addr: &SocketAddr) -> bool {
+        self.by_addr
+            .get(addr)
+            .and_then(|p| p.probe)
+            .is_some_and(|p| p.given_up(now))
+    }
+
     /// `addr` is proved: nothing more to track.
     pub fn proved(&mut self, addr: &SocketAddr) {
         self.by_addr.remove(addr);
     }
 
-    /// Forgets addresses without traffic for [`PATH_TTL_MS`].
+    /// Forgets addresses without traffic for [`PATH_TTL_MS`], and probed
+    /// ones twice [`GIVE_UP_MS`] after their first probe.
     pub fn expire(&mut self, now: UnixMillis) {
-        self.by_addr
-            .retain(|_, p| now.saturating_sub(p.last_used) < PATH_TTL_MS);
+        self.by_addr.retain(|_, p| match p.probe {
+            Some(probe) => now.saturating_sub(probe.since) < 2 * GIVE_UP_MS,
+            None => now.saturating_sub(p.last_used) < PATH_TTL_MS,
+        });
     }
 
     /// Addresses tracked.
@@ -197,7 +296,10 @@ mod tests {
     #[test]
     fn an_unproved_address_gets_at_most_three_times_what_it_sent() {
         let mut p = Paths::new();
-        assert!(!p.may_answer(0, addr(1), 1), "nothing received, nothing sent");
+        assert!(
+            !p.may_answer(0, addr(1), 1),
+            "nothing received, nothing sent"
+        );
         p.received(0, addr(1), 400);
         assert!(p.may_answer(0, addr(1), 700));
         assert!(p.may_answer(0, addr(1), 500));
@@ -230,6 +332,57 @@ mod tests {
         assert_eq!(p.len(), MAX_PATHS);
         assert!(!p.answers(&addr(0), 0));
         p.expire(u64::from(MAX_PATHS as u16 + 10) + PATH_TTL_MS);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_address_is_probed_ever_more_rarely_then_forgotten() {
+        let mut p = Paths::new();
+        let a = addr(1);
+        let mut probes = Vec::new();
+        let mut now = 0;
+        while now < 3 * GIVE_UP_MS {
+            match p.probe_due(now, a, 1_000) {
+                Due::Now => probes.push(now),
+                Due::At(at) => assert!(at > now),
+                Due::GivenUp => break,
+            }
+            assert!(p.next_probe(&a).is_none_or(|at| at > now) || p.given_up(now, &a));
+            now += 500;
+        }
+        let first: Vec<u64> = probes
+            .iter()
+            .copied()
+            .take_while(|&t| t <= 62_000)
+            .collect();
+        assert_eq!(
+            first,
+            [0, 1, 2, 4, 6, 10, 14, 22, 30, 46, 62].map(|s| s * 1_000)
+        );
+        assert!(probes.windows(2).all(|w| w[1] - w[0] <= MAX_PROBE_WAIT_MS));
+        assert!(probes.len() < 30, "{} probes", probes.len());
+        assert_eq!(now, GIVE_UP_MS, "given up after {GIVE_UP_MS} ms");
+        assert!(p.given_up(now, &a));
+        // Named again, it is not probed again before as long has passed.
+        assert_eq!(p.probe_due(now + 1_000, a, 1_000), Due::GivenUp);
+        p.expire(2 * GIVE_UP_MS - 1);
+        assert!(p.given_up(2 * GIVE_UP_MS - 1, &a));
+        p.expire(2 * GIVE_UP_MS);
+        assert!(!p.given_up(2 * GIVE_UP_MS, &a));
+        assert_eq!(
+            p.probe_due(2 * GIVE_UP_MS, a, 1_000),
+            Due::Now,
+            "starts over"
+        );
+    }
+
+    #[test]
+    fn a_probed_address_outlives_the_idle_timeout_and_a_proved_one_is_dropped() {
+        let mut p = Paths::new();
+        assert_eq!(p.probe_due(0, addr(1), 1_000), Due::Now);
+        p.expire(PATH_TTL_MS * 2);
+        assert!(p.next_probe(&addr(1)).is_some());
+        p.proved(&addr(1));
         assert!(p.is_empty());
     }
 }

@@ -10,7 +10,8 @@ use p2pchat_core::history::{MAX_AUTHORS, MAX_PENDING, MAX_PENDING_BYTES};
 use p2pchat_core::membership::MAX_MEMBERS;
 use p2pchat_core::signaling::Message;
 use p2pchat_core::wire::{
-    self, Control, Datagram, RoomKind, Sealed, MAX_DATAGRAM_LEN, MAX_PARTIALS, MAX_REASSEMBLY_BYTES, MIN_MTU,
+    self, Control, Datagram, RoomKind, Sealed, MAX_DATAGRAM_LEN, MAX_PARTIALS,
+    MAX_REASSEMBLY_BYTES, MIN_MTU,
 };
 use p2pchat_core::{
     AppEvent, Config, Identity, MemoryStore, Node, Output, PeerId, RendezvousTag, Store,

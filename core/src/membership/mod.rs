@@ -15,29 +15,21 @@
 //! `heartbeat` interval. A member heard from (any authenticated control
 //! message) is **online**; after `suspect_after` of silence it is
 //! **suspect**; after `offline_after` it is **offline**; the next valid
-//! message brings it back online at once. Offline members (and addresses
-//! only hinted at, after the grace below) are still probed every `probe`
-//! interval, so partitions heal and restarted peers are found again
-//! without any server.
+//! message brings it back online at once. A member's address is the one
+//! it proved it is at (see [`crate::path`]).
 //!
-//! **Unanswered addresses.** An address nobody has heard from yet gets the
-//! grace a silent member gets before it is called offline: a member hinted
-//! at a new address is probed at once, then every `heartbeat` until
-//! `offline_after` has passed, and only then every `probe` interval
-//! ([`crate::discovery`] retries a Chat ID's bootstrap addresses the same
-//! way while nobody answers). Every probe asks for an answer at once, and
-//! the first probe that gets through connects the pair: the prober is
-//! online for the other side, which answers and beats it every heartbeat
-//! from then on. Under independent loss `p`, each probe is a round trip
-//! that fails with `q = 1 - (1 - p)^2`, so a member that holds a live
-//! member's address (or a joiner holding a live bootstrap address) has not
-//! heard it `k` heartbeats and a round trip later (`k` within
-//! `offline_after`) with probability at most `q^(k+1)`: 0.19^6 < 5·10^-5
-//! after five heartbeats at 10 % loss, and less when both sides probe.
-//! Retrying only every probe interval (or doubling up to it) left two or
-//! three tries in the first six seconds, and a joiner whose first three
-//! hellos were lost, 1 in 1,000 at 10 % loss, stayed out of its room that
-//! long.
+//! **Unanswered addresses.** An address a member is only said to be at
+//! (a hint, a signaling entry, a stored address after a restart, a Chat
+//! ID's bootstrap address) is a candidate: it is probed on its own
+//! schedule, at once and then ever more rarely, and forgotten if it does
+//! not answer within half an hour (the schedule and its figures are in
+//! [`crate::path`]). A probe is a heartbeat that asks for an answer at once
+//! and carries a challenge; the member's answer, from that address, echoing
+//! the challenge, proves it (one and a half round trips when the answer
+//! also challenges back). From then on the pair beat each other every
+//! heartbeat. An offline member's last proved address is probed every
+//! probe interval for as long as it is offline, so partitions heal and
+//! restarted peers are found again without any server.
 //!
 //! **Replays.** Each control message carries the sender's strictly
 //! increasing stamp; one that is not above the last accepted stamp from

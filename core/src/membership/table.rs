@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Hint;
 use crate::addr;
-use crate::path::Paths;
 use crate::identity::PeerId;
+use crate::path::{Due, Paths};
 use crate::UnixMillis;
 
 /// Most members tracked per room.
@@ -74,7 +74,8 @@ pub struct Member {
     pub name: Option<String>,
     /// The address it was last heard from, proved (see [`crate::path`]).
     pub addr: Option<SocketAddr>,
-    /// Addresses suggested by others or by signaling.
+    /// Addresses suggested by others, by signaling or by the store, not
+    /// proved yet (each probed on its own schedule, see [`crate::path`]).
     pub candidates: Vec<SocketAddr>,
     /// Liveness.
     pub status: Status,
@@ -84,10 +85,8 @@ pub struct Member {
     pub last_stamp: u64,
     /// Digest of its version vector from its last heartbeat.
     pub digest: Option<u64>,
+    /// When its last proved address is next probed, while it is offline.
     next_probe: UnixMillis,
-    /// Until then, probes go out every heartbeat (a new address that has
-    /// not answered yet); afterwards every probe interval.
-    fast_probe_until: UnixMillis,
 }
 
 /// A member's status changed (or it was seen for the first time).
@@ -260,10 +259,11 @@ impl Members {
     }
 
     /// A member was said to be at `addr` (by another member or by
-    /// signaling): unverified, so only a candidate to probe.
-    /// Addresses that are not [`addr::usable`] are never taken.
+    /// signaling): unverified, so only a candidate to probe. Addresses
+    /// that are not [`addr::usable`] are never taken, nor those given up
+    /// on lately (see [`crate::path`]).
     pub fn hint(&mut self, now: UnixMillis, peer: PeerId, addr: SocketAddr) {
-        if peer == self.me || !addr::usable(&addr) {
+        if peer == self.me || !addr::usable(&addr) || self.paths.given_up(now, &addr) {
             return;
         }
         if !self.members.contains_key(&peer) && !self.make_room() {
@@ -277,12 +277,6 @@ impl Members {
             member.candidates.remove(0);
         }
         member.candidates.push(addr);
-        if member.status == Status::Offline {
-            // Try the new address now, and every heartbeat while it does
-            // not answer, for as long as a silent member stays suspect.
-            member.next_probe = member.next_probe.min(now);
-            member.fast_probe_until = now.saturating_add(self.timeouts.offline_after);
-        }
     }
 
     /// The member said goodbye: it is offline at once.
@@ -348,10 +342,10 @@ impl Members {
     }
 
     /// Where to send a heartbeat at `now`: every live member when a
-    /// heartbeat is due, and offline or unconfirmed members whose probe is
-    /// due (at every address known for them): every heartbeat while a new
-    /// address has not answered for `offline_after`, then every probe
-    /// interval.
+    /// heartbeat is due; offline members at their last proved address
+    /// every probe interval; and their candidate addresses when each is
+    /// due on its own schedule (one probe per address however many members
+    /// are said to be there; an address given up on is forgotten).
     pub fn beat_targets(&mut self, now: UnixMillis) -> Vec<(PeerId, SocketAddr)> {
         let mut out = Vec::new();
         let beat_due = now >= self.next_beat;
@@ -359,26 +353,30 @@ impl Members {
             self.next_beat = now.saturating_add(self.timeouts.heartbeat);
         }
         let t = self.timeouts;
+        let paths = &mut self.paths;
         for member in self.members.values_mut() {
             let live = matches!(member.status, Status::Online | Status::Suspect);
             match (live, member.addr) {
                 (true, Some(addr)) if beat_due => out.push((member.peer, addr)),
                 (true, Some(_)) => {}
-                _ if now >= member.next_probe => {
-                    let wait = if now < member.fast_probe_until {
-                        t.heartbeat.min(t.probe)
-                    } else {
-                        t.probe
-                    };
-                    member.next_probe = now.saturating_add(wait);
-                    out.extend(member.addr.map(|a| (member.peer, a)));
-                    for c in &member.candidates {
-                        if Some(*c) != member.addr {
-                            out.push((member.peer, *c));
-                        }
+                (_, addr) => {
+                    if let Some(addr) = addr.filter(|_| now >= member.next_probe) {
+                        member.next_probe = now.saturating_add(t.probe);
+                        out.push((member.peer, addr));
                     }
+                    let peer = member.peer;
+                    member.candidates.retain(|&c| {
+                        if Some(c) == member.addr {
+                            return false;
+                        }
+                        match paths.probe_due(now, c, t.heartbeat) {
+                            Due::Now => out.push((peer, c)),
+                            Due::At(_) => {}
+                            Due::GivenUp => return false,
+                        }
+                        true
+                    });
                 }
-                _ => {}
             }
         }
         out
@@ -394,9 +392,14 @@ impl Members {
             self.next_beat
         };
         for m in self.members.values() {
-            let reachable = m.addr.is_some() || !m.candidates.is_empty();
-            if reachable && m.status == Status::Offline {
-                next = next.min(m.next_probe);
+            let live = matches!(m.status, Status::Online | Status::Suspect);
+            if !(live && m.addr.is_some()) {
+                if m.addr.is_some() {
+                    next = next.min(m.next_probe);
+                }
+                for c in &m.candidates {
+                    next = next.min(self.paths.next_probe(c).unwrap_or(0));
+                }
             }
             if let Some(heard) = m.last_heard {
                 let at = match m.status {
@@ -463,7 +466,6 @@ fn new_member(peer: PeerId) -> Member {
         last_stamp: 0,
         digest: None,
         next_probe: 0,
-        fast_probe_until: 0,
     }
 }
 
@@ -506,22 +508,64 @@ mod tests {
     }
 
     #[test]
-    fn a_hinted_address_is_probed_every_heartbeat_then_every_probe_interval() {
+    fn a_hinted_address_is_probed_ever_more_rarely_then_forgotten() {
         let t = Timeouts::default();
         let mut m = Members::new(peer(0), t);
         m.hint(0, peer(1), addr(1));
-        let probed: Vec<u64> = (0..=20_000)
+        // Another member said to be at the same address: one probe for both.
+        m.hint(0, peer(2), addr(1));
+        let mut probed = Vec::new();
+        let mut now = 0;
+        while now <= crate::path::GIVE_UP_MS + 10_000 {
+            let targets = m.beat_targets(now);
+            assert!(targets.len() <= 1, "{targets:?} at {now}");
+            if !targets.is_empty() {
+                probed.push(now);
+            }
+            assert!(
+                m.next_deadline() > now,
+                "deadline {} at {now}",
+                m.next_deadline()
+            );
+            now += 100;
+        }
+        assert_eq!(
+            probed[..8],
+            [0, 1_000, 2_000, 4_000, 6_000, 10_000, 14_000, 22_000]
+        );
+        assert!(probed.len() < 30, "{} probes", probed.len());
+        assert!(
+            m.get(&peer(1)).is_some_and(|p| p.candidates.is_empty()),
+            "forgotten"
+        );
+        assert!(m.next_deadline() > now);
+        // Named again soon after, it is not taken.
+        m.hint(now, peer(1), addr(1));
+        assert!(m.get(&peer(1)).is_some_and(|p| p.candidates.is_empty()));
+    }
+
+    #[test]
+    fn an_answer_ends_the_probing_and_an_offline_member_is_probed_at_its_proved_address() {
+        let t = Timeouts::default();
+        let mut m = Members::new(peer(0), t);
+        m.hint(0, peer(1), addr(1));
+        assert_eq!(m.beat_targets(0), vec![(peer(1), addr(1))]);
+        m.heard(50, peer(1), addr(1), 1);
+        assert!(m.beat_targets(500).is_empty());
+        assert_eq!(m.beat_targets(1_000), vec![(peer(1), addr(1))]);
+        // Silent: offline after `offline_after`, then probed every probe
+        // interval, for as long as it stays offline.
+        m.tick(50 + t.offline_after);
+        let start = 50 + t.offline_after;
+        let probed: Vec<u64> = (start..start + 600_000)
             .step_by(100)
             .filter(|&now| m.beat_targets(now).contains(&(peer(1), addr(1))))
             .collect();
-        // At once, every heartbeat until `offline_after`, then every probe.
-        let mut expected: Vec<u64> = (0..=t.offline_after).step_by(1_000).collect();
-        expected.push(t.offline_after + t.probe);
-        assert_eq!(probed, expected);
-        // An answer ends the probing: it is beaten like any live member.
-        m.heard(20_050, peer(1), addr(1), 1);
-        assert!(m.beat_targets(20_500).is_empty());
-        assert_eq!(m.beat_targets(21_000), vec![(peer(1), addr(1))]);
+        assert!(
+            probed.windows(2).all(|w| w[1] - w[0] == t.probe),
+            "{probed:?}"
+        );
+        assert!(probed.len() as u64 >= 600_000 / t.probe - 1);
     }
 
     #[test]
