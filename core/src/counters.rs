@@ -96,6 +96,9 @@ drop_reasons! {
     /// A signaling entry whose membership proof does not hold: made by
     /// someone without the room key.
     FakeEntry => "fake_entry",
+    /// A signaling answer from a server whose key is pinned, without that
+    /// key's signature.
+    BadServerSignature => "bad_server_signature",
     /// A control message from an address its sender has not proved: used
     /// only to answer and challenge that address (see [`crate::path`]).
     Unproved => "unproved_address",

@@ -19,10 +19,12 @@
 //!   address's schedule, unless it is online already. Leaving unregisters.
 //!
 //!   Nothing from a server is taken on its word. An answer counts only if
-//!   it comes from a configured server's address and echoes the nonce of a
-//!   request of ours still remembered (the last few lookups, and the last
-//!   few registrations for arrival notices): a forged answer, even one sent
-//!   from the server's address, is dropped. Every entry must carry a
+//!   it comes from a configured server's address, carries the signature of
+//!   the server's key if the node pins one (`bad_server_signature`
+//!   otherwise), and echoes the nonce of a request of ours still
+//!   remembered (the last few lookups, and the last few registrations for
+//!   arrival notices): a forged answer, even one sent from the server's
+//!   address, is dropped. Every entry must carry a
 //!   membership proof that holds for its peer id under the room's proof
 //!   key; an entry that does not is dropped and counted, and no datagram
 //!   ever goes to its addresses. A lookup's answer says how many pages of
@@ -45,7 +47,7 @@ use crate::node::Config;
 use crate::path::Due;
 use crate::room::{Link, MembershipProof, Outbox, ProofKey, RendezvousTag, RoomKey};
 use crate::signaling::{self, Entry, Lookup, Message, Query, Register, Registration, Unregister};
-use crate::wire;
+use crate::wire::{self, SigPacket};
 use crate::UnixMillis;
 
 /// Lookups remembered while their answers may come: a first page and all
@@ -360,18 +362,26 @@ pub(crate) fn unregister(tag: RendezvousTag, now: UnixMillis, out: &mut Outbox<'
 
 /// Which room a signaling datagram from `from` is for, and what it says,
 /// if it is an answer worth routing: from a configured server, within the
-/// limits, listing members. (Its nonce and entries are checked by the
-/// room, which knows its requests and its proof key.) Anything else is
-/// counted here.
+/// limits, signed by the server's key if one is pinned, listing members.
+/// (Its nonce and entries are checked by the room, which knows its
+/// requests and its proof key.) Anything else is counted here.
 pub(crate) fn route_answer(
     config: &Config,
     counters: &mut crate::Counters,
     from: SocketAddr,
-    msg: Message,
+    packet: SigPacket,
 ) -> Option<(RendezvousTag, Answer)> {
+    let msg = packet.msg;
     if !config.signaling.contains(&from) || msg.verify().is_err() {
         counters.count(DropReason::BadSignal);
         return None;
+    }
+    let pinned = config.signaling_keys.iter().find(|(addr, _)| *addr == from);
+    if let Some((_, key)) = pinned {
+        if msg.verify_answer(packet.sig.as_ref(), key).is_err() {
+            counters.count(DropReason::BadServerSignature);
+            return None;
+        }
     }
     match msg {
         Message::Peers(p) => Some((

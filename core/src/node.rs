@@ -58,6 +58,9 @@ pub struct Config {
     pub replication: ReplicationConfig,
     /// Signaling servers to register with and look rooms up at.
     pub signaling: Vec<SocketAddr>,
+    /// Keys pinned for some of those servers: their answers are taken only
+    /// signed by that key (see [`crate::signaling`]).
+    pub signaling_keys: Vec<(SocketAddr, PeerId)>,
     /// Lifetime of a signaling registration, in seconds; refreshed at a
     /// third of it.
     pub signal_ttl_secs: u32,
@@ -76,6 +79,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             replication: ReplicationConfig::default(),
             signaling: Vec::new(),
+            signaling_keys: Vec::new(),
             signal_ttl_secs: signaling::DEFAULT_TTL_SECS,
             lookup_interval_ms: 30_000,
             local_addrs: Vec::new(),
@@ -404,7 +408,7 @@ impl Node {
         let (kind, packet) = match datagram {
             Datagram::Sig(s) => {
                 let answer =
-                    discovery::route_answer(&self.local.config, &mut self.counters, from, s.msg);
+                    discovery::route_answer(&self.local.config, &mut self.counters, from, s);
                 if let Some((tag, entries)) = answer {
                     self.route(now, &tag, Input::Found(entries));
                 }

@@ -76,11 +76,30 @@
 //! ```
 //!
 //! The domain string names the kind of request, so a signature on one kind
-//! can never be passed off as another. Server replies are not signed: the
-//! server is trusted for availability only. A lying server can hide peers
-//! or hand out wrong addresses, but it cannot join a room or speak in one,
-//! because everything said inside a room is sealed with the room key and
-//! signed by its author (see [`crate::seal`]).
+//! can never be passed off as another.
+//!
+//! **Answers, signed where configured.** A server started with a key signs
+//! every answer it sends ([`answer_bytes`], in the datagram's envelope, see
+//! [`crate::wire::SigPacket`]); a node that pins that key for the server's
+//! address ([`ServerSpec`]) takes no answer from that address without a
+//! valid signature, so a process squatting the server's port, or anyone
+//! on the path, cannot answer in its place — not even with a real answer
+//! whose nonce or entries it changed. Unpinned servers' answers are taken
+//! unsigned (bound by their nonces only). Either way the server is trusted
+//! for availability only: a lying server can hide peers or hand out wrong
+//! addresses, but it cannot join a room or speak in one, because
+//! everything said inside a room is sealed with the room key and signed by
+//! its author (see [`crate::seal`]), and an entry it makes up fails its
+//! membership proof.
+//!
+//! ```text
+//! registered = "p2pchat/v2/signal/registered\0" | tag (32) | ttl_secs u32 BE | nonce u64 BE
+//! peers      = "p2pchat/v2/signal/peers\0"      | tag (32) | nonce u64 BE | page u8 | pages u8
+//!              | entry count u8 | entries
+//! arrived    = "p2pchat/v2/signal/arrived\0"    | tag (32) | nonce u64 BE | entry
+//! rejected   = "p2pchat/v2/signal/rejected\0"   | reason u8
+//! entry      = peer (32) | observed address | proof (16) | address count u8 | addresses
+//! ```
 //!
 //! # Replay protection: the stamp
 //!
@@ -112,7 +131,9 @@
 //! says: none of those is in any message here, and knowing a tag is not
 //! enough to join or read a room.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +154,10 @@ pub const MAX_PAGES: u8 = 64;
 const REGISTER_DOMAIN: &[u8] = b"p2pchat/v2/signal/register\0";
 const UNREGISTER_DOMAIN: &[u8] = b"p2pchat/v2/signal/unregister\0";
 const LOOKUP_DOMAIN: &[u8] = b"p2pchat/v2/signal/lookup\0";
+const REGISTERED_DOMAIN: &[u8] = b"p2pchat/v2/signal/registered\0";
+const PEERS_DOMAIN: &[u8] = b"p2pchat/v2/signal/peers\0";
+const ARRIVED_DOMAIN: &[u8] = b"p2pchat/v2/signal/arrived\0";
+const REJECTED_DOMAIN: &[u8] = b"p2pchat/v2/signal/rejected\0";
 
 /// Why a signaling message is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,6 +184,10 @@ pub enum SignalError {
     /// The signature is not the peer's signature of this request.
     #[error("the signature does not match the request and peer id")]
     BadSignature,
+    /// An answer from a server whose key is pinned carries no signature,
+    /// or not that key's, or the message is not an answer.
+    #[error("the answer is not signed by the server's pinned key")]
+    BadServerSignature,
 }
 
 impl From<VerifyError> for SignalError {
@@ -227,6 +256,118 @@ impl Message {
             Message::Peers(m) => m.verify(),
             Message::Arrived(m) => m.entry.verify(),
             Message::Rejected(_) => Ok(()),
+        }
+    }
+
+    /// The bytes a server's signature of this answer covers (see the module
+    /// docs); `None` for a request. Entries and addresses must be within
+    /// their limits ([`Message::verify`]) for the counts to fit a byte.
+    pub fn answer_bytes(&self) -> Option<Vec<u8>> {
+        let mut out;
+        match self {
+            Message::Registered(m) => {
+                out = REGISTERED_DOMAIN.to_vec();
+                out.extend_from_slice(m.tag.as_bytes());
+                out.extend_from_slice(&m.ttl_secs.to_be_bytes());
+                out.extend_from_slice(&m.nonce.to_be_bytes());
+            }
+            Message::Peers(m) => {
+                out = PEERS_DOMAIN.to_vec();
+                out.extend_from_slice(m.tag.as_bytes());
+                out.extend_from_slice(&m.nonce.to_be_bytes());
+                out.push(m.page);
+                out.push(m.pages);
+                out.push(u8::try_from(m.entries.len()).unwrap_or(u8::MAX));
+                for entry in &m.entries {
+                    entry.push_bytes(&mut out);
+                }
+            }
+            Message::Arrived(m) => {
+                out = ARRIVED_DOMAIN.to_vec();
+                out.extend_from_slice(m.tag.as_bytes());
+                out.extend_from_slice(&m.nonce.to_be_bytes());
+                m.entry.push_bytes(&mut out);
+            }
+            Message::Rejected(m) => {
+                out = REJECTED_DOMAIN.to_vec();
+                out.push(m.reason as u8);
+            }
+            Message::Register(_) | Message::Unregister(_) | Message::Lookup(_) => return None,
+        }
+        Some(out)
+    }
+
+    /// A server's signature of this answer; `None` for a request.
+    pub fn sign_answer(&self, server: &Identity) -> Option<[u8; SIGNATURE_LEN]> {
+        self.answer_bytes().map(|bytes| server.sign(&bytes))
+    }
+
+    /// Checks that this is an answer and `sig` is `server`'s signature of
+    /// it.
+    pub fn verify_answer(
+        &self,
+        sig: Option<&[u8; SIGNATURE_LEN]>,
+        server: &PeerId,
+    ) -> Result<(), SignalError> {
+        let (Some(bytes), Some(sig)) = (self.answer_bytes(), sig) else {
+            return Err(SignalError::BadServerSignature);
+        };
+        server
+            .verify(&bytes, sig)
+            .map_err(|_| SignalError::BadServerSignature)
+    }
+}
+
+/// A signaling server as configured: its address, and the key its answers
+/// must be signed with, if pinned. Written `host:port` or `host:port=KEY`
+/// (the key as 64 hex digits, what the server prints when it starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    /// The key its answers are signed with, if pinned.
+    pub key: Option<PeerId>,
+}
+
+/// Why a [`ServerSpec`] does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerSpecError {
+    /// The address part is not `ip:port`.
+    #[error("`{0}` is not an address of the form ip:port")]
+    Addr(String),
+    /// The key part is not a public key.
+    #[error("`{0}` is not a server key (64 hex digits)")]
+    Key(String),
+}
+
+impl FromStr for ServerSpec {
+    type Err = ServerSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, key) = match s.split_once('=') {
+            Some((addr, key)) => (addr, Some(key)),
+            None => (s, None),
+        };
+        let addr = addr
+            .trim()
+            .parse()
+            .map_err(|_| ServerSpecError::Addr(addr.to_owned()))?;
+        let key = key
+            .map(|k| {
+                k.trim()
+                    .parse::<PeerId>()
+                    .map_err(|_| ServerSpecError::Key(k.to_owned()))
+            })
+            .transpose()?;
+        Ok(ServerSpec { addr, key })
+    }
+}
+
+impl fmt::Display for ServerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "{}={key}", self.addr),
+            None => write!(f, "{}", self.addr),
         }
     }
 }
@@ -305,17 +446,7 @@ impl Register {
         out.extend_from_slice(self.proof.as_bytes());
         out.push(u8::try_from(self.addrs.len()).unwrap_or(u8::MAX));
         for addr in &self.addrs {
-            match addr.ip() {
-                IpAddr::V4(ip) => {
-                    out.push(4);
-                    out.extend_from_slice(&ip.octets());
-                }
-                IpAddr::V6(ip) => {
-                    out.push(6);
-                    out.extend_from_slice(&ip.octets());
-                }
-            }
-            out.extend_from_slice(&addr.port().to_be_bytes());
+            push_addr(&mut out, addr);
         }
         out
     }
@@ -525,6 +656,33 @@ impl Entry {
     pub fn verify(&self) -> Result<(), SignalError> {
         check_addrs(&self.addrs)
     }
+
+    /// Appends the bytes a server's signature covers for this entry.
+    fn push_bytes(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.peer.as_bytes());
+        push_addr(out, &self.observed);
+        out.extend_from_slice(self.proof.as_bytes());
+        out.push(u8::try_from(self.addrs.len()).unwrap_or(u8::MAX));
+        for addr in &self.addrs {
+            push_addr(out, addr);
+        }
+    }
+}
+
+/// Appends an address as the signed encodings hold it (see the module
+/// docs).
+fn push_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 impl From<Register> for Message {

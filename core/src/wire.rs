@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::EventId;
 use crate::history::Body;
-use crate::identity::PeerId;
+use crate::identity::{Identity, PeerId, SIGNATURE_LEN};
 use crate::membership::{self, Beat, Bye};
 use crate::replication::{self, Summary};
 use crate::room::RendezvousTag;
@@ -124,6 +124,10 @@ pub struct SigPacket {
     pub v: u8,
     /// The message.
     pub msg: signaling::Message,
+    /// A server's signature of the answer in `msg`, by a server that has a
+    /// key (see [`signaling::Message::answer_bytes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_sig_hex")]
+    pub sig: Option<[u8; SIGNATURE_LEN]>,
 }
 
 /// What a token holds once opened: the kind is repeated inside, under the
@@ -266,9 +270,51 @@ impl RoomPacket {
 
 /// Serialises a signaling message as a datagram.
 pub fn encode_sig(msg: signaling::Message) -> Vec<u8> {
-    let packet = Datagram::Sig(SigPacket { v: VERSION, msg });
+    encode_sig_packet(SigPacket {
+        v: VERSION,
+        msg,
+        sig: None,
+    })
+}
+
+/// Encodes an answer signed by `server` (a request is encoded unsigned).
+pub fn encode_signed_answer(msg: signaling::Message, server: &Identity) -> Vec<u8> {
+    let sig = msg.sign_answer(server);
+    encode_sig_packet(SigPacket {
+        v: VERSION,
+        msg,
+        sig,
+    })
+}
+
+/// Encodes a signaling datagram as it is.
+pub fn encode_sig_packet(packet: SigPacket) -> Vec<u8> {
     // Serialising plain data with string keys cannot fail.
-    serde_json::to_vec(&packet).unwrap_or_default()
+    serde_json::to_vec(&Datagram::Sig(packet)).unwrap_or_default()
+}
+
+/// Serde for an optional signature as lowercase hex (see
+/// [`crate::hex_serde`]).
+mod opt_sig_hex {
+    use serde::{Deserializer, Serializer};
+
+    use crate::identity::SIGNATURE_LEN;
+
+    pub(super) fn serialize<S: Serializer>(
+        sig: &Option<[u8; SIGNATURE_LEN]>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match sig {
+            Some(sig) => crate::hex_serde::serialize(sig, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<[u8; SIGNATURE_LEN]>, D::Error> {
+        crate::hex_serde::deserialize::<D, SIGNATURE_LEN>(deserializer).map(Some)
+    }
 }
 
 /// Kind of a room datagram.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
+use p2pchat_core::signaling::ServerSpec;
 use p2pchat_core::UserName;
 
 /// Where the browser relay listens unless told otherwise.
@@ -31,9 +32,15 @@ pub struct Args {
     #[arg(long)]
     pub username: String,
 
-    /// Signaling server address (repeat for several).
-    #[arg(long = "signal", value_name = "ADDR", default_value = "127.0.0.1:5555")]
-    pub signal: Vec<SocketAddr>,
+    /// Signaling server address (repeat for several); `ADDR=KEY` pins the
+    /// key the server prints when it starts with `--key-file`: its answers
+    /// are then taken only signed by that key.
+    #[arg(
+        long = "signal",
+        value_name = "ADDR[=KEY]",
+        default_value = "127.0.0.1:5555"
+    )]
+    pub signal: Vec<ServerSpec>,
 
     /// Directory of the durable store (identity, chats, history).
     /// Default: a per-user data directory keyed by username, e.g.
@@ -157,6 +164,22 @@ mod tests {
                 .contains("cannot be used with")
         );
         assert!(err(&["--username", "a", "--signal", "nowhere"]).contains("nowhere"));
+        assert!(err(&["--username", "a", "--signal", "127.0.0.1:5555=beef"]).contains("beef"));
+    }
+
+    #[test]
+    fn a_signaling_server_may_come_with_its_key() {
+        let key = "ab".repeat(32);
+        let a = parse(&["--username", "a", "--signal", "10.0.0.1:5555"]).unwrap();
+        assert_eq!(a.signal[0].key, None);
+        let pinned = format!("10.0.0.2:5555={key}");
+        let a = parse(&["--username", "a", "--signal", &pinned]);
+        // Any 32 bytes is not necessarily a public key: the parse says so
+        // clearly, or takes it.
+        match a {
+            Ok(a) => assert_eq!(a.signal[0].to_string(), pinned),
+            Err(e) => assert!(e.to_string().contains(&key), "{e}"),
+        }
     }
 
     #[test]

@@ -74,7 +74,12 @@ async fn run(args: Args) -> Result<()> {
         .context("reading the UDP socket's local address")?;
 
     let config = Config {
-        signaling: args.signal.clone(),
+        signaling: args.signal.iter().map(|s| s.addr).collect(),
+        signaling_keys: args
+            .signal
+            .iter()
+            .filter_map(|s| s.key.map(|key| (s.addr, key)))
+            .collect(),
         local_addrs: advertised(local),
         ..Config::default()
     };
@@ -115,7 +120,7 @@ async fn run(args: Args) -> Result<()> {
         name: args.username.clone(),
         udp: local,
         relay: relay_addr,
-        signal: args.signal.clone(),
+        signal: args.signal.iter().map(ToString::to_string).collect(),
         data_dir: data_dir.display().to_string(),
         chats,
         messages,

@@ -161,9 +161,14 @@ impl Driver {
         self.engine.shutdown(now_ms());
         self.flush().await?;
         let c = self.engine.counters();
+        let by_reason: Vec<String> = c
+            .nonzero()
+            .map(|(reason, n)| format!("{}={n}", reason.name()))
+            .collect();
         tracing::info!(
             datagrams = c.datagrams,
             dropped = c.dropped(),
+            drops = %by_reason.join(" "),
             send_failures = self.send_failures,
             "engine stopped"
         );

@@ -90,7 +90,8 @@ pub enum Note {
         name: String,
         udp: SocketAddr,
         relay: Option<SocketAddr>,
-        signal: Vec<SocketAddr>,
+        /// Signaling servers, `addr` or `addr=key` when the key is pinned.
+        signal: Vec<String>,
         data_dir: String,
         chats: usize,
         messages: usize,

@@ -1,6 +1,7 @@
 //! The command line.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -13,6 +14,13 @@ pub struct Args {
     /// UDP address to listen on.
     #[arg(long, default_value = "0.0.0.0:5555")]
     pub listen: SocketAddr,
+
+    /// Sign every answer with the key in this file (64 hex digits; made,
+    /// readable by its owner only, if missing). The public key is printed
+    /// at start: nodes started with `--signal ADDR=KEY` take answers from
+    /// this server only with its signature.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
 
     /// Seconds between stats lines in the log.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]

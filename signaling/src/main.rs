@@ -3,9 +3,11 @@
 //! Peers of a room find each other here by an opaque rendezvous tag derived
 //! one-way from the room key; the server never sees a room id, key, name,
 //! username or message. The rules are core's `rendezvous` module; `rate.rs` for the
-//! per-source limit and `udp.rs` for the driver.
+//! per-source limit, `key.rs` for the key answers are signed with, and
+//! `udp.rs` for the driver.
 
 mod cli;
+mod key;
 mod rate;
 mod udp;
 
@@ -54,12 +56,28 @@ async fn run(args: Args) -> Result<()> {
         burst: args.burst,
         ..RateConfig::default()
     };
-    // Printed on stdout so scripts and tests can learn a port picked with :0.
+    let mut registry = Registry::new(limits, seed);
+    let key = match &args.key_file {
+        Some(path) => Some(key::load_or_create(path)?),
+        None => None,
+    };
+    // Printed on stdout so scripts and tests can learn a port picked with
+    // :0, and operators the key to pin.
     println!("p2pchat-signaling listening on {local}");
+    match key {
+        Some(key) => {
+            let public = key.peer_id();
+            println!("p2pchat-signaling answers signed with key {public}");
+            println!("  pin it with: p2pchat-node --signal <this server's address>={public}");
+            tracing::info!(%public, "answers signed");
+            registry.sign_answers(key);
+        }
+        None => tracing::info!("answers not signed (no --key-file)"),
+    }
     tracing::info!(%local, ?limits, ?rate, "listening");
     let outcome = udp::serve(
         socket,
-        Registry::new(limits, seed),
+        registry,
         RateLimiter::new(rate),
         Duration::from_secs(args.stats_every),
         &mut shutdown,

@@ -633,3 +633,86 @@ fn a_squatted_signaling_port_adds_no_member() -> Result<()> {
     );
     Ok(())
 }
+
+/// A drop counter from a node's last log line ("engine stopped … drops=…").
+fn node_drops(node: &ChatNode, reason: &str) -> u64 {
+    node.process
+        .transcript()
+        .lines()
+        .filter(|l| l.contains("engine stopped"))
+        .find_map(|l| {
+            let at = l.find(&format!("{reason}="))? + reason.len() + 1;
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// A server started with `--key-file` signs its answers. Two nodes that
+/// pin its key (`--signal ADDR=KEY`) meet through it (their Chat ID names
+/// nobody) and refuse none of its answers; a node that pins another key
+/// refuses every answer (it may still be found: the others take the
+/// server's word about it); a node that pins nothing takes them. The key
+/// file is made on first use and read back on restart.
+#[test]
+fn nodes_that_pin_the_servers_key_take_only_its_signed_answers() -> Result<()> {
+    let keys = tempfile::tempdir()?;
+    let key_file = keys.path().join("server.key");
+    let key_arg = key_file.display().to_string();
+    let (mut server, addr) = start_server(&["--key-file", &key_arg], &[])?;
+    let line = server.expect_stdout("answers signed with key", WAIT)?;
+    let key: PeerId = line.rsplit(' ').next().unwrap_or_default().parse()?;
+    let pinned = format!("{addr}={key}");
+    let wrong = format!(
+        "{addr}={}",
+        Identity::from_secret_bytes(&[77; 32]).peer_id()
+    );
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let mut alice = ChatNode::start("alice", dirs[0].path(), &[], &["--signal", &pinned])?;
+    assert_eq!(alice.ready["signal"][0], pinned.as_str(), "{}", alice.ready);
+    let chat_id = alice.create_chat("general")?;
+    // No bootstrap address: they can only meet through the server.
+    let chat: p2pchat_core::ChatId = chat_id.parse()?;
+    let bare = p2pchat_core::ChatId::without_bootstrap(
+        *chat.room_id(),
+        chat.key().clone(),
+        chat.name().clone(),
+    )
+    .to_string();
+    let mut bob = ChatNode::start("bob", dirs[1].path(), &[], &["--signal", &pinned])?;
+    bob.join_chat(&bare)?;
+    let alice_peer = alice.peer.clone();
+    bob.expect_online(&[&alice_peer])?;
+    let mut carol = ChatNode::start("carol", dirs[2].path(), &[], &["--signal", &wrong])?;
+    carol.join_chat(&bare)?;
+    let mut dave = ChatNode::start("dave", dirs[3].path(), &[addr], &[])?;
+    dave.join_chat(&bare)?;
+    dave.expect_online(&[&alice_peer])?;
+    for node in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        node.quit()?;
+    }
+    assert_eq!(node_drops(&alice, "bad_server_signature"), 0);
+    assert_eq!(node_drops(&bob, "bad_server_signature"), 0);
+    assert_eq!(node_drops(&dave, "bad_server_signature"), 0);
+    let refused = node_drops(&carol, "bad_server_signature");
+    assert!(
+        refused > 0,
+        "carol refused {refused} answers:\n{}",
+        carol.process.transcript()
+    );
+    // The same key after a restart.
+    server.terminate()?;
+    server.wait_exit(WAIT)?;
+    let (mut again, _) = start_server(&["--key-file", &key_arg], &[])?;
+    let line = again.expect_stdout("answers signed with key", WAIT)?;
+    assert!(line.ends_with(&key.to_string()), "{line}");
+    Ok(())
+}

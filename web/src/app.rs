@@ -4,8 +4,8 @@
 //! timers and storage into actions on it, and [`Commands`] carry the user's
 //! intents back to the peer.
 
+use p2pchat_core::signaling::ServerSpec;
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use p2pchat_core::RoomId;
@@ -94,8 +94,9 @@ impl Commands {
 }
 
 /// Relay and signaling addresses from the page's URL: `?relay=ws://…` and
-/// `?signal=host:port` (repeatable); by default the page's own `/relay` and
-/// the local node's default signaling server.
+/// `?signal=host:port` or `?signal=host:port=KEY` to pin the server's key
+/// (repeatable); by default the page's own `/relay` and the local node's
+/// default signaling server.
 fn endpoints() -> Endpoints {
     let location = web_sys::window().map(|w| w.location());
     let protocol = location
@@ -112,7 +113,7 @@ fn endpoints() -> Endpoints {
         .unwrap_or_default();
     let params = web_sys::UrlSearchParams::new_with_str(&search).ok();
     let relay = params.as_ref().and_then(|p| p.get("relay"));
-    let mut signaling: Vec<SocketAddr> = params
+    let mut signaling: Vec<ServerSpec> = params
         .as_ref()
         .map(|p| {
             p.get_all("signal")
@@ -123,7 +124,7 @@ fn endpoints() -> Endpoints {
         })
         .unwrap_or_default();
     if signaling.is_empty() {
-        signaling.extend("127.0.0.1:5555".parse::<SocketAddr>().ok());
+        signaling.extend("127.0.0.1:5555".parse::<ServerSpec>().ok());
     }
     Endpoints {
         relay_url: relay_url(&protocol, &host, relay.as_deref()),

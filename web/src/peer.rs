@@ -23,6 +23,7 @@ use std::rc::{Rc, Weak};
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
 use p2pchat_core::relay::Frame;
+use p2pchat_core::signaling::ServerSpec;
 use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, Output, RoomId, UserName};
 use rand_core::{OsRng, RngCore};
 use wasm_bindgen::closure::Closure;
@@ -47,8 +48,9 @@ pub type PeerHandle = Rc<RefCell<Peer>>;
 pub struct Endpoints {
     /// The relay's WebSocket URL.
     pub relay_url: String,
-    /// Signaling servers (reached through the relay).
-    pub signaling: Vec<SocketAddr>,
+    /// Signaling servers (reached through the relay), with their keys if
+    /// pinned.
+    pub signaling: Vec<ServerSpec>,
 }
 
 struct Socket {
@@ -235,7 +237,13 @@ impl Peer {
 
     fn config(&self) -> Config {
         Config {
-            signaling: self.endpoints.signaling.clone(),
+            signaling: self.endpoints.signaling.iter().map(|s| s.addr).collect(),
+            signaling_keys: self
+                .endpoints
+                .signaling
+                .iter()
+                .filter_map(|s| s.key.map(|key| (s.addr, key)))
+                .collect(),
             local_addrs: self.bound.into_iter().collect(),
             ..Config::default()
         }

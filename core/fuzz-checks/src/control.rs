@@ -10,7 +10,7 @@ use p2pchat_core::signaling::{
     Arrived, Entry, Lookup, Message, Peers, Query, Registered, RejectReason, Rejected,
 };
 use p2pchat_core::wire::{self, Control, EventWire, RoomKind, Sealed};
-use p2pchat_core::RendezvousTag;
+use p2pchat_core::{DropReason, RendezvousTag};
 
 use crate::fixtures::{self, any_addr, server, source_addr, user_name, PEERS, T0};
 use crate::input::{Input, Writer};
@@ -360,9 +360,12 @@ impl Op {
 /// `wire::Sealed` and `wire::Control` (see [`check_payload`]).
 pub fn control(data: &[u8]) {
     let mut input = Input::new(data);
-    let mtu = 512 + usize::from(input.u8()) * 4;
+    let first = input.u8();
+    let mtu = 512 + usize::from(first) * 4;
+    // An odd first byte: the node pins the server's key.
+    let pinned = first & 1 == 1;
     let mut run = Run {
-        h: Harness::new(mtu),
+        h: Harness::new(mtu, pinned),
         stamps: [T0 * 1000; PEERS + 1],
     };
     for _ in 0..MAX_OPS {
@@ -545,10 +548,12 @@ impl Run {
                 };
                 // Bit 7: an answer bound to the node's own request, as its
                 // server sends it: the nonce of the node's latest lookup
-                // (peers) or registration (the others), and entries with
-                // valid membership proofs. Otherwise nonces and proofs are
-                // made up: a fuzzed answer cannot echo the node's random
-                // numbers, and must be dropped as unbound.
+                // (peers) or registration (the others), entries with valid
+                // membership proofs, signed with the server's key.
+                // Otherwise nonces and proofs are made up and there is no
+                // signature: a fuzzed answer cannot echo the node's random
+                // numbers, and must be dropped as unbound (or, when the
+                // node pins the server's key, as unsigned).
                 let bound = what & 0x80 != 0;
                 let proof_key = fx.chat.key().proof_key();
                 let proof = |p: u8| {
@@ -628,7 +633,24 @@ impl Run {
                 } else {
                     source_addr(usize::from(from))
                 };
-                self.h.feed(from, &wire::encode_sig(msg));
+                let bytes = if bound {
+                    wire::encode_signed_answer(msg, &fx.server)
+                } else {
+                    wire::encode_sig(msg)
+                };
+                let refused = |h: &Harness| {
+                    let c = h.node.counters();
+                    c.get(DropReason::BadSignal) + c.get(DropReason::BadServerSignature)
+                };
+                let before = refused(&self.h);
+                self.h.feed(from, &bytes);
+                if self.h.pinned() && !bound && from == server() {
+                    assert_eq!(
+                        refused(&self.h),
+                        before + 1,
+                        "an unsigned answer from a pinned server was not refused"
+                    );
+                }
             }
             Op::Wait { ms } => self.h.wait(u64::from(ms)),
             Op::Say { text } => {

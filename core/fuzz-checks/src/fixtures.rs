@@ -24,6 +24,8 @@ pub struct Fixtures {
     pub cipher: RoomCipher,
     /// Another room's cipher (tokens of one room never open in another).
     pub other_cipher: RoomCipher,
+    /// The signaling server's key (pinned by some harnesses).
+    pub server: Identity,
 }
 
 thread_local! {
@@ -49,6 +51,7 @@ fn build() -> Fixtures {
             .collect(),
         cipher: RoomCipher::new(room, &key),
         other_cipher: RoomCipher::new(RoomId::from_bytes([8; 16]), &RoomKey::from_bytes([10; 32])),
+        server: Identity::from_secret_bytes(&[0x5e; 32]),
         chat,
     }
 }

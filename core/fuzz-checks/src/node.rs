@@ -60,12 +60,18 @@ pub struct Harness {
 
 impl Harness {
     /// A node with this MTU (raised to `MIN_MTU` by the node) that has
-    /// joined the fixtures' room and drained its first outputs.
-    pub fn new(mtu: usize) -> Self {
+    /// joined the fixtures' room and drained its first outputs; `pinned`:
+    /// it pins the server's key ([`fixtures::Fixtures::server`]).
+    pub fn new(mtu: usize, pinned: bool) -> Self {
         let fx = fixtures::get();
         let config = Config {
             mtu,
             signaling: vec![server()],
+            signaling_keys: if pinned {
+                vec![(server(), fx.server.peer_id())]
+            } else {
+                Vec::new()
+            },
             local_addrs: vec![usable_addrs()[2]],
             ..Config::default()
         };
@@ -88,6 +94,11 @@ impl Harness {
         };
         h.join();
         h
+    }
+
+    /// Whether the node pins the server's key.
+    pub fn pinned(&self) -> bool {
+        !self.config.signaling_keys.is_empty()
     }
 
     /// Joins the fixtures' room (again).

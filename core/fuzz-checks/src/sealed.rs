@@ -51,7 +51,7 @@ pub fn sealed(data: &[u8]) {
             let payload = input.rest();
             let parsed = check_payload(payload);
             let sealer = fx.sealer(peer);
-            let mut h = Harness::new(mtu);
+            let mut h = Harness::new(mtu, false);
             let token = h.seal(sealer, payload);
             let opened = fx.cipher.open(&token).expect("a sealed token opens");
             assert_eq!(opened.author, sealer.peer_id());

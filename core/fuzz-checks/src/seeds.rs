@@ -494,49 +494,47 @@ fn control_runs() -> Vec<(String, Vec<u8>)> {
             ],
         ),
     ));
-    out.push((
-        "signaling".into(),
-        write(
-            50,
-            &[
-                Op::Signal {
-                    what: 0,
-                    entries: vec![(0, 0, vec![1, 2]), (1, 1, vec![]), (2, 7, vec![])],
-                    from: 0,
-                },
-                Op::Wait { ms: 1_000 },
-                Op::Signal {
-                    what: 1,
-                    entries: vec![(3, 4, vec![5])],
-                    from: 0,
-                },
-                Op::Signal {
-                    what: 3 | (1 << 4),
-                    entries: Vec::new(),
-                    from: 0,
-                },
-                // Answers bound to the node's requests, as its server
-                // sends them.
-                Op::Signal {
-                    what: 0x80,
-                    entries: vec![(0, 0, vec![1]), (1, 1, vec![]), (2, 7, vec![])],
-                    from: 0,
-                },
-                Op::Signal {
-                    what: 0x82,
-                    entries: Vec::new(),
-                    from: 0,
-                },
-                Op::Signal {
-                    what: 0x81,
-                    entries: vec![(3, 2, vec![4])],
-                    from: 0,
-                },
-                Op::Echo { index: 0, from: 1 },
-                Op::Wait { ms: 31_000 },
-            ],
-        ),
-    ));
+    let signaling = [
+        Op::Signal {
+            what: 0,
+            entries: vec![(0, 0, vec![1, 2]), (1, 1, vec![]), (2, 7, vec![])],
+            from: 0,
+        },
+        Op::Wait { ms: 1_000 },
+        Op::Signal {
+            what: 1,
+            entries: vec![(3, 4, vec![5])],
+            from: 0,
+        },
+        Op::Signal {
+            what: 3 | (1 << 4),
+            entries: Vec::new(),
+            from: 0,
+        },
+        // Answers bound to the node's requests, as its server
+        // sends them.
+        Op::Signal {
+            what: 0x80,
+            entries: vec![(0, 0, vec![1]), (1, 1, vec![]), (2, 7, vec![])],
+            from: 0,
+        },
+        Op::Signal {
+            what: 0x82,
+            entries: Vec::new(),
+            from: 0,
+        },
+        Op::Signal {
+            what: 0x81,
+            entries: vec![(3, 2, vec![4])],
+            from: 0,
+        },
+        Op::Echo { index: 0, from: 1 },
+        Op::Wait { ms: 31_000 },
+    ];
+    out.push(("signaling".into(), write(50, &signaling)));
+    // The same with the server's key pinned (an odd first byte): the
+    // bound answers are signed, the others refused.
+    out.push(("signaling-pinned".into(), write(51, &signaling)));
     out.push((
         "store-failure-and-rejoin".into(),
         write(
@@ -579,9 +577,12 @@ fn control_runs() -> Vec<(String, Vec<u8>)> {
 
 fn signaling_runs() -> Vec<(String, Vec<u8>)> {
     use signaling::Op;
-    let write = |limits: u8, ops: &[Op]| {
+    // Two bytes of limits (bit 7 of the second: the server signs its
+    // answers), then the ops.
+    let write = |limits: u8, more: u8, ops: &[Op]| {
         let mut w = Writer::new();
         w.u8(limits);
+        w.u8(more);
         for op in ops {
             op.write(&mut w);
         }
@@ -603,31 +604,36 @@ fn signaling_runs() -> Vec<(String, Vec<u8>)> {
         from: peer,
         tamper: 0,
     };
-    let mut out = vec![(
-        "register-lookup-unregister".to_owned(),
-        write(
-            0xff,
-            &[
-                register(0, 0),
-                register(1, 0),
-                lookup(2, 0),
-                Op::Unregister {
-                    peer: 0,
-                    tag: 0,
-                    stamp: Stamp::Next(0),
-                    from: 0,
-                    tamper: 0,
-                },
-                lookup(2, 0),
-                Op::Wait { ms: 8_000 },
-                lookup(2, 0),
-            ],
+    let usual = [
+        register(0, 0),
+        register(1, 0),
+        lookup(2, 0),
+        Op::Unregister {
+            peer: 0,
+            tag: 0,
+            stamp: Stamp::Next(0),
+            from: 0,
+            tamper: 0,
+        },
+        lookup(2, 0),
+        Op::Wait { ms: 8_000 },
+        lookup(2, 0),
+    ];
+    let mut out = vec![
+        (
+            "register-lookup-unregister".to_owned(),
+            write(0xff, 0x7f, &usual),
         ),
-    )];
+        (
+            "register-lookup-unregister-signed".to_owned(),
+            write(0xff, 0xff, &usual),
+        ),
+    ];
     out.push((
         "refusals".into(),
         write(
             0,
+            0x80,
             &[
                 register(0, 0),
                 register(1, 1),
@@ -667,7 +673,7 @@ fn signaling_runs() -> Vec<(String, Vec<u8>)> {
             bytes: wire::encode_sig(msg),
         });
     }
-    out.push(("raw-messages".into(), write(0x55, &raw)));
+    out.push(("raw-messages".into(), write(0x55, 0x55, &raw)));
     out
 }
 

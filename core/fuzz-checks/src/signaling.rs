@@ -193,7 +193,9 @@ struct Slot {
 ///   that parses serialises back to the same value, and `verify` never
 ///   panics;
 /// - every reply fits [`MAX_REPLY_LEN`], decodes, passes the client's
-///   checks (`Message::verify`), and is a server-to-client message;
+///   checks (`Message::verify`), is a server-to-client message, and is
+///   signed with the server's key if it has one (bit 7 of the second
+///   byte), not signed otherwise;
 /// - a register is answered once, to its sender: `registered` (then the
 ///   entry is held, with the observed address, the addresses and the TTL
 ///   it asked for) or `rejected` (nothing changes); an unregister removes
@@ -214,8 +216,15 @@ pub fn signaling(data: &[u8]) {
         max_per_source: 1 + usize::from(c % 8),
         max_per_source_per_tag: 1 + usize::from((c >> 3) % 4),
     };
+    let mut registry = Registry::new(limits, [c; 32]);
+    let key = (c & 0x80 != 0).then(|| fixtures::get().server.peer_id());
+    if key.is_some() {
+        let server = &fixtures::get().server;
+        registry.sign_answers(server.clone());
+    }
     let mut run = Run {
-        registry: Registry::new(limits, [c; 32]),
+        registry,
+        key,
         limits,
         now: T0,
         model: BTreeMap::new(),
@@ -233,6 +242,8 @@ pub fn signaling(data: &[u8]) {
 
 struct Run {
     registry: Registry,
+    /// The key the registry signs its answers with, if any.
+    key: Option<PeerId>,
     limits: Limits,
     now: u64,
     model: BTreeMap<(RendezvousTag, PeerId), Slot>,
@@ -407,6 +418,13 @@ impl Run {
             s.msg
                 .verify()
                 .expect("the server's replies pass the client's checks");
+            match &self.key {
+                Some(key) => s
+                    .msg
+                    .verify_answer(s.sig.as_ref(), key)
+                    .expect("a server with a key signs every answer"),
+                None => assert_eq!(s.sig, None, "a server without a key signs nothing"),
+            }
             assert!(matches!(
                 s.msg,
                 Message::Registered(_)

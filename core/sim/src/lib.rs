@@ -400,6 +400,13 @@ impl Sim {
         group(a) == group(b)
     }
 
+    /// The signaling server signs its answers with `key`, and nodes added
+    /// from now on pin its public key (see `p2pchat_core::signaling`).
+    pub fn pin_server_key(&mut self, key: Identity) {
+        self.config.signaling_keys = vec![(SIGNAL_ADDR, key.peer_id())];
+        self.signal.registry.sign_answers(key);
+    }
+
     /// Puts a datagram on the network as if `from` sent it (an attacker,
     /// or anyone spoofing `from`), subject to the network's loss and delay.
     pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {

@@ -57,13 +57,13 @@ mod stats;
 
 pub use stats::{Drop, Stats};
 
-use crate::identity::PeerId;
+use crate::identity::{Identity, PeerId, SIGNATURE_LEN};
 use crate::room::{MembershipProof, RendezvousTag};
 use crate::signaling::{
     self, Arrived, Entry, Lookup, Message, Peers, Register, Registered, RejectReason, Rejected,
     SignalError, Unregister,
 };
-use crate::wire::{self, Datagram, WireError};
+use crate::wire::{self, Datagram, SigPacket, WireError};
 
 /// Largest datagram the server accepts or sends (the p2pchat MTU).
 pub const MAX_REPLY_LEN: usize = wire::DEFAULT_MTU;
@@ -129,6 +129,8 @@ pub struct Registry {
     limits: Limits,
     /// The secret of the lookup order.
     order_key: [u8; 32],
+    /// The key every answer is signed with, if the server has one.
+    key: Option<Identity>,
     tags: HashMap<RendezvousTag, BTreeMap<PeerId, Slot>>,
     entries: usize,
     /// Entries per source IP.
@@ -150,6 +152,26 @@ impl Registry {
             limits,
             order_key: Sha256::digest(seed).into(),
             ..Registry::default()
+        }
+    }
+
+    /// From now on every answer is signed with `key` (see
+    /// [`crate::signaling`]: nodes that pin its public key take nothing
+    /// else from this server's address).
+    pub fn sign_answers(&mut self, key: Identity) {
+        self.key = Some(key);
+    }
+
+    /// The public key answers are signed with, if any.
+    pub fn server_key(&self) -> Option<PeerId> {
+        self.key.as_ref().map(Identity::peer_id)
+    }
+
+    /// Encodes an answer, signed if this server has a key.
+    fn answer(&self, msg: Message) -> Vec<u8> {
+        match &self.key {
+            Some(key) => wire::encode_signed_answer(msg, key),
+            None => wire::encode_sig(msg),
         }
     }
 
@@ -223,10 +245,7 @@ impl Registry {
             Ok(replies) => replies,
             Err(reason) => {
                 self.stats.drop(Drop::Rejected(reason));
-                vec![(
-                    from,
-                    wire::encode_sig(Message::Rejected(Rejected { reason })),
-                )]
+                vec![(from, self.answer(Message::Rejected(Rejected { reason })))]
             }
         }
     }
@@ -460,7 +479,7 @@ impl Registry {
             ttl_secs: r.ttl_secs,
             nonce: r.nonce,
         });
-        Ok(vec![(from, wire::encode_sig(ack))])
+        Ok(vec![(from, self.answer(ack))])
     }
 
     fn unregister(&mut self, now_ms: u64, u: Unregister) -> Result<Vec<Reply>, RejectReason> {
@@ -541,7 +560,7 @@ impl Registry {
                 nonce: *nonce,
                 entry: asker.clone(),
             });
-            out.push((entry.observed, wire::encode_sig(notice)));
+            out.push((entry.observed, self.answer(notice)));
         }
         let head = PageHead {
             tag: l.tag,
@@ -550,7 +569,7 @@ impl Registry {
             pages: u8::try_from(pages).unwrap_or(u8::MAX),
         };
         let entries = listed.into_iter().map(|(entry, _)| entry).collect();
-        for chunk in pack(head, entries) {
+        for chunk in pack(head, entries, self.key.as_ref()) {
             out.push((from, chunk));
         }
         Ok(out)
@@ -579,22 +598,36 @@ struct PageHead {
 }
 
 /// Packs one page's entries into `peers` datagrams of at most
-/// [`MAX_REPLY_LEN`] bytes (always at least one, possibly empty).
-fn pack(head: PageHead, entries: Vec<Entry>) -> Vec<Vec<u8>> {
-    let encode = |entries: Vec<Entry>| {
-        wire::encode_sig(Message::Peers(Peers {
+/// [`MAX_REPLY_LEN`] bytes (always at least one, possibly empty), each
+/// signed with `key` if there is one (sizes are measured with a signature
+/// of the same length, so only what is sent gets signed).
+fn pack(head: PageHead, entries: Vec<Entry>, key: Option<&Identity>) -> Vec<Vec<u8>> {
+    let msg = |entries: Vec<Entry>| {
+        Message::Peers(Peers {
             tag: head.tag,
             nonce: head.nonce,
             page: head.page,
             pages: head.pages,
             entries,
-        }))
+        })
+    };
+    let size = |entries: Vec<Entry>| {
+        wire::encode_sig_packet(SigPacket {
+            v: wire::VERSION,
+            msg: msg(entries),
+            sig: key.map(|_| [0; SIGNATURE_LEN]),
+        })
+        .len()
+    };
+    let encode = |entries: Vec<Entry>| match key {
+        Some(key) => wire::encode_signed_answer(msg(entries), key),
+        None => wire::encode_sig(msg(entries)),
     };
     let mut out = Vec::new();
     let mut current: Vec<Entry> = Vec::new();
     for entry in entries {
         current.push(entry);
-        if encode(current.clone()).len() > MAX_REPLY_LEN && current.len() > 1 {
+        if size(current.clone()) > MAX_REPLY_LEN && current.len() > 1 {
             let last = current.pop();
             out.push(encode(std::mem::take(&mut current)));
             current.extend(last);
@@ -615,6 +648,8 @@ fn reject_reason(e: SignalError) -> RejectReason {
         SignalError::TooManyEntries { .. } | SignalError::BadPage { .. } => {
             RejectReason::TooManyAddrs
         }
-        SignalError::BadPeerId | SignalError::BadSignature => RejectReason::BadSignature,
+        SignalError::BadPeerId | SignalError::BadSignature | SignalError::BadServerSignature => {
+            RejectReason::BadSignature
+        }
     }
 }

@@ -766,3 +766,162 @@ fn the_largest_messages_are_small() {
         .len();
     assert_eq!(len, 623);
 }
+
+// ----- answers signed by a server whose key is pinned ------------------------
+
+/// The answers among [`every_message`].
+fn every_answer() -> Vec<Message> {
+    every_message()
+        .into_iter()
+        .filter(|m| m.answer_bytes().is_some())
+        .collect()
+}
+
+#[test]
+fn a_servers_signature_holds_for_its_answers_and_nothing_else() {
+    let server = identity(40);
+    let other = identity(41);
+    let answers = every_answer();
+    assert_eq!(answers.len(), 4 + all_reasons().len());
+    for m in &answers {
+        let sig = m.sign_answer(&server).expect("an answer");
+        assert_eq!(m.verify_answer(Some(&sig), &server.peer_id()), Ok(()));
+        assert_eq!(
+            m.verify_answer(Some(&sig), &other.peer_id()),
+            Err(SignalError::BadServerSignature),
+            "another server's key"
+        );
+        assert_eq!(
+            m.verify_answer(None, &server.peer_id()),
+            Err(SignalError::BadServerSignature),
+            "unsigned"
+        );
+        // The signature of one answer holds for no other.
+        for n in &answers {
+            if n != m {
+                assert!(n.verify_answer(Some(&sig), &server.peer_id()).is_err());
+            }
+        }
+    }
+    // Requests are not answers: nothing to sign, nothing that verifies.
+    for m in every_message()
+        .iter()
+        .filter(|m| m.answer_bytes().is_none())
+    {
+        assert_eq!(m.sign_answer(&server), None);
+        let sig = server.sign(b"anything");
+        assert!(m.verify_answer(Some(&sig), &server.peer_id()).is_err());
+    }
+}
+
+#[test]
+fn a_signed_answer_changed_in_any_field_no_longer_verifies() {
+    let server = identity(40);
+    let key = server.peer_id();
+    let peers = Peers {
+        tag: tag(2),
+        nonce: NONCE,
+        page: 0,
+        pages: 2,
+        entries: vec![entry(3), entry(4)],
+    };
+    let sig = Message::from(peers.clone())
+        .sign_answer(&server)
+        .expect("an answer");
+    let changes: [fn(&mut Peers); 11] = [
+        |p| p.tag = tag(9),
+        |p| p.nonce ^= 1,
+        |p| p.page = 1,
+        |p| p.pages = 3,
+        |p| p.entries.truncate(1),
+        |p| p.entries.swap(0, 1),
+        |p| p.entries[0].observed = v4(192, 0, 2, 77, 9),
+        |p| p.entries[1].addrs.push(v4(192, 0, 2, 77, 9)),
+        |p| p.entries[1].addrs.clear(),
+        |p| p.entries[0].proof = MembershipProof::from_bytes([1; 16]),
+        |p| p.entries[0].peer = identity(77).peer_id(),
+    ];
+    for (i, change) in changes.iter().enumerate() {
+        let mut changed = peers.clone();
+        change(&mut changed);
+        assert_eq!(
+            Message::from(changed).verify_answer(Some(&sig), &key),
+            Err(SignalError::BadServerSignature),
+            "change {i}"
+        );
+    }
+    let arrived = Arrived {
+        tag: tag(2),
+        nonce: NONCE,
+        entry: entry(5),
+    };
+    let sig = Message::from(arrived.clone())
+        .sign_answer(&server)
+        .expect("an answer");
+    let mut moved = arrived;
+    moved.entry.observed = v4(192, 0, 2, 77, 9);
+    assert!(Message::from(moved)
+        .verify_answer(Some(&sig), &key)
+        .is_err());
+}
+
+#[test]
+fn a_signed_answer_survives_the_wire_and_an_unsigned_one_carries_no_signature() {
+    use p2pchat_core::wire::{self, Datagram};
+    let server = identity(40);
+    for m in every_answer() {
+        let signed = wire::encode_signed_answer(m.clone(), &server);
+        let Ok(Datagram::Sig(p)) = wire::decode(&signed) else {
+            panic!("a signaling datagram");
+        };
+        assert_eq!(p.msg, m);
+        assert_eq!(
+            p.msg.verify_answer(p.sig.as_ref(), &server.peer_id()),
+            Ok(())
+        );
+        let plain = wire::encode_sig(m.clone());
+        let Ok(Datagram::Sig(p)) = wire::decode(&plain) else {
+            panic!("a signaling datagram");
+        };
+        assert_eq!(p.sig, None);
+        assert!(!String::from_utf8_lossy(&plain).contains("\"sig\":"));
+    }
+    // A signature that is not 64 bytes of lowercase hex does not parse.
+    let signed = String::from_utf8(wire::encode_signed_answer(
+        every_answer()[0].clone(),
+        &server,
+    ))
+    .expect("JSON is text");
+    let mut value: Value = serde_json::from_str(&signed).expect("JSON");
+    for bad in [json!("00"), json!(hex_upper(&[0xab; 64])), json!(42)] {
+        value["sig"] = bad;
+        assert!(wire::decode(value.to_string().as_bytes()).is_err());
+    }
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+#[test]
+fn a_server_is_written_as_its_address_and_maybe_its_key() {
+    use p2pchat_core::signaling::{ServerSpec, ServerSpecError};
+    let key = identity(40).peer_id();
+    let plain: ServerSpec = "203.0.113.5:5555".parse().expect("an address");
+    assert_eq!(plain.addr, v4(203, 0, 113, 5, 5555));
+    assert_eq!(plain.key, None);
+    assert_eq!(plain.to_string(), "203.0.113.5:5555");
+    let pinned: ServerSpec = format!("[2001:db8::1]:5555={key}").parse().expect("pinned");
+    assert_eq!(pinned.key, Some(key));
+    assert_eq!(pinned.to_string().parse::<ServerSpec>(), Ok(pinned));
+    assert!(matches!(
+        "nowhere=".parse::<ServerSpec>(),
+        Err(ServerSpecError::Addr(_))
+    ));
+    assert!(matches!(
+        "203.0.113.5:5555=abc".parse::<ServerSpec>(),
+        Err(ServerSpecError::Key(_))
+    ));
+    let text = ServerSpecError::Key("abc".into()).to_string();
+    assert!(text.contains("abc") && text.contains("64 hex"), "{text}");
+}

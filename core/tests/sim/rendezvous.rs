@@ -257,6 +257,63 @@ fn a_long_lookup_answer_is_packed_into_datagrams_within_the_mtu() {
 }
 
 #[test]
+fn a_server_with_a_key_signs_every_answer_and_still_fits_the_mtu() {
+    let mut reg = registry(Limits::default());
+    let server = identity(999);
+    reg.sign_answers(Identity::from_secret_bytes(&server.secret_bytes()));
+    assert_eq!(reg.server_key(), Some(server.peer_id()));
+    let t = tag(1);
+    let wide = |i: u16| {
+        SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, i),
+            65535,
+            0,
+            0,
+        ))
+    };
+    let mut replies = Vec::new();
+    for i in 0..40u16 {
+        let id = identity(100 + u64::from(i));
+        let addrs = (0..4).map(|k| wide(i * 4 + k)).collect();
+        let r = Register::new(&id, registration(t, addrs, 60, 1)).expect("valid");
+        replies.extend(reg.handle(0, wide(1000 + i), &wire::encode_sig(Message::Register(r))));
+    }
+    let asker = identity(1);
+    replies.extend(reg.handle(1, addr(1), &lookup(&asker, t, 1)));
+    replies.extend(reg.handle(1, addr(2), &register(&asker, t, 60, 5)));
+    // A stale stamp: refused, and the refusal is signed too.
+    replies.extend(reg.handle(1, addr(2), &register(&asker, t, 60, 3)));
+    let kinds: std::collections::BTreeSet<&str> = replies
+        .iter()
+        .map(|(_, bytes)| {
+            assert!(bytes.len() <= MAX_REPLY_LEN, "{} bytes", bytes.len());
+            let Ok(Datagram::Sig(p)) = wire::decode(bytes) else {
+                panic!("a signaling datagram");
+            };
+            assert_eq!(
+                p.msg.verify_answer(p.sig.as_ref(), &server.peer_id()),
+                Ok(())
+            );
+            match p.msg {
+                Message::Registered(_) => "registered",
+                Message::Peers(_) => "peers",
+                Message::Arrived(_) => "arrived",
+                Message::Rejected(_) => "rejected",
+                _ => "request",
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["arrived", "peers", "registered", "rejected"]
+    );
+    assert_eq!(
+        listed(&replies, addr(1)).len(),
+        signaling::MAX_ENTRIES_PER_REPLY
+    );
+}
+
+#[test]
 fn garbage_is_dropped_and_counted_by_reason() {
     let mut reg = registry(Limits::default());
     let a = identity(1);
