@@ -3,7 +3,8 @@
 //! and partitions, crashes and restarts. Each scenario runs over many seeds
 //! and checks the invariants of `harness::Sim::check` after each.
 //!
-//! Seeds per scenario: 200 natively, 8 in the browser;
+//! Seeds per scenario: 200 natively, 8 in the browser (a tenth, at least
+//! one, for the scenarios that simulate hours);
 //! `P2PCHAT_SIM_SEEDS=10000` for a soak, `P2PCHAT_SIM_SEED=n` to replay one.
 
 #[cfg(target_arch = "wasm32")]
@@ -21,6 +22,17 @@ pub fn for_seeds(name: &str, scenario: fn(u64) -> p2pchat_sim::Check) {
     for_seeds_and(name, scenario, &[]);
 }
 
+/// Like [`for_seeds`], over one seed in `divisor` of the configured
+/// count (at least one): for scenarios that simulate hours, where the seed
+/// only moves the network's loss and timing.
+pub fn for_fewer_seeds(name: &str, divisor: u64, scenario: fn(u64) -> p2pchat_sim::Check) {
+    let seeds: Vec<u64> = match single_seed() {
+        Some(s) => vec![s],
+        None => (0..(seed_count() / divisor).max(1)).collect(),
+    };
+    run_seeds(name, scenario, &seeds);
+}
+
 /// Like [`for_seeds`], and also over `regressions`: seeds that once failed
 /// (found by a soak), run in every normal run.
 pub fn for_seeds_and(name: &str, scenario: fn(u64) -> p2pchat_sim::Check, regressions: &[u64]) {
@@ -32,8 +44,12 @@ pub fn for_seeds_and(name: &str, scenario: fn(u64) -> p2pchat_sim::Check, regres
             (0..n).chain(extra).collect()
         }
     };
+    run_seeds(name, scenario, &seeds);
+}
+
+fn run_seeds(name: &str, scenario: fn(u64) -> p2pchat_sim::Check, seeds: &[u64]) {
     let mut failures = Vec::new();
-    for seed in &seeds {
+    for seed in seeds {
         if let Err(e) = scenario(*seed) {
             failures.push(format!("seed {seed}: {e}"));
         }

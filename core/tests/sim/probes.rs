@@ -23,7 +23,7 @@ use p2pchat_sim::{Check, NetConfig, Sim};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::for_seeds;
+use crate::for_fewer_seeds;
 
 /// Victims, one address each.
 const VICTIMS: u16 = 8;
@@ -171,18 +171,22 @@ fn a_dead_bootstrap_address_is_given_up(seed: u64) -> Check {
     )
 }
 
+/// An hour of virtual time per seed: a tenth of the seeds.
 #[test]
 fn hints_of_victims_cost_them_a_bounded_number_of_probes_then_nothing() {
-    for_seeds(
+    for_fewer_seeds(
         "hints_of_victims_cost_them_a_bounded_number_of_probes",
+        10,
         hints_of_victims_cost_them_a_bounded_number_of_probes,
     );
 }
 
+/// Two hours of virtual time per seed: a tenth of the seeds.
 #[test]
 fn a_dead_bootstrap_address_is_probed_ever_more_rarely_then_given_up() {
-    for_seeds(
+    for_fewer_seeds(
         "a_dead_bootstrap_address_is_given_up",
+        10,
         a_dead_bootstrap_address_is_given_up,
     );
 }
