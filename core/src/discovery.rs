@@ -12,7 +12,10 @@
 //!   from it.
 //! - **Signaling servers.** The room registers the node's own addresses
 //!   under the room's rendezvous tag, refreshing at a third of the
-//!   registration's lifetime, and looks the tag up: every probe interval
+//!   registration's lifetime — and every probe interval until every server
+//!   has acknowledged the latest registration, so one lost datagram does
+//!   not leave the node unlisted for a third of the lifetime — and looks
+//!   the tag up: every probe interval
 //!   while nobody is online, every `lookup_interval_ms` otherwise. The
 //!   server answers with the members registered (and tells them about the
 //!   newcomer); each is hinted to the member table and greeted, on its
@@ -69,6 +72,8 @@ pub(crate) enum Answer {
     },
     /// Someone looked the room up, and the server tells us.
     Arrived { nonce: u64, entry: Entry },
+    /// `server` keeps our registration.
+    Registered { server: SocketAddr, nonce: u64 },
 }
 
 /// A lookup waiting for its answer.
@@ -88,6 +93,11 @@ pub struct Discovery {
     /// is online, until they answer or are given up on.
     bootstrap: Vec<SocketAddr>,
     next_register: UnixMillis,
+    /// When the latest registration is due its refresh, once every server
+    /// acknowledged it.
+    refresh_at: UnixMillis,
+    /// The servers that acknowledged the latest registration.
+    acks: Vec<SocketAddr>,
     next_lookup: UnixMillis,
     /// Checks others' membership proofs.
     proofs: ProofKey,
@@ -108,6 +118,8 @@ impl Discovery {
         Discovery {
             bootstrap: bootstrap.iter().copied().filter(addr::usable).collect(),
             next_register: now,
+            refresh_at: now,
+            acks: Vec::new(),
             next_lookup: now,
             my_proof: proofs.proof(me),
             proofs,
@@ -212,7 +224,10 @@ pub(crate) fn on_signal_timeout(
         .take(signaling::MAX_ADDRS)
         .collect();
     if now >= d.next_register {
-        d.next_register = now.saturating_add(u64::from(ttl) * 1000 / 3);
+        // Again soon unless every server acknowledges it (see `on_answer`).
+        d.refresh_at = now.saturating_add(u64::from(ttl) * 1000 / 3);
+        d.next_register = now.saturating_add(config.timeouts.probe).min(d.refresh_at);
+        d.acks.clear();
         let registration = Registration {
             tag,
             addrs,
@@ -294,6 +309,21 @@ pub(crate) fn on_answer(
                 return out.count(DropReason::UnboundAnswer);
             }
             vec![entry]
+        }
+        Answer::Registered { server, nonce } => {
+            // Any registration of ours still remembered will do: the
+            // server holds an entry for us.
+            if !d.registrations.contains(&nonce) {
+                return out.count(DropReason::UnboundAnswer);
+            }
+            if !d.acks.contains(&server) {
+                d.acks.push(server);
+            }
+            let servers = &out.local.config.signaling;
+            if servers.iter().all(|s| d.acks.contains(s)) {
+                d.next_register = d.refresh_at;
+            }
+            return;
         }
     };
     let mut proven = Vec::with_capacity(entries.len());
@@ -401,7 +431,13 @@ pub(crate) fn route_answer(
                 entry: a.entry,
             },
         )),
-        Message::Registered(_) => None,
+        Message::Registered(r) => Some((
+            r.tag,
+            Answer::Registered {
+                server: from,
+                nonce: r.nonce,
+            },
+        )),
         Message::Rejected(_) => {
             counters.signal_rejected += 1;
             None
