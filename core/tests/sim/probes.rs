@@ -6,7 +6,7 @@
 //! bootstrap address is dead. Before, each such address was probed every
 //! probe interval for ever (in this simulator, every 3 s: 1,200 datagrams
 //! per member per address per hour). Now each is probed on its own
-//! schedule (six tries in ten seconds, then ever more rarely, see
+//! schedule (six tries in six seconds, then ever more rarely, see
 //! `core/src/path.rs`), given up after half an hour, and not taken again
 //! for as long.
 
@@ -28,7 +28,7 @@ use crate::for_fewer_seeds;
 /// Victims, one address each.
 const VICTIMS: u16 = 8;
 /// Most probes an unanswered address may get from one member per give-up
-/// period (the schedule sends 27 in 30 minutes).
+/// period (the schedule sends 29 in 30 minutes).
 const MOST_PROBES: u64 = 30;
 
 fn victim(i: u16) -> SocketAddr {
