@@ -26,8 +26,10 @@
 //! [`crate::path`]). A probe is a heartbeat that asks for an answer at once
 //! and carries a challenge; the member's answer, from that address, echoing
 //! the challenge, proves it (one and a half round trips when the answer
-//! also challenges back). From then on the pair beat each other every
-//! heartbeat. An offline member's last proved address is probed every
+//! also challenges back). A challenge a member sent us is echoed in every
+//! heartbeat we send it until it stops challenging, so a lost answer costs
+//! one heartbeat, not a new handshake. From then on the pair beat each
+//! other every heartbeat. An offline member's last proved address is probed every
 //! probe interval for as long as it is offline, so partitions heal and
 //! restarted peers are found again without any server.
 //!
@@ -175,6 +177,7 @@ pub(crate) fn on_beat(beat: Beat, at: Incoming<'_>, out: &mut Outbox<'_>) {
         ..
     } = at;
     members.set_digest(&from.peer, beat.digest);
+    members.set_owed(&from.peer, beat.challenge);
     for hint in beat.hints {
         members.hint(now, hint.peer, hint.addr);
     }
@@ -219,10 +222,20 @@ pub(crate) fn on_timeout(
         let live = members
             .get(&peer)
             .is_some_and(|m| m.addr == Some(addr) && m.status != Status::Offline);
+        // A challenge the member sent us is echoed until it stops
+        // challenging: our first answer may have been lost, and it cannot
+        // take our address before it has one.
+        let response = members.owed(&peer);
         let greeting = if live {
-            Greeting::default()
+            Greeting {
+                response,
+                ..Greeting::default()
+            }
         } else {
-            Greeting::probe()
+            Greeting {
+                response,
+                ..Greeting::probe()
+            }
         };
         send_beat(members, link, digest, now, addr, greeting, out);
     }

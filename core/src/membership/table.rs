@@ -87,6 +87,9 @@ pub struct Member {
     pub digest: Option<u64>,
     /// When its last proved address is next probed, while it is offline.
     next_probe: UnixMillis,
+    /// The last challenge it sent us, echoed in every heartbeat we send it
+    /// until it stops challenging (our answer may have been lost).
+    owed: Option<u64>,
 }
 
 /// A member's status changed (or it was seen for the first time).
@@ -249,6 +252,18 @@ impl Members {
         if member.name.as_deref() != Some(name) {
             member.name = Some(name.to_owned());
         }
+    }
+
+    /// Records the challenge (or its absence) in `peer`'s last heartbeat.
+    pub fn set_owed(&mut self, peer: &PeerId, challenge: Option<u64>) {
+        if let Some(m) = self.members.get_mut(peer) {
+            m.owed = challenge;
+        }
+    }
+
+    /// The challenge `peer` last sent us, still to be echoed.
+    pub fn owed(&self, peer: &PeerId) -> Option<u64> {
+        self.members.get(peer).and_then(|m| m.owed)
     }
 
     /// Records its last known digest.
@@ -466,6 +481,7 @@ fn new_member(peer: PeerId) -> Member {
         last_stamp: 0,
         digest: None,
         next_probe: 0,
+        owed: None,
     }
 }
 
