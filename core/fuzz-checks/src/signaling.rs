@@ -297,12 +297,7 @@ impl Run {
                     proof: proof(peer),
                     sig: [0; 64],
                 });
-                match tamper % 4 {
-                    1 => r.sig[usize::from(tamper >> 2) % 64] ^= 1,
-                    2 => r.stamp = r.stamp.wrapping_add(1),
-                    3 => r.peer = fx.peer_id(usize::from(tamper >> 2)),
-                    _ => {}
-                }
+                tamper_with(tamper, &mut r.sig, &mut r.stamp, &mut r.peer);
                 (from, Message::Register(r))
             }
             Op::Unregister {
@@ -314,12 +309,7 @@ impl Run {
             } => {
                 let identity = fx.sealer(usize::from(peer));
                 let mut u = Unregister::new(identity, tag(t), self.stamp(peer, stamp));
-                match tamper % 4 {
-                    1 => u.sig[usize::from(tamper >> 2) % 64] ^= 1,
-                    2 => u.stamp = u.stamp.wrapping_add(1),
-                    3 => u.peer = fx.peer_id(usize::from(tamper >> 2)),
-                    _ => {}
-                }
+                tamper_with(tamper, &mut u.sig, &mut u.stamp, &mut u.peer);
                 (from, Message::Unregister(u))
             }
             Op::Lookup {
@@ -338,12 +328,7 @@ impl Run {
                     proof: proof(peer),
                 };
                 let mut l = Lookup::new(identity, query);
-                match tamper % 4 {
-                    1 => l.sig[usize::from(tamper >> 2) % 64] ^= 1,
-                    2 => l.stamp = l.stamp.wrapping_add(1),
-                    3 => l.peer = fx.peer_id(usize::from(tamper >> 2)),
-                    _ => {}
-                }
+                tamper_with(tamper, &mut l.sig, &mut l.stamp, &mut l.peer);
                 (from, Message::Lookup(l))
             }
             Op::Raw { from, bytes } => {
@@ -624,4 +609,16 @@ pub fn check_message(bytes: &[u8], decoded: &Result<Datagram, WireError>) {
     let again = serde_json::to_vec(msg).unwrap();
     assert_eq!(&serde_json::from_slice::<Message>(&again).unwrap(), msg);
     let _ = (msg.verify(), msg.tag());
+}
+
+/// What `tamper` does to a signed request: nothing (0), flip a bit of its
+/// signature (1), bump its stamp (2) or swap its peer id (3), so that the
+/// signature no longer holds.
+fn tamper_with(tamper: u8, sig: &mut [u8; 64], stamp: &mut u64, peer: &mut PeerId) {
+    match tamper % 4 {
+        1 => sig[usize::from(tamper >> 2) % 64] ^= 1,
+        2 => *stamp = stamp.wrapping_add(1),
+        3 => *peer = fixtures::get().peer_id(usize::from(tamper >> 2)),
+        _ => {}
+    }
 }
