@@ -21,7 +21,7 @@ Commands:
   /chats                             your chats with their Chat IDs
   /history [chat] [n]                the last n messages of a chat (default 20)
   /invite <chat>                     show the chat's Chat ID again
-  /leave <chat>                      leave a chat and delete its history here
+  /leave <chat>                      leave a chat and erase its messages and Chat ID here (asks first)
   /help                              this help
   /quit                              leave p2pchat (your chats stay; they come back next time)
 A chat is named by its name or by the start of its Chat ID.

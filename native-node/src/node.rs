@@ -39,6 +39,11 @@ pub fn now_ms() -> UnixMillis {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Whether a line answers a question with yes.
+fn is_yes(line: &str) -> bool {
+    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
 /// Whether the loop goes on.
 #[derive(Debug, PartialEq, Eq)]
 enum Flow {
@@ -57,6 +62,8 @@ pub struct Driver {
     /// The engine's next deadline, from its last `Timeout` output.
     deadline: Option<UnixMillis>,
     send_failures: u64,
+    /// A `/leave` waiting for the user's "yes".
+    leaving: Option<RoomId>,
 }
 
 impl Driver {
@@ -72,6 +79,7 @@ impl Driver {
             chats,
             deadline: None,
             send_failures: 0,
+            leaving: None,
         }
     }
 
@@ -313,6 +321,19 @@ impl Driver {
     }
 
     fn command(&mut self, line: &str) -> Flow {
+        if let Some(room) = self.leaving.take() {
+            if is_yes(line) {
+                if let Err(e) = self.engine.leave_room(now_ms(), &room) {
+                    self.error(e);
+                }
+                return Flow::Continue;
+            }
+            let chat = self.chats.get(&room).map(|c| c.name.clone());
+            self.show(&Note::LeaveCancelled {
+                chat: chat.unwrap_or_default(),
+                room: room.to_string(),
+            });
+        }
         let command = match Command::parse(line) {
             Ok(c) => c,
             Err(e) => {
@@ -369,9 +390,12 @@ impl Driver {
             },
             Command::Leave(chat) => match self.chats.resolve(Some(&chat)) {
                 Ok(room) => {
-                    if let Err(e) = self.engine.leave_room(now, &room) {
-                        self.error(e);
-                    }
+                    let chat = self.chats.get(&room).map(|c| c.name.clone());
+                    self.leaving = Some(room);
+                    self.show(&Note::ConfirmLeave {
+                        chat: chat.unwrap_or_default(),
+                        room: room.to_string(),
+                    });
                 }
                 Err(e) => self.error(e),
             },

@@ -41,6 +41,17 @@
 //! of it is, so a crash never leaves half a batch (an event without its
 //! room, a room left but its messages still there).
 //!
+//! # Leaving erases
+//!
+//! A `Left` record deletes the room's row (with its Chat ID, which holds
+//! the room key), its events and its members, and the store makes them
+//! unrecoverable from its files before [`Store::apply`] returns: the
+//! connection runs with `secure_delete` on, so deleted cells and freed
+//! pages are overwritten with zeros, and the write-ahead log is then
+//! checkpointed into the database file and truncated, so no older copy of
+//! those pages is left in it. (What the file system or the disk keeps of
+//! blocks the log once used is beyond SQLite's reach.)
+//!
 //! # One node per data directory
 //!
 //! The connection takes SQLite's exclusive locking mode and a write lock
@@ -156,6 +167,12 @@ pub enum StoreError {
     /// or overwritten.
     #[error("the store is damaged: {0}")]
     Corrupt(String),
+    /// A chat was deleted but its old pages could not be overwritten yet
+    /// (the write-ahead log could not be checkpointed).
+    #[error(
+        "the chat was deleted, but its old data could not be overwritten in the store's files"
+    )]
+    NotErased,
     /// The database was written by a newer p2pchat; it is left untouched.
     #[error(
         "the store was written by a newer p2pchat (schema version {found}, \
@@ -353,6 +370,27 @@ impl Store {
             apply_one(&tx, record)?;
         }
         tx.commit()?;
+        if records.iter().any(|r| matches!(r, Record::Left { .. })) {
+            self.erase_left()?;
+        }
+        Ok(())
+    }
+
+    /// Makes what a `Left` record deleted unrecoverable from the files:
+    /// `secure_delete` (set when the store is opened) has zeroed the freed
+    /// cells and pages in the new versions of the pages, now in the
+    /// write-ahead log; the checkpoint copies them over the database
+    /// file's old pages, and the log, which still holds older versions of
+    /// those pages, is truncated to nothing.
+    fn erase_left(&mut self) -> Result<(), StoreError> {
+        let (busy, _, _): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        if busy != 0 {
+            return Err(StoreError::NotErased);
+        }
         Ok(())
     }
 }
@@ -600,6 +638,9 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
         tracing::warn!(journal, "SQLite did not switch the store to WAL mode");
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Deleted content is overwritten with zeros, not just unlinked: a
+    // chat that was left cannot be read back from free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
 
     // The schema, in a write transaction: this also takes the write lock,
     // held from now on.
@@ -1000,6 +1041,86 @@ mod tests {
         let loaded = store.load().unwrap();
         assert_eq!((loaded.rooms(), loaded.events()), (2, 1));
         assert_eq!(loaded.records[..2], [rec_b, rec_a]);
+    }
+
+    /// Whether `needle` occurs anywhere in the files of `dir`.
+    fn found_in_files(dir: &Path, needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = fs::read(&path).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path.display().to_string());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn left_leaves_nothing_recoverable_in_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        let Record::Room { chat_id, .. } = &rec else {
+            unreachable!()
+        };
+        let chat_id = chat_id.clone();
+        // Kept alongside: its own room, events and member must survive.
+        let (other, other_rec) = room_record();
+        let mut store = Store::open(dir.path()).unwrap();
+        let secret = |seq: u64| format!("the-left-room-said-this-{seq:05}");
+        let mut batch = vec![rec, other_rec];
+        for seq in 1..=300 {
+            let mut e = event(peer(1), seq, seq);
+            e.body = Body::Text { text: secret(seq) };
+            e.token = format!("left-room-token-{seq:05}");
+            batch.push(Record::Event { room, event: e });
+        }
+        batch.push(Record::Event {
+            room: other,
+            event: event(peer(1), 1, 1),
+        });
+        batch.push(Record::Member {
+            room,
+            peer: peer(2),
+            name: Some("left-room-member".to_owned()),
+            addr: addr(1),
+        });
+        store.apply(&batch).unwrap();
+        // The node runs for a while: SQLite checkpoints the log into the
+        // database file, as it does by itself every 1,000 pages.
+        store
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        for needle in [chat_id.as_str(), &secret(1), "left-room-member"] {
+            assert!(
+                !found_in_files(dir.path(), needle).is_empty(),
+                "the test is blind: {needle} is not in the files before /leave"
+            );
+        }
+
+        store.apply(&[Record::Left { room }]).unwrap();
+        let check = |when: &str| {
+            let mut needles = vec![
+                chat_id.clone(),
+                "left-room-member".to_owned(),
+                "left-room-token-".to_owned(),
+            ];
+            needles.extend((1..=300).map(secret));
+            for needle in &needles {
+                let found = found_in_files(dir.path(), needle);
+                assert!(found.is_empty(), "{when}: {needle} is still in {found:?}");
+            }
+        };
+        check("after /leave, the node still running");
+        drop(store);
+        check("after the node stopped");
+        let loaded = Store::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(
+            (loaded.rooms(), loaded.events()),
+            (1, 1),
+            "the other room stays"
+        );
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub enum Note {
         chat_id: String,
         messages: usize,
     },
+    /// `/leave` asks before erasing the chat.
+    ConfirmLeave { chat: String, room: String },
+    /// The user did not confirm `/leave`: the chat stays.
+    LeaveCancelled { chat: String, room: String },
     /// A chat was left.
     ChatLeft { chat: String, room: String },
     /// A message was delivered (own messages: after they are stored).
@@ -289,7 +293,14 @@ pub fn render(note: &Note) -> String {
         Note::ChatRestored {
             chat, messages, ..
         } => format!("[{chat}] rejoined: {messages} messages stored (/history {chat} to see them)"),
-        Note::ChatLeft { chat, .. } => format!("left chat {chat}; its history is deleted here"),
+        Note::ConfirmLeave { chat, .. } => format!(
+            "leave {chat}? Its messages, members and Chat ID are erased from this machine for good \
+             (the other members keep theirs). Type yes to leave, anything else to stay."
+        ),
+        Note::LeaveCancelled { chat, .. } => format!("still in {chat}: nothing was erased"),
+        Note::ChatLeft { chat, .. } => {
+            format!("left chat {chat}; its messages and Chat ID are erased here")
+        }
         Note::Message(m) => render_message(m),
         Note::Member {
             chat,

@@ -336,9 +336,38 @@ fn chats_invite_peers_and_leave() -> Result<()> {
     assert_eq!(members[0]["name"], "bob");
     assert_eq!(members[0]["status"], "online");
 
+    alice.say("room1", "words-only-members-may-read")?;
+    bob.expect_message("words-only-members-may-read")?;
+
+    // /leave asks first; anything but yes keeps the chat.
+    bob.send("/leave room1")?;
+    bob.event("confirm", |v| {
+        v["event"] == "confirm_leave" && v["chat"] == "room1"
+    })?;
+    bob.send("no")?;
+    bob.event("cancelled", |v| v["event"] == "leave_cancelled")?;
+    bob.send("/chats")?;
+    let v = bob.event("chats", |v| v["event"] == "chats")?;
+    assert_eq!(v["chats"].as_array().map(Vec::len), Some(1), "{v}");
+
     // bob leaves: alice sees him go offline at once (he said goodbye).
     bob.send("/leave room1")?;
+    bob.event("confirm", |v| v["event"] == "confirm_leave")?;
+    bob.send("yes")?;
     bob.event("chat_left", |v| v["event"] == "chat_left")?;
+    // Nothing of the chat can be read back from bob's files: not the
+    // Chat ID (the key), not a message, not a member's name.
+    for needle in [chat_id.as_str(), "words-only-members-may-read", "alice"] {
+        for entry in std::fs::read_dir(&bob.data_dir)? {
+            let path = entry?.path();
+            let bytes = std::fs::read(&path)?;
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} is still in {}",
+                path.display()
+            );
+        }
+    }
     alice.event("bob offline", |v| {
         v["event"] == "member" && v["name"] == "bob" && v["to"] == "offline"
     })?;

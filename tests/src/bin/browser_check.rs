@@ -161,6 +161,9 @@ async fn scenario(t: &mut Test, url: &str, screenshot: &Path) -> Result<String> 
 
     t.step("a second tab finds the peer running in the first");
     second_tab(t, url).await?;
+
+    t.step("leaving asks first, then erases the room from the browser");
+    leave(t, &chat_id, "hello from the browser").await?;
     Ok(format!(
         "{} messages in the same (author, seq) order in the page and the node, \
          identity and room kept across a reload, screenshot at {} ({:.1}s)",
@@ -360,6 +363,54 @@ async fn second_tab(t: &Test, url: &str) -> Result<()> {
     t.web
         .wait_for("the first tab still connected", Page::connected)
         .await?;
+    Ok(())
+}
+
+/// Leave asks; Stay keeps the room; Leave and erase removes it from the
+/// page and from the browser's storage (every record of the room, which
+/// names it by its id, the Chat ID's among them, and `said`, a message in
+/// it), and the node sees the page's peer leave.
+async fn leave(t: &mut Test, chat_id: &str, said: &str) -> Result<()> {
+    let room = chat_id
+        .parse::<p2pchat_core::ChatId>()
+        .map_err(|e| anyhow!("the page's Chat ID does not parse: {e}"))?
+        .room_id()
+        .to_string();
+    t.web.ask_to_leave().await?;
+    t.web
+        .wait_for("Leave asking before it erases the room", |p| {
+            p.confirm_leave
+        })
+        .await?;
+    t.web.answer_leave(false).await?;
+    t.web
+        .wait_for("the room still open after Stay", |p| {
+            !p.confirm_leave && p.shows_room(ROOM) && p.message(said).is_some()
+        })
+        .await?;
+    for needle in [room.as_str(), said] {
+        if !t.web.storage_contains(needle).await? {
+            bail!("the test is blind: {needle:?} is not in the page's storage before Leave");
+        }
+    }
+    t.web.ask_to_leave().await?;
+    t.web
+        .wait_for("Leave asking again", |p| p.confirm_leave)
+        .await?;
+    t.web.answer_leave(true).await?;
+    t.web
+        .wait_for("the room gone from the room list", |p| !p.has_room(ROOM))
+        .await?;
+    for needle in [room.as_str(), said] {
+        if t.web.storage_contains(needle).await? {
+            bail!("{needle:?} is still in the page's storage after Leave");
+        }
+    }
+    t.node(|n| {
+        n.event("the page's peer going offline as it leaves", |v| {
+            v["event"] == "member" && v["name"] == WEB_NAME && v["to"] == "offline"
+        })
+    })?;
     Ok(())
 }
 

@@ -105,6 +105,40 @@ impl ChatPage {
         self.browser.click("#send").await
     }
 
+    /// Presses Leave in the open room (which only asks).
+    pub async fn ask_to_leave(&self) -> Result<()> {
+        self.browser.click("#leave-chat").await
+    }
+
+    /// Answers the question Leave asked: erase the room, or stay.
+    pub async fn answer_leave(&self, leave: bool) -> Result<()> {
+        let button = if leave {
+            "#confirm-leave-yes"
+        } else {
+            "#confirm-leave-no"
+        };
+        self.browser.click(button).await
+    }
+
+    /// Whether any key or value in the page's storage contains `needle`.
+    pub async fn storage_contains(&self, needle: &str) -> Result<bool> {
+        let needle = serde_json::to_string(needle)?;
+        let script = format!(
+            "const n = {needle}; \
+             for (let i = 0; i < localStorage.length; i++) {{ \
+               const k = localStorage.key(i); \
+               if (k.includes(n) || (localStorage.getItem(k) || '').includes(n)) return true; \
+             }} \
+             return false;"
+        );
+        let v = self
+            .browser
+            .execute(&script)
+            .await
+            .context("reading the page's storage")?;
+        Ok(v == serde_json::Value::Bool(true))
+    }
+
     /// Reloads the page in a task of its own; await the handle for the end
     /// of the reload.
     pub fn reload_in_background(&self) -> JoinHandle<Result<()>> {

@@ -33,6 +33,7 @@ return {
     name: text(q('.name', m)), status: attr(m, 'data-status') })),
   errors: all('#errors .error').map(text),
   other_tab: q('#other-tab') != null,
+  confirm_leave: shown(q('#confirm-leave')),
 };
 "#;
 
@@ -62,6 +63,8 @@ pub struct Page {
     pub errors: Vec<String>,
     /// The notice that p2pchat is already open in another tab.
     pub other_tab: bool,
+    /// Leave's question: erase the room, or stay?
+    pub confirm_leave: bool,
 }
 
 /// One room in the room list.
@@ -148,6 +151,7 @@ impl Page {
                 .map(|e| e.as_str().unwrap_or_default().to_owned())
                 .collect(),
             other_tab: v["other_tab"] == true,
+            confirm_leave: v["confirm_leave"] == true,
         }
     }
 

@@ -36,10 +36,26 @@ pub fn room_view(props: &Props) -> Html {
             let _ = clipboard.write_text(&chat_id);
         })
     };
+    // Leaving erases the chat here: the Leave button only asks; the
+    // question names the chat it is about, so switching chats drops it.
+    let confirming = use_state(|| None::<p2pchat_core::RoomId>);
+    let asking = *confirming == Some(room.id);
+    let ask = {
+        let confirming = confirming.clone();
+        let id = room.id;
+        Callback::from(move |_| confirming.set(Some(id)))
+    };
+    let stay = {
+        let confirming = confirming.clone();
+        Callback::from(move |_| confirming.set(None))
+    };
     let leave = {
         let commands = props.commands.clone();
         let id = room.id;
-        Callback::from(move |_| commands.leave(id))
+        Callback::from(move |_| {
+            confirming.set(None);
+            commands.leave(id);
+        })
     };
     html! {
         <main class="room">
@@ -48,8 +64,17 @@ pub fn room_view(props: &Props) -> Html {
                 <div class="chat-id-row">
                     <code id="chat-id" class="chat-id" title="Whoever has this Chat ID can read and write in this chat">{ &room.chat_id }</code>
                     <button id="copy-chat-id" onclick={copy}>{ "Copy Chat ID" }</button>
-                    <button id="leave-chat" class="secondary" onclick={leave}>{ "Leave" }</button>
+                    <button id="leave-chat" class="secondary" onclick={ask} disabled={asking}>{ "Leave" }</button>
                 </div>
+                if asking {
+                    <div id="confirm-leave" class="confirm" role="alertdialog" aria-labelledby="confirm-leave-text">
+                        <p id="confirm-leave-text">
+                            { format!("Leave # {}? Its messages and its Chat ID are erased from this browser for good; the other members keep theirs.", room.name) }
+                        </p>
+                        <button id="confirm-leave-yes" class="danger" onclick={leave}>{ "Leave and erase" }</button>
+                        <button id="confirm-leave-no" class="secondary" onclick={stay}>{ "Stay" }</button>
+                    </div>
+                }
             </div>
             <Timeline room={props.room.clone()} me={props.me} />
             <Composer room={room.id} commands={props.commands.clone()} />
