@@ -533,9 +533,13 @@ pub(crate) fn author(
     Ok((EventId::new(me, seq), datagrams))
 }
 
-/// Stores, then announces, events just delivered.
+/// Stores, then announces, events just delivered; `own` when this node
+/// just wrote the first of them (others' events that waited for it are
+/// delivered with it, and are not its own).
 fn announce(room: RoomId, delivered: Vec<Delivered>, own: bool, out: &mut Outbox<'_>) {
+    let me = out.local.me;
     for d in delivered {
+        let own = own && d.event.id.author == me;
         out.persist(Record::Event {
             room,
             event: (*d.event).clone(),

@@ -439,6 +439,40 @@ fn absurd_sequence_numbers_and_clocks_are_refused() {
     assert_eq!(b.bob_history(), kept);
 }
 
+/// Found by the `control` fuzz target: an event of Mallory's that waits
+/// for Bob's next message is delivered with it, and must not be shown as
+/// Bob's own.
+#[test]
+fn an_event_delivered_with_ones_own_is_not_shown_as_ones_own() {
+    let mut b = Bench::new();
+    let room = b.room();
+    let bob = b.bob.peer_id();
+    let (seq, _, lamport) = b
+        .bob
+        .history(&room)
+        .and_then(|h| h.next_for(&bob))
+        .expect("bob can write");
+    for d in b.mallory_event(1, lamport + 1, vec![EventId::new(bob, seq)]) {
+        b.inject(&d);
+    }
+    b.bob.send_text(b.now, &room, "bob's words").expect("send");
+    let (out, _) = settle(&mut b.bob, &mut b.disks[1]);
+    let shown: Vec<(PeerId, bool)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Settled::Event(p2pchat_core::AppEvent::Message { event, own, .. }) => {
+                Some((event.id.author, *own))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![(bob, true), (b.mallory.peer_id(), false)],
+        "bob's message, then mallory's that waited for it"
+    );
+}
+
 #[test]
 fn fragment_floods_stay_bounded_and_real_messages_still_arrive() {
     let mut b = Bench::new();
