@@ -33,6 +33,18 @@
 //! probe interval for as long as it is offline, so partitions heal and
 //! restarted peers are found again without any server.
 //!
+//! **Hints are a member's word.** A member may hint any address at all,
+//! so what we send because of its hints is paid for by that member: each
+//! authenticated control message it sends us earns it one probe of an
+//! address it hinted (at most [`MAX_HINT_CREDIT`] saved up). A member that
+//! floods us with hints gets at most one datagram sent to third parties
+//! per datagram it sends, and nothing once it goes silent. A hinted
+//! address is forgotten unless some member names it again within
+//! [`HINT_TTL_MS`]; it never displaces an address a signaling server, the
+//! store or a Chat ID named, and a member already reached is not probed
+//! elsewhere because someone says so. Unspecified, multicast and broadcast
+//! addresses are never taken from anyone ([`crate::addr`]).
+//!
 //! **Replays.** Each control message carries the sender's strictly
 //! increasing stamp; one that is not above the last accepted stamp from
 //! that member is dropped. Stamps are the sender's wall clock in
@@ -63,7 +75,8 @@ use crate::wire::Control;
 use crate::UnixMillis;
 
 pub use table::{
-    Heard, Member, Members, Status, StatusChange, Timeouts, MAX_CANDIDATES, MAX_MEMBERS,
+    Candidate, Heard, Member, Members, Status, StatusChange, Timeouts, HINT_TTL_MS, MAX_CANDIDATES,
+    MAX_HINT_CREDIT, MAX_MEMBERS,
 };
 
 /// Most member hints in one heartbeat.
@@ -179,7 +192,7 @@ pub(crate) fn on_beat(beat: Beat, at: Incoming<'_>, out: &mut Outbox<'_>) {
     members.set_digest(&from.peer, beat.digest);
     members.set_owed(&from.peer, beat.challenge);
     for hint in beat.hints {
-        members.hint(now, hint.peer, hint.addr);
+        members.hint_from(now, from.peer, hint.peer, hint.addr);
     }
     if beat.hello || beat.challenge.is_some() {
         let digest = history.version_vector().digest();

@@ -17,6 +17,11 @@ use crate::UnixMillis;
 pub const MAX_MEMBERS: usize = 1024;
 /// Most candidate addresses kept per member.
 pub const MAX_CANDIDATES: usize = 4;
+/// Most probes of addresses a member hinted that it may have earned and
+/// not spent (one per control message it sent us, see [`super`]).
+pub const MAX_HINT_CREDIT: u32 = 16;
+/// How long a hinted address is kept without being hinted again.
+pub const HINT_TTL_MS: u64 = 60_000;
 
 /// Liveness timings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +81,7 @@ pub struct Member {
     pub addr: Option<SocketAddr>,
     /// Addresses suggested by others, by signaling or by the store, not
     /// proved yet (each probed on its own schedule, see [`crate::path`]).
-    pub candidates: Vec<SocketAddr>,
+    pub candidates: Vec<Candidate>,
     /// Liveness.
     pub status: Status,
     /// When it was last heard from.
@@ -90,6 +95,36 @@ pub struct Member {
     /// The last challenge it sent us, echoed in every heartbeat we send it
     /// until it stops challenging (our answer may have been lost).
     owed: Option<u64>,
+    /// Probes of addresses it hinted that it has earned and we have not
+    /// sent yet.
+    hint_credit: u32,
+}
+
+/// An address a member is said to be at, not proved yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The member whose hint named it last, if only members did; `None`
+    /// when a signaling server, the store or a Chat ID named it.
+    pub hinted_by: Option<PeerId>,
+    /// When it was last named.
+    pub named: UnixMillis,
+}
+
+impl Candidate {
+    fn new(addr: SocketAddr, hinted_by: Option<PeerId>, now: UnixMillis) -> Self {
+        Candidate {
+            addr,
+            hinted_by,
+            named: now,
+        }
+    }
+
+    /// A member's hint not repeated for [`HINT_TTL_MS`].
+    fn expired(&self, now: UnixMillis) -> bool {
+        self.hinted_by.is_some() && now.saturating_sub(self.named) > HINT_TTL_MS
+    }
 }
 
 /// A member's status changed (or it was seen for the first time).
@@ -227,7 +262,8 @@ impl Members {
         member.last_stamp = stamp;
         member.last_heard = Some(now);
         member.addr = Some(addr);
-        member.candidates.retain(|c| *c != addr);
+        member.hint_credit = (member.hint_credit + 1).min(MAX_HINT_CREDIT);
+        member.candidates.retain(|c| c.addr != addr);
         member.next_probe = now.saturating_add(probe);
         let before = member.status;
         member.status = Status::Online;
@@ -273,25 +309,75 @@ impl Members {
         }
     }
 
-    /// A member was said to be at `addr` (by another member or by
-    /// signaling): unverified, so only a candidate to probe. Addresses
+    /// A member was said to be at `addr` by a signaling server, the store
+    /// or a Chat ID: unverified, so only a candidate to probe. Addresses
     /// that are not [`addr::usable`] are never taken, nor those given up
     /// on lately (see [`crate::path`]).
     pub fn hint(&mut self, now: UnixMillis, peer: PeerId, addr: SocketAddr) {
+        self.add_candidate(now, peer, addr, None);
+    }
+
+    /// The member `by` said `peer` is at `addr`: a candidate like those of
+    /// [`Members::hint`], probed only as `by` earns it (one probe per
+    /// control message `by` sent us), and dropped unless `by` or another
+    /// member names it again within [`HINT_TTL_MS`]. It never displaces an
+    /// address named otherwise.
+    pub fn hint_from(&mut self, now: UnixMillis, by: PeerId, peer: PeerId, addr: SocketAddr) {
+        if by == peer {
+            return;
+        }
+        self.add_candidate(now, peer, addr, Some(by));
+    }
+
+    fn add_candidate(
+        &mut self,
+        now: UnixMillis,
+        peer: PeerId,
+        addr: SocketAddr,
+        by: Option<PeerId>,
+    ) {
         if peer == self.me || !addr::usable(&addr) || self.paths.given_up(now, &addr) {
+            return;
+        }
+        if by.is_some() && self.is_live(&peer) {
+            // Reached already: nothing to probe.
             return;
         }
         if !self.members.contains_key(&peer) && !self.make_room() {
             return;
         }
         let member = self.members.entry(peer).or_insert_with(|| new_member(peer));
-        if member.addr == Some(addr) || member.candidates.contains(&addr) {
+        if member.addr == Some(addr) {
+            return;
+        }
+        if let Some(c) = member.candidates.iter_mut().find(|c| c.addr == addr) {
+            c.named = now;
+            // Named otherwise at least once: no longer a member's word only.
+            c.hinted_by = c.hinted_by.and(by);
             return;
         }
         if member.candidates.len() >= MAX_CANDIDATES {
-            member.candidates.remove(0);
+            // The oldest member's hint goes first; an address named
+            // otherwise gives way only to another named otherwise.
+            let victim = member
+                .candidates
+                .iter()
+                .position(|c| c.hinted_by.is_some())
+                .or(if by.is_none() { Some(0) } else { None });
+            match victim {
+                Some(i) => {
+                    member.candidates.remove(i);
+                }
+                None => return,
+            }
         }
-        member.candidates.push(addr);
+        member.candidates.push(Candidate::new(addr, by, now));
+    }
+
+    fn is_live(&self, peer: &PeerId) -> bool {
+        self.members.get(peer).is_some_and(|m| {
+            m.addr.is_some() && matches!(m.status, Status::Online | Status::Suspect)
+        })
     }
 
     /// The member said goodbye: it is offline at once.
@@ -360,7 +446,9 @@ impl Members {
     /// heartbeat is due; offline members at their last proved address
     /// every probe interval; and their candidate addresses when each is
     /// due on its own schedule (one probe per address however many members
-    /// are said to be there; an address given up on is forgotten).
+    /// are said to be there; an address given up on is forgotten), those
+    /// only a member hinted while that member has credit for them (an
+    /// expired hint is forgotten).
     pub fn beat_targets(&mut self, now: UnixMillis) -> Vec<(PeerId, SocketAddr)> {
         let mut out = Vec::new();
         let beat_due = now >= self.next_beat;
@@ -369,6 +457,13 @@ impl Members {
         }
         let t = self.timeouts;
         let paths = &mut self.paths;
+        // Each hinter's credit, spent below and given back after.
+        let mut credit: BTreeMap<PeerId, u32> = self
+            .members
+            .values_mut()
+            .filter(|m| m.hint_credit > 0)
+            .map(|m| (m.peer, std::mem::take(&mut m.hint_credit)))
+            .collect();
         for member in self.members.values_mut() {
             let live = matches!(member.status, Status::Online | Status::Suspect);
             match (live, member.addr) {
@@ -380,18 +475,35 @@ impl Members {
                         out.push((member.peer, addr));
                     }
                     let peer = member.peer;
-                    member.candidates.retain(|&c| {
-                        if Some(c) == member.addr {
+                    member.candidates.retain(|c| {
+                        if Some(c.addr) == member.addr || c.expired(now) {
                             return false;
                         }
-                        match paths.probe_due(now, c, t.heartbeat) {
-                            Due::Now => out.push((peer, c)),
+                        let credit = match c.hinted_by {
+                            Some(by) => match credit.get_mut(&by) {
+                                Some(n) if *n > 0 => Some(n),
+                                _ => return true,
+                            },
+                            None => None,
+                        };
+                        match paths.probe_due(now, c.addr, t.heartbeat) {
+                            Due::Now => {
+                                if let Some(n) = credit {
+                                    *n -= 1;
+                                }
+                                out.push((peer, c.addr));
+                            }
                             Due::At(_) => {}
                             Due::GivenUp => return false,
                         }
                         true
                     });
                 }
+            }
+        }
+        for (peer, n) in credit {
+            if let Some(m) = self.members.get_mut(&peer) {
+                m.hint_credit = n;
             }
         }
         out
@@ -413,7 +525,21 @@ impl Members {
                     next = next.min(m.next_probe);
                 }
                 for c in &m.candidates {
-                    next = next.min(self.paths.next_probe(c).unwrap_or(0));
+                    let earned = c
+                        .hinted_by
+                        .is_none_or(|by| self.members.get(&by).is_some_and(|h| h.hint_credit > 0));
+                    let at = if earned {
+                        self.paths.next_probe(&c.addr).unwrap_or(0)
+                    } else {
+                        // Waits for credit (which comes with a datagram,
+                        // and so with a wake-up), or expires.
+                        UnixMillis::MAX
+                    };
+                    let expiry = match c.hinted_by {
+                        Some(_) => c.named.saturating_add(HINT_TTL_MS + 1),
+                        None => UnixMillis::MAX,
+                    };
+                    next = next.min(at).min(expiry);
                 }
             }
             if let Some(heard) = m.last_heard {
@@ -460,11 +586,11 @@ impl Members {
             member.name = name;
         }
         if let Some(addr) = addr.filter(addr::usable) {
-            if !member.candidates.contains(&addr) {
+            if !member.candidates.iter().any(|c| c.addr == addr) {
                 if member.candidates.len() >= MAX_CANDIDATES {
                     member.candidates.remove(0);
                 }
-                member.candidates.push(addr);
+                member.candidates.push(Candidate::new(addr, None, 0));
             }
         }
     }
@@ -482,6 +608,7 @@ fn new_member(peer: PeerId) -> Member {
         digest: None,
         next_probe: 0,
         owed: None,
+        hint_credit: 0,
     }
 }
 
@@ -582,6 +709,73 @@ mod tests {
             "{probed:?}"
         );
         assert!(probed.len() as u64 >= 600_000 / t.probe - 1);
+    }
+
+    #[test]
+    fn a_members_hints_are_probed_only_as_it_earns_them() {
+        let t = Timeouts::default();
+        let mut m = Members::new(peer(0), t);
+        let hinted = |i: u8| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)), 9);
+        for i in 1..=40 {
+            m.hint_from(0, peer(1), peer(100 + i), hinted(i));
+        }
+        assert!(m.beat_targets(0).is_empty(), "peer 1 has sent nothing yet");
+        assert_eq!(m.next_deadline(), t.heartbeat, "no wake-up for them");
+        // Three control messages from peer 1: three probes, no more.
+        for stamp in 1..=3 {
+            m.heard(10, peer(1), addr(1), stamp);
+        }
+        let probes = |targets: Vec<(PeerId, SocketAddr)>| {
+            targets
+                .into_iter()
+                .filter(|(_, a)| a.ip() != addr(1).ip())
+                .count()
+        };
+        assert_eq!(probes(m.beat_targets(10)), 3);
+        assert_eq!(probes(m.beat_targets(20)), 0);
+        // The credit saved up is bounded.
+        for stamp in 4..100 {
+            m.heard(30, peer(1), addr(1), stamp);
+        }
+        let mut sent = 0;
+        let mut now = 30;
+        while now < HINT_TTL_MS {
+            sent += probes(m.beat_targets(now));
+            now += 100;
+        }
+        assert_eq!(sent, MAX_HINT_CREDIT as usize);
+        // Hints not repeated are forgotten.
+        m.beat_targets(HINT_TTL_MS + 2);
+        assert!(m.iter().all(|x| x.candidates.is_empty()));
+    }
+
+    #[test]
+    fn a_members_hints_never_displace_an_address_named_otherwise() {
+        let mut m = Members::new(peer(0), Timeouts::default());
+        m.hint(0, peer(2), addr(2));
+        for i in 10..20 {
+            m.hint_from(0, peer(1), peer(2), addr(i));
+        }
+        let candidates = &m
+            .get(&peer(2))
+            .map(|p| p.candidates.clone())
+            .unwrap_or_default();
+        assert_eq!(candidates.len(), MAX_CANDIDATES);
+        assert!(candidates
+            .iter()
+            .any(|c| c.addr == addr(2) && c.hinted_by.is_none()));
+        // Named by the server too: no longer only a member's word.
+        m.hint(5, peer(2), addr(19));
+        let c = m
+            .get(&peer(2))
+            .and_then(|p| p.candidates.iter().find(|c| c.addr == addr(19)).copied());
+        assert_eq!(c.map(|c| c.hinted_by), Some(None));
+        // A member is never hinted at its own address, nor a live one.
+        m.hint_from(0, peer(3), peer(3), addr(30));
+        m.heard(0, peer(4), addr(4), 1);
+        m.hint_from(0, peer(3), peer(4), addr(31));
+        assert!(m.get(&peer(3)).is_none());
+        assert!(m.get(&peer(4)).is_some_and(|p| p.candidates.is_empty()));
     }
 
     #[test]

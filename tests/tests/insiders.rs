@@ -1,0 +1,248 @@
+//! A member turned hostile, against real nodes on loopback: Mallory holds
+//! the Chat ID, runs the protocol engine herself over a UDP socket of this
+//! test, and on top of it seals control messages of her own making.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use p2pchat_core::membership::{Beat, Hint, Status, MAX_HINTS, MAX_HINT_CREDIT};
+use p2pchat_core::wire::{self, Control, RoomKind, Sealed};
+use p2pchat_core::{ChatId, Config, Identity, MemoryStore, Node, PeerId, RoomCipher, UserName};
+use p2pchat_sim::{settle, Settled};
+use p2pchat_tests::{ChatNode, Signaling};
+use rand_core::{OsRng, RngCore};
+use tokio::net::UdpSocket;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Mallory: an engine on a UDP socket of the test, and her key.
+struct Mallory {
+    socket: UdpSocket,
+    engine: Node,
+    disk: MemoryStore,
+    identity: Identity,
+    chat: ChatId,
+    stamp: u64,
+    /// Datagrams she sent to each address.
+    sent: std::collections::BTreeMap<SocketAddr, u64>,
+}
+
+impl Mallory {
+    async fn join(chat_id: &str, signal: SocketAddr) -> Result<Mallory> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let config = Config {
+            signaling: vec![signal],
+            local_addrs: vec![socket.local_addr()?],
+            ..Config::default()
+        };
+        let identity = Identity::generate(&mut OsRng);
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        let mut engine = Node::new(identity.clone(), UserName::new("mallory")?, config, seed);
+        let chat: ChatId = chat_id.parse().map_err(|e| anyhow!("{e}"))?;
+        engine.join_room(now_ms(), &chat)?;
+        Ok(Mallory {
+            socket,
+            engine,
+            disk: MemoryStore::new(),
+            identity,
+            chat,
+            stamp: 0,
+            sent: Default::default(),
+        })
+    }
+
+    /// Runs the engine for `ms`.
+    async fn run_for(&mut self, ms: u64) -> Result<()> {
+        let end = Instant::now() + Duration::from_millis(ms);
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (outputs, next) = settle(&mut self.engine, &mut self.disk);
+            for o in outputs {
+                if let Settled::Transmit(t) = o {
+                    self.send(t.to, &t.bytes).await?;
+                }
+            }
+            let now = Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            let wake = next
+                .map_or(200, |t| t.saturating_sub(now_ms()).min(200))
+                .min(u64::try_from((end - now).as_millis()).unwrap_or(200));
+            match tokio::time::timeout(Duration::from_millis(wake), self.socket.recv_from(&mut buf))
+                .await
+            {
+                Err(_) => self.engine.handle_timeout(now_ms()),
+                Ok(r) => {
+                    let (n, from) = r?;
+                    self.engine.handle_datagram(now_ms(), from, &buf[..n]);
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, to: SocketAddr, bytes: &[u8]) -> Result<()> {
+        self.socket.send_to(bytes, to).await?;
+        *self.sent.entry(to).or_default() += 1;
+        Ok(())
+    }
+
+    fn online_with(&self, peers: &[PeerId]) -> bool {
+        let Some(members) = self.engine.members(self.chat.room_id()) else {
+            return false;
+        };
+        peers
+            .iter()
+            .all(|p| members.get(p).is_some_and(|m| m.status == Status::Online))
+    }
+
+    /// A heartbeat of her own making, hinting `hints`, to `to` from her
+    /// own (proved) address.
+    async fn hint(&mut self, to: SocketAddr, hints: Vec<Hint>) -> Result<()> {
+        self.stamp = self.stamp.max(now_ms() * 1000 + 500) + 1;
+        let beat = Beat {
+            stamp: self.stamp,
+            name: "mallory".into(),
+            digest: 0,
+            hints,
+            hello: false,
+            challenge: None,
+            response: None,
+        };
+        let payload = serde_json::to_vec(&Sealed::Ctl(Control::Beat(beat)))?;
+        let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
+        let token = cipher.seal(&self.identity, &payload, now_ms())?;
+        let datagrams = wire::encode_room(
+            RoomKind::Ctl,
+            self.chat.key().rendezvous_tag(),
+            self.identity.peer_id(),
+            &token,
+            1200,
+            OsRng.next_u32(),
+        )
+        .context("the beat does not fit")?;
+        for d in datagrams {
+            self.send(to, &d).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Datagrams that reached the victims' sockets so far.
+fn drain(victims: &[std::net::UdpSocket]) -> u64 {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    for v in victims {
+        while v.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Mallory hints 32 made-up members per heartbeat (28 at victims' sockets
+/// of this test, and unspecified, multicast and broadcast addresses), ten
+/// heartbeats a second to each of Alice and Bob for 20 s, then goes
+/// silent. The victims get at most one datagram per datagram Mallory sent,
+/// and next to nothing after she stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_hints_reflect_nothing() -> Result<()> {
+    let signal = Signaling::start()?;
+    let dir_a = tempfile::tempdir()?;
+    let dir_b = tempfile::tempdir()?;
+    let mut alice = ChatNode::start("alice", dir_a.path(), &[signal.addr], &[])?;
+    let mut bob = ChatNode::start("bob", dir_b.path(), &[signal.addr], &[])?;
+    let chat_id = alice.create_chat("general")?;
+    bob.join_chat(&chat_id)?;
+    let mut mallory = Mallory::join(&chat_id, signal.addr).await?;
+    let peers: Vec<PeerId> = [&alice.peer, &bob.peer]
+        .iter()
+        .map(|p| p.parse().map_err(|e| anyhow!("peer id {p}: {e}")))
+        .collect::<Result<_>>()?;
+    let deadline = Instant::now() + WAIT;
+    while !mallory.online_with(&peers) {
+        if Instant::now() > deadline {
+            bail!("mallory never got online with alice and bob");
+        }
+        mallory.run_for(200).await?;
+    }
+    let targets = [alice.udp, bob.udp];
+
+    let victims: Vec<std::net::UdpSocket> = (0..MAX_HINTS - 4)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })
+        .collect::<Result<_>>()?;
+    let mut hinted: Vec<SocketAddr> = victims
+        .iter()
+        .map(|v| v.local_addr())
+        .collect::<std::io::Result<_>>()?;
+    hinted.extend([
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4000)),
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 251), 5353)),
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 9)),
+        SocketAddr::V6(SocketAddrV6::new("ff02::1".parse()?, 5353, 0, 0)),
+    ]);
+    let sent_before: u64 = targets
+        .iter()
+        .map(|t| mallory.sent.get(t).copied().unwrap_or(0))
+        .sum();
+    let mut reached = drain(&victims);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        for to in targets {
+            let hints = hinted
+                .iter()
+                .map(|addr| {
+                    let mut id = [0u8; 32];
+                    OsRng.fill_bytes(&mut id);
+                    Hint {
+                        peer: PeerId::from_bytes(id),
+                        addr: *addr,
+                    }
+                })
+                .collect();
+            mallory.hint(to, hints).await?;
+        }
+        mallory.run_for(100).await?;
+        reached += drain(&victims);
+    }
+    let sent: u64 = targets
+        .iter()
+        .map(|t| mallory.sent.get(t).copied().unwrap_or(0))
+        .sum();
+    // Mallory goes silent.
+    drop(mallory);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = drain(&victims);
+    println!(
+        "hint reflection: victims got {reached} datagrams for {} Mallory sent alice and bob in 20 s \
+         (x{:.2}), then {after} in the 10 s after she went silent",
+        sent - sent_before,
+        reached as f64 / (sent - sent_before) as f64
+    );
+    assert!(
+        reached <= sent,
+        "victims got {reached} datagrams for {sent} from Mallory"
+    );
+    assert!(
+        after <= 2 * u64::from(MAX_HINT_CREDIT),
+        "victims got {after} datagrams after Mallory went silent"
+    );
+    // Alice and Bob still chat.
+    alice.say("general", "still here")?;
+    bob.expect_message("still here")?;
+    alice.quit()?;
+    bob.quit()?;
+    Ok(())
+}
