@@ -85,6 +85,8 @@ drop_reasons! {
     BufferFull => "buffer_full",
     /// A pending event refused on delivery for breaking the Lamport rule.
     BadLamport => "bad_lamport",
+    /// An event stamped too far past this node's clock, not taken yet.
+    FromTheFuture => "from_the_future",
     /// Pending events evicted (too old, or to make room).
     PendingEvicted => "pending_evicted",
     /// A signaling message from an address that is not a configured

@@ -20,6 +20,20 @@
 //! key below the newest one so far is marked **late**: a UI places it
 //! earlier than the newest message and can say so.
 //!
+//! **Times.** An event's `time` is its author's word: it is shown, never
+//! used to order. What is shown is clamped to the event's causal past: an
+//! event is never shown as written before the author's previous event or
+//! any of its dependencies ([`Event::shown_time`]). An event whose own time
+//! is more than [`BACKDATE_TOLERANCE_MS`] before that is marked
+//! **backdated** ([`Event::backdated`]). Both follow from the event and its
+//! causal past alone, so every member, a late joiner and a restarted node
+//! alike, shows the same times and marks. An honest author writes
+//! `max(now, that floor)` and is never marked, whatever its clock. An
+//! event stamped more than [`MAX_FUTURE_MS`] after the receiver's clock is
+//! not taken yet (dropped and counted as `from_the_future`; replication
+//! offers it again later, and it is taken once its time has come), so a
+//! member cannot drag everyone's shown times into the future either.
+//!
 //! Limits: the pending buffer holds at most [`MAX_PENDING`] events and
 //! [`MAX_PENDING_BYTES`] bytes of tokens; an event further than
 //! [`MAX_AHEAD`] past its author's delivered sequence number, or naming
@@ -52,6 +66,11 @@ pub const MAX_AHEAD: u64 = MAX_PENDING as u64;
 pub const MAX_AUTHORS: usize = 512;
 /// How long an event may wait for its dependencies before it is evicted.
 pub const PENDING_TTL_MS: u64 = 120_000;
+/// How far before its causal past an event's own time may be before it is
+/// marked backdated (clocks of honest members disagree a little).
+pub const BACKDATE_TOLERANCE_MS: u64 = 60_000;
+/// How far past the receiver's clock an event's time may be.
+pub const MAX_FUTURE_MS: u64 = 5 * 60_000;
 
 /// What an event says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,12 +117,27 @@ pub struct Event {
     /// The author's sealed token, forwarded unchanged to other members so
     /// they can check the author's signature themselves.
     pub token: String,
+    /// The latest shown time in the event's causal past (the author's
+    /// previous event and the dependencies), set on delivery; 0 before.
+    #[serde(skip)]
+    pub floor: UnixMillis,
 }
 
 impl Event {
     /// The event's place in the canonical order.
     pub fn key(&self) -> OrderKey {
         OrderKey::new(self.lamport, self.id)
+    }
+
+    /// The time to show: the author's, but never before the causal past.
+    pub fn shown_time(&self) -> UnixMillis {
+        self.time.max(self.floor)
+    }
+
+    /// The author's time is well before the event's causal past: it was
+    /// set back, by a wrong clock or on purpose.
+    pub fn backdated(&self) -> bool {
+        self.time.saturating_add(BACKDATE_TOLERANCE_MS) < self.floor
     }
 }
 
@@ -217,6 +251,22 @@ impl History {
         };
         let start = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
         events.get(start..).unwrap_or(&[])
+    }
+
+    /// The floor of an event by `author` with sequence number `seq` and
+    /// dependencies `deps`: the latest shown time among the delivered ones
+    /// of its previous event and its dependencies.
+    pub fn floor_of(&self, author: &PeerId, seq: u64, deps: &[EventId]) -> UnixMillis {
+        let prev = seq
+            .checked_sub(1)
+            .filter(|s| *s > 0)
+            .map(|s| EventId::new(*author, s));
+        prev.iter()
+            .chain(deps)
+            .filter_map(|id| self.get(id))
+            .map(|e| e.shown_time())
+            .max()
+            .unwrap_or(0)
     }
 
     /// What `author`'s next event must carry: its sequence number, its
@@ -395,7 +445,8 @@ impl History {
         next_lamport(dep_lamports) == Some(event.lamport) && event.lamport > prev
     }
 
-    fn deliver(&mut self, event: Event) -> Delivered {
+    fn deliver(&mut self, mut event: Event) -> Delivered {
+        event.floor = self.floor_of(&event.id.author, event.id.seq, &event.deps);
         let key = event.key();
         let late = self
             .order
@@ -463,6 +514,11 @@ pub(crate) fn receive(
         out.count(crate::counters::DropReason::BadPayload);
         return Received::Dropped;
     }
+    if ev.time > now.saturating_add(MAX_FUTURE_MS) {
+        // Not refused: offered again by replication, taken in its time.
+        out.count(crate::counters::DropReason::FromTheFuture);
+        return Received::Dropped;
+    }
     let event = Event {
         id: EventId::new(author, ev.seq),
         lamport: ev.lamport,
@@ -471,6 +527,7 @@ pub(crate) fn receive(
         name: ev.name,
         body: ev.body,
         token,
+        floor: 0,
     };
     let name = event.name.clone();
     match history.offer(event, now) {
@@ -506,11 +563,13 @@ pub(crate) fn author(
     let body = Body::Text {
         text: text.to_owned(),
     };
+    // Never before what it answers, whatever this machine's clock says.
+    let time = now.max(history.floor_of(&me, seq, &deps));
     let sealed = Sealed::Ev(EventWire {
         seq,
         lamport,
         deps: deps.clone(),
-        time: now,
+        time,
         name: name.clone(),
         body: body.clone(),
     });
@@ -523,10 +582,11 @@ pub(crate) fn author(
         id: EventId::new(me, seq),
         lamport,
         deps,
-        time: now,
+        time,
         name,
         body,
         token,
+        floor: 0,
     };
     let delivered = history.offer(event, now)?;
     announce(room, delivered, true, out);

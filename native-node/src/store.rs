@@ -789,6 +789,7 @@ mod tests {
                 text: format!("message {seq}"),
             },
             token: format!("token-{seq}-{lamport}"),
+            floor: 0,
         }
     }
 

@@ -30,8 +30,14 @@ pub struct MessageView {
     pub seq: u64,
     /// Lamport time.
     pub lamport: u64,
-    /// Author's wall-clock time, ms since the Unix epoch.
+    /// When it was written, ms since the Unix epoch: the author's clock,
+    /// never before the messages it follows (see `p2pchat_core::history`).
     pub time: u64,
+    /// The author's clock is well before the messages this one follows.
+    pub backdated: bool,
+    /// What the author's clock said, when backdated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_time: Option<u64>,
     /// The text (or a placeholder for a kind this version cannot show).
     pub text: String,
     /// Placed before a message shown earlier.
@@ -233,7 +239,24 @@ fn render_message(m: &MessageView) -> String {
     if m.late {
         out.push_str("   (arrived late: placed before newer messages)");
     }
+    if let Some(claimed) = m.claimed_time {
+        out.push_str(&format!(
+            "   (backdated: its author's clock said {})",
+            date_and_clock(claimed)
+        ));
+    }
     out
+}
+
+/// A date and time for people, in local time.
+fn date_and_clock(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Local.timestamp_millis_opt(ms).single())
+        .map_or_else(
+            || "an impossible time".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
 }
 
 fn who(name: &Option<String>, peer: &str) -> String {
@@ -398,6 +421,8 @@ mod tests {
             seq: 1,
             lamport: 7,
             time: 1_700_000_000_000,
+            backdated: false,
+            claimed_time: None,
             text: text.into(),
             late,
             own: false,
@@ -415,6 +440,13 @@ mod tests {
         let multi = render(&Note::Message(message("a\nb", true)));
         assert!(multi.contains("alice: a\n    b"), "{multi}");
         assert!(multi.contains("late"), "{multi}");
+        let mut backdated = message("first!", false);
+        backdated.claimed_time = Some(961_070_400_000); // 2000-06-15 12:00 UTC
+        let line = render(&Note::Message(backdated));
+        assert!(
+            line.contains("(backdated: its author's clock said 2000-06-15 "),
+            "{line}"
+        );
     }
 
     #[test]

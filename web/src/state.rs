@@ -78,8 +78,12 @@ pub struct MessageItem {
     pub lamport: u64,
     /// Author's display name.
     pub name: String,
-    /// Author's clock, ms since the Unix epoch.
+    /// When it was written, ms since the Unix epoch: the author's clock,
+    /// never before the messages it follows.
     pub time: u64,
+    /// What the author's clock said, when it is well before the messages
+    /// this one follows (backdated).
+    pub claimed_time: Option<u64>,
     /// Text.
     pub text: String,
     /// Placed before a message shown earlier.
@@ -94,7 +98,8 @@ impl MessageItem {
             seq: event.id.seq,
             lamport: event.lamport,
             name: event.name.clone(),
-            time: event.time,
+            time: event.shown_time(),
+            claimed_time: event.backdated().then_some(event.time),
             text: event.body.shown().to_owned(),
             late,
         }
@@ -366,6 +371,7 @@ mod tests {
                 text: format!("{seq}@{lamport}"),
             },
             token: String::new(),
+            floor: 0,
         })
     }
 

@@ -812,6 +812,7 @@ mod tests {
                 text: format!("{seq}@{lamport}"),
             },
             token: token.to_owned(),
+            floor: 0,
         }
     }
 

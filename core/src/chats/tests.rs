@@ -47,6 +47,7 @@ fn event(author: PeerId, seq: u64, name: &str) -> Arc<Event> {
             text: format!("{name} {seq}"),
         },
         token: String::new(),
+        floor: 0,
     })
 }
 

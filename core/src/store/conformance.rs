@@ -73,6 +73,7 @@ pub fn event(author: PeerId, seq: u64, lamport: u64, deps: Vec<EventId>, text: &
             text: text.to_owned(),
         },
         token: format!("token-{text}"),
+        floor: 0,
     }
 }
 

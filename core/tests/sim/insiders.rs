@@ -8,16 +8,18 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use p2pchat_core::clock::EventId;
+use p2pchat_core::history::Body;
 use p2pchat_core::membership::{Beat, Hint, Status, MAX_HINTS, MAX_MEMBERS};
-use p2pchat_core::wire::{self, Control, RoomKind, Sealed};
+use p2pchat_core::wire::{self, Control, EventWire, RoomKind, Sealed};
 use p2pchat_core::{
-    addr as addrs, ChatId, Config, Identity, MemoryStore, Node, PeerId, RoomCipher,
+    addr as addrs, ChatId, Config, DropReason, Identity, MemoryStore, Node, PeerId, RoomCipher,
 };
 use p2pchat_sim::{settle, user_name, Check, Settled, T0};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use crate::for_fewer_seeds;
+use crate::{for_fewer_seeds, for_seeds};
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 5000))
@@ -27,22 +29,22 @@ const ALICE: usize = 0;
 const BOB: usize = 1;
 const MALLORY: usize = 2;
 
-/// Alice, Bob and Mallory in one room over a perfect network; Mallory
-/// runs an honest node and, on top of it, seals control messages of her
-/// own making.
+/// Alice, Bob and Mallory in one room over a perfect network (Carol may
+/// join later); Mallory runs an honest node and, on top of it, seals
+/// messages of her own making.
 struct Room {
     now: u64,
     nodes: Vec<Node>,
     disks: Vec<MemoryStore>,
+    /// Which nodes run (a node that is down neither runs nor receives).
+    up: Vec<bool>,
     chat: ChatId,
     mallory: Identity,
-    /// Mallory is still running (her node, and what she sends by hand).
-    mallory_up: bool,
     /// Datagrams Mallory sent each node (honest and crafted).
-    from_mallory: [u64; 2],
-    /// Datagrams each node sent to an address that is none of the three
-    /// nodes', by destination.
-    elsewhere: [BTreeMap<SocketAddr, u64>; 2],
+    from_mallory: Vec<u64>,
+    /// Datagrams each node sent to an address that is none of the nodes',
+    /// by destination.
+    elsewhere: Vec<BTreeMap<SocketAddr, u64>>,
     rng: ChaCha20Rng,
     stamp: u64,
 }
@@ -51,61 +53,75 @@ impl Room {
     fn new(seed: u64) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mallory = Identity::generate(&mut rng);
-        let mut nodes = Vec::new();
-        for (i, name) in ["alice", "bob", "mallory"].into_iter().enumerate() {
-            let mut secret = [0u8; 32];
-            rng.fill_bytes(&mut secret);
-            let identity = if i == MALLORY {
-                mallory.clone()
-            } else {
-                Identity::generate(&mut rng)
-            };
-            let config = Config {
-                local_addrs: vec![addr(i as u8 + 1)],
-                ..Config::default()
-            };
-            nodes.push(Node::new(identity, user_name(name), config, secret));
-        }
-        let chat = nodes[ALICE].create_room(T0, "general").expect("valid name");
-        for n in &mut nodes[1..] {
-            n.join_room(T0, &chat).expect("join");
-        }
-        Room {
+        let mut room = Room {
             now: T0,
-            nodes,
-            disks: vec![MemoryStore::new(), MemoryStore::new(), MemoryStore::new()],
-            chat,
-            mallory,
-            mallory_up: true,
-            from_mallory: [0; 2],
-            elsewhere: [BTreeMap::new(), BTreeMap::new()],
+            nodes: Vec::new(),
+            disks: Vec::new(),
+            up: Vec::new(),
+            chat: ChatId::without_bootstrap(
+                p2pchat_core::RoomId::generate(&mut rng),
+                p2pchat_core::RoomKey::generate(&mut rng),
+                p2pchat_core::RoomName::new("general").expect("valid name"),
+            ),
+            mallory: mallory.clone(),
+            from_mallory: Vec::new(),
+            elsewhere: Vec::new(),
             rng,
             stamp: T0 * 1000,
+        };
+        for name in ["alice", "bob", "mallory"] {
+            let identity = if name == "mallory" {
+                Some(mallory.clone())
+            } else {
+                None
+            };
+            room.add_node(name, identity);
         }
+        room.chat = room.nodes[ALICE]
+            .create_room(T0, "general")
+            .expect("valid name");
+        let chat = room.chat.clone();
+        for n in &mut room.nodes[1..] {
+            n.join_room(T0, &chat).expect("join");
+        }
+        room
     }
 
-    fn running(&self) -> usize {
-        if self.mallory_up {
-            3
-        } else {
-            2
-        }
+    /// A node (not in the room yet); returns its index.
+    fn add_node(&mut self, name: &str, identity: Option<Identity>) -> usize {
+        let i = self.nodes.len();
+        let mut secret = [0u8; 32];
+        self.rng.fill_bytes(&mut secret);
+        let identity = identity.unwrap_or_else(|| Identity::generate(&mut self.rng));
+        let config = Config {
+            local_addrs: vec![addr(i as u8 + 1)],
+            ..Config::default()
+        };
+        self.nodes
+            .push(Node::new(identity, user_name(name), config, secret));
+        self.disks.push(MemoryStore::new());
+        self.up.push(true);
+        self.from_mallory.push(0);
+        self.elsewhere.push(BTreeMap::new());
+        i
     }
 
-    /// Runs the nodes until `until`, delivering every datagram between
-    /// them at once.
+    fn index_of(&self, to: SocketAddr) -> Option<usize> {
+        (0..self.nodes.len()).find(|&j| addr(j as u8 + 1) == to)
+    }
+
+    /// Runs the nodes that are up until `until`, delivering every datagram
+    /// between them at once.
     fn run_until(&mut self, until: u64) {
+        let n = self.nodes.len();
         loop {
             let mut moved = false;
-            for i in 0..self.running() {
+            for i in (0..n).filter(|&i| self.up[i]) {
                 let (out, _) = settle(&mut self.nodes[i], &mut self.disks[i]);
                 for o in out {
                     let Settled::Transmit(t) = o else { continue };
-                    let to = (1..=3)
-                        .find(|&j| addr(j) == t.to)
-                        .map(|j| usize::from(j) - 1);
-                    match to {
-                        Some(MALLORY) if !self.mallory_up => {}
+                    match self.index_of(t.to) {
+                        Some(j) if !self.up[j] => {}
                         Some(j) => {
                             if i == MALLORY {
                                 self.from_mallory[j] += 1;
@@ -123,7 +139,8 @@ impl Room {
             if moved {
                 continue;
             }
-            let next = (0..self.running())
+            let next = (0..n)
+                .filter(|&i| self.up[i])
                 .filter_map(|i| {
                     let (out, next) = settle(&mut self.nodes[i], &mut self.disks[i]);
                     assert!(out.is_empty(), "drained above");
@@ -133,7 +150,7 @@ impl Room {
             match next {
                 Some(t) if t <= until => {
                     self.now = self.now.max(t);
-                    for i in 0..self.running() {
+                    for i in (0..n).filter(|&i| self.up[i]) {
                         self.nodes[i].handle_timeout(self.now);
                     }
                 }
@@ -141,7 +158,7 @@ impl Room {
             }
         }
         self.now = self.now.max(until);
-        for i in 0..self.running() {
+        for i in (0..n).filter(|&i| self.up[i]) {
             self.nodes[i].handle_timeout(self.now);
         }
     }
@@ -246,8 +263,8 @@ fn hints_reflect_nothing(seed: u64) -> Check {
         room.run_until(next);
     }
     let during: Vec<u64> = (0..2).map(|i| room.elsewhere[i].values().sum()).collect();
-    let sent = room.from_mallory;
-    room.mallory_up = false;
+    let sent = room.from_mallory.clone();
+    room.up[MALLORY] = false;
     room.run_until(room.now + 20_000);
     let after: Vec<u64> = (0..2)
         .map(|i| room.elsewhere[i].values().sum::<u64>())
@@ -292,5 +309,127 @@ fn a_members_hints_make_nobody_send_more_than_it_sent() {
         "a_members_hints_make_nobody_send_more_than_it_sent",
         10,
         hints_reflect_nothing,
+    );
+}
+
+impl Room {
+    /// Mallory seals an event of her own making and sends it to Alice and
+    /// Bob.
+    fn mallory_writes(&mut self, ev: EventWire) {
+        let payload = serde_json::to_vec(&Sealed::Ev(ev)).expect("json");
+        let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
+        let token = cipher
+            .seal(&self.mallory, &payload, self.now)
+            .expect("seal");
+        let datagrams = wire::encode_room(
+            RoomKind::Ev,
+            self.chat.key().rendezvous_tag(),
+            self.mallory.peer_id(),
+            &token,
+            1200,
+            self.rng.next_u32(),
+        )
+        .expect("fits");
+        for to in [ALICE, BOB] {
+            for d in &datagrams {
+                self.nodes[to].handle_datagram(self.now, addr(3), d);
+            }
+        }
+    }
+
+    /// What node `i` shows: each message's id, shown time and mark.
+    fn shown(&self, i: usize) -> Vec<(EventId, u64, bool)> {
+        self.nodes[i]
+            .history(self.chat.room_id())
+            .map(|h| {
+                h.iter()
+                    .map(|e| (e.id, e.shown_time(), e.backdated()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// 2000-01-01, in ms since the Unix epoch.
+const YEAR_2000: u64 = 946_684_800_000;
+
+/// Mallory writes a message stamped in the year 2000 on top of Alice's,
+/// and one stamped a day ahead; Bob answers; Carol joins later. Every
+/// member, Carol too, shows the backdated message at Alice's time, marked
+/// backdated, and nobody takes the one from the future until its day
+/// comes; Bob's answer is not marked.
+fn backdated_messages_are_clamped_and_marked_everywhere(seed: u64) -> Check {
+    let mut room = Room::new(seed);
+    room.run_until(T0 + 5_000);
+    let id = *room.chat.room_id();
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "hello")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    let m = room.mallory.peer_id();
+    let (seq, deps, lamport) = room.nodes[MALLORY]
+        .history(&id)
+        .and_then(|h| h.next_for(&m))
+        .ok_or("mallory cannot write")?;
+    let ev = |seq, lamport, deps, time, text: &str| EventWire {
+        seq,
+        lamport,
+        deps,
+        time,
+        name: "mallory".into(),
+        body: Body::Text { text: text.into() },
+    };
+    room.mallory_writes(ev(seq, lamport, deps, YEAR_2000, "I was here first"));
+    let future = room.now + 24 * 3_600_000;
+    room.mallory_writes(ev(seq + 1, lamport + 1, vec![], future, "from tomorrow"));
+    room.run_until(room.now + 2_000);
+    room.nodes[BOB]
+        .send_text(room.now, &id, "an answer")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    let carol = room.add_node("carol", None);
+    let chat = room.chat.clone();
+    room.nodes[carol]
+        .join_room(room.now, &chat)
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 20_000);
+
+    let alice = room.shown(ALICE);
+    expect(alice.len() == 3, &format!("alice shows {alice:?}"))?;
+    for i in [BOB, carol] {
+        let shown = room.shown(i);
+        expect(
+            shown == alice,
+            &format!("node {i} shows {shown:?}, alice {alice:?}"),
+        )?;
+    }
+    let hello = alice[0];
+    let backdated = alice
+        .iter()
+        .find(|(e, _, _)| *e == EventId::new(m, seq))
+        .ok_or("the backdated message is not shown")?;
+    expect(
+        backdated.1 == hello.1 && backdated.2,
+        &format!("the backdated message shows {backdated:?}, after {hello:?}"),
+    )?;
+    expect(
+        alice.iter().filter(|s| s.2).count() == 1,
+        "only Mallory's message is marked",
+    )?;
+    for i in [ALICE, BOB] {
+        let c = room.nodes[i].counters();
+        expect(
+            c.get(DropReason::FromTheFuture) >= 1,
+            &format!("node {i} took the message from the future: {c:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn backdated_messages_are_clamped_and_marked_on_every_member() {
+    for_seeds(
+        "backdated_messages_are_clamped_and_marked_on_every_member",
+        backdated_messages_are_clamped_and_marked_everywhere,
     );
 }

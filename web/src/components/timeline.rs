@@ -25,6 +25,21 @@ fn clock(ms: u64) -> String {
     )
 }
 
+/// A date and time for people, in the browser's time zone.
+fn date_and_clock(ms: u64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    if date.get_time().is_nan() {
+        return "an impossible time".into();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {}",
+        date.get_full_year(),
+        date.get_month() + 1,
+        date.get_date(),
+        clock(ms)
+    )
+}
+
 /// The room's messages in its canonical order, the same on every member.
 #[function_component(Timeline)]
 pub fn timeline(props: &Props) -> Html {
@@ -56,13 +71,17 @@ pub fn timeline(props: &Props) -> Html {
                         data-seq={m.seq.to_string()}
                         data-lamport={m.lamport.to_string()}
                         data-status={delivery.code()}
-                        data-late={m.late.to_string()}>
+                        data-late={m.late.to_string()}
+                        data-backdated={m.claimed_time.is_some().to_string()}>
                         <div class="meta">
                             <span class="author" title={m.author.to_string()}>{ shown }</span>
                             <span class="time">{ clock(m.time) }</span>
                             <span class="lamport" title="Lamport clock">{ format!("LC {}", m.lamport) }</span>
                             if m.late {
                                 <span class="late-mark" title="Arrived late and was placed before newer messages">{ "↑ arrived late" }</span>
+                            }
+                            if let Some(claimed) = m.claimed_time {
+                                <span class="backdated-mark" title={format!("Its author's clock said {}: before the messages it follows", date_and_clock(claimed))}>{ "backdated" }</span>
                             }
                             if delivery == Delivery::Pending {
                                 <span class="delivery pending" title="Saved here; goes out when a member is reachable">{ "pending" }</span>
