@@ -162,7 +162,10 @@ impl VersionVector {
     ) -> impl Iterator<Item = (PeerId, u64, u64)> + 'a {
         other.0.iter().filter_map(move |(author, theirs)| {
             let mine = self.get(author);
-            (*theirs > mine).then_some((*author, mine + 1, *theirs))
+            // `then`, not `then_some`: `mine` may be the largest number
+            // there is (a vector from the network), and `mine + 1` is only
+            // meant when `theirs` is above it.
+            (*theirs > mine).then(|| (*author, mine + 1, *theirs))
         })
     }
 

@@ -8,9 +8,10 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use p2pchat_core::clock::EventId;
+use p2pchat_core::clock::{EventId, VersionVector};
 use p2pchat_core::history::Body;
 use p2pchat_core::membership::{Beat, Hint, Status, MAX_HINTS, MAX_MEMBERS};
+use p2pchat_core::replication::Summary;
 use p2pchat_core::wire::{self, Control, EventWire, RoomKind, Sealed};
 use p2pchat_core::{
     addr as addrs, ChatId, Config, DropReason, Identity, MemoryStore, Node, PeerId, RoomCipher,
@@ -166,9 +167,8 @@ impl Room {
     /// Mallory sends `to` a heartbeat of her own making, from her own
     /// (proved) address, hinting `hints`.
     fn mallory_beats(&mut self, to: usize, hints: Vec<Hint>) {
-        self.stamp = self.stamp.max(self.now * 1000 + 500) + 1;
         let beat = Beat {
-            stamp: self.stamp,
+            stamp: self.next_stamp(),
             name: "mallory".into(),
             digest: 0,
             hints,
@@ -176,7 +176,19 @@ impl Room {
             challenge: None,
             response: None,
         };
-        let payload = serde_json::to_vec(&Sealed::Ctl(Control::Beat(beat))).expect("json");
+        self.mallory_controls(to, Control::Beat(beat));
+    }
+
+    /// A control stamp above any Mallory's node used.
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp = self.stamp.max(self.now * 1000 + 500) + 1;
+        self.stamp
+    }
+
+    /// Mallory sends `to` a control message of her own making, from her
+    /// own (proved) address.
+    fn mallory_controls(&mut self, to: usize, control: Control) {
+        let payload = serde_json::to_vec(&Sealed::Ctl(control)).expect("json");
         let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
         let token = cipher
             .seal(&self.mallory, &payload, self.now)
@@ -431,5 +443,45 @@ fn backdated_messages_are_clamped_and_marked_on_every_member() {
     for_seeds(
         "backdated_messages_are_clamped_and_marked_on_every_member",
         backdated_messages_are_clamped_and_marked_everywhere,
+    );
+}
+
+/// Found by the `control` fuzz target: a summary claiming an author's
+/// last possible sequence number overflowed an addition in replication
+/// (a panic in debug builds). Bob goes on as before.
+fn absurd_summaries_change_nothing(seed: u64) -> Check {
+    let mut room = Room::new(seed);
+    room.run_until(T0 + 5_000);
+    let id = *room.chat.room_id();
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "hello")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    let alice = room.nodes[ALICE].peer_id();
+    for seq in [u64::MAX, u64::MAX - 1, 0] {
+        let mut vv = VersionVector::new();
+        vv.set(alice, seq);
+        let summary = Summary {
+            stamp: room.next_stamp(),
+            vv,
+            reply: true,
+        };
+        room.mallory_controls(BOB, Control::Summary(summary));
+        room.run_until(room.now + 1_000);
+    }
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "still here")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    let shown = room.shown(BOB);
+    expect(shown.len() == 2, &format!("bob shows {shown:?}"))
+}
+
+#[test]
+fn absurd_summaries_from_a_member_change_nothing() {
+    for_fewer_seeds(
+        "absurd_summaries_from_a_member_change_nothing",
+        10,
+        absurd_summaries_change_nothing,
     );
 }
