@@ -134,6 +134,18 @@ impl Event {
         self.time.max(self.floor)
     }
 
+    /// Whether `other` says exactly what this event says. Two tokens of
+    /// one event may differ (any member can encrypt the author's signed
+    /// words again), so this compares the signed contents, not tokens.
+    pub fn same_words(&self, other: &Event) -> bool {
+        self.id == other.id
+            && self.lamport == other.lamport
+            && self.deps == other.deps
+            && self.time == other.time
+            && self.name == other.name
+            && self.body == other.body
+    }
+
     /// The author's time is well before the event's causal past: it was
     /// set back, by a wrong clock or on purpose.
     pub fn backdated(&self) -> bool {
@@ -157,8 +169,9 @@ pub enum Refused {
     /// Already delivered or already waiting.
     #[error("duplicate event")]
     Duplicate,
-    /// Already delivered with different contents: its author signed two
-    /// different events with one sequence number. The first one stays.
+    /// Already delivered with different contents (not just another token
+    /// of the same signed words): its author signed two different events
+    /// with one sequence number. The first one stays.
     #[error("conflicting event for a delivered id (equivocation)")]
     Equivocation,
     /// Sequence number 0, or too far past what is delivered.
@@ -296,7 +309,7 @@ impl History {
         }
         if id.seq <= delivered_seq {
             return match self.get(&id) {
-                Some(existing) if existing.token != event.token => Err(Refused::Equivocation),
+                Some(existing) if !existing.same_words(&event) => Err(Refused::Equivocation),
                 _ => Err(Refused::Duplicate),
             };
         }

@@ -429,13 +429,20 @@ fn absurd_sequence_numbers_and_clocks_are_refused() {
         "an honest event is taken"
     );
     let kept = b.bob_history();
+    // The same words sealed again (another token) are a copy; the same id
+    // with another time is a second, different event.
     let mut other = b.mallory_event(1, 2, vec![EventId::new(alice, 1)]);
     b.now += 1000;
     other.extend(b.mallory_event(1, 2, vec![EventId::new(alice, 1)]));
+    let duplicates = counters(&b.bob).get(DropReason::DuplicateEvent);
     for d in &other {
         b.inject(d);
     }
-    assert_eq!(counters(&b.bob).get(DropReason::Equivocation), 2);
+    assert_eq!(counters(&b.bob).get(DropReason::Equivocation), 1);
+    assert_eq!(
+        counters(&b.bob).get(DropReason::DuplicateEvent),
+        duplicates + 1
+    );
     assert_eq!(b.bob_history(), kept);
 }
 

@@ -8,6 +8,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use base64::engine::general_purpose::URL_SAFE;
+use base64::Engine as _;
 use p2pchat_core::clock::{EventId, VersionVector};
 use p2pchat_core::history::Body;
 use p2pchat_core::membership::{Beat, Hint, Status, MAX_HINTS, MAX_MEMBERS};
@@ -483,5 +485,55 @@ fn absurd_summaries_from_a_member_change_nothing() {
         "absurd_summaries_from_a_member_change_nothing",
         10,
         absurd_summaries_change_nothing,
+    );
+}
+
+/// Mallory opens Alice's token (she holds the room key) and encrypts the
+/// same signed words again: a different token, Alice's valid signature.
+/// That is a copy of Alice's message, not Alice signing two different
+/// messages under one number: nobody may count it as her equivocation.
+fn re_encrypted_copies_are_not_equivocation(seed: u64) -> Check {
+    let mut room = Room::new(seed);
+    room.run_until(T0 + 5_000);
+    let id = *room.chat.room_id();
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "hello")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    let token = room.nodes[BOB]
+        .history(&id)
+        .and_then(|h| h.iter().next().map(|e| e.token.clone()))
+        .ok_or("bob has no message")?;
+    let key = URL_SAFE.encode(room.chat.key().as_bytes());
+    let fernet = fernet::Fernet::new(&key).ok_or("room key")?;
+    let plain = fernet.decrypt(&token).map_err(|e| format!("{e:?}"))?;
+    let copy = fernet.encrypt_at_time(&plain, room.now / 1000 + 1);
+    expect(copy != token, "the copy is a different token")?;
+    let datagrams = wire::encode_room(
+        RoomKind::Ev,
+        room.chat.key().rendezvous_tag(),
+        room.mallory.peer_id(),
+        &copy,
+        1200,
+        room.rng.next_u32(),
+    )
+    .ok_or("fits")?;
+    for d in &datagrams {
+        room.nodes[BOB].handle_datagram(room.now, addr(3), d);
+    }
+    room.run_until(room.now + 1_000);
+    let c = room.nodes[BOB].counters();
+    expect(
+        c.get(DropReason::Equivocation) == 0 && c.get(DropReason::DuplicateEvent) >= 1,
+        &format!("the copy was counted as {c:?}"),
+    )
+}
+
+#[test]
+fn a_re_encrypted_copy_of_a_message_is_not_its_authors_equivocation() {
+    for_fewer_seeds(
+        "a_re_encrypted_copy_of_a_message_is_not_its_authors_equivocation",
+        10,
+        re_encrypted_copies_are_not_equivocation,
     );
 }
