@@ -13,8 +13,19 @@
 //! name      u8 length (1..=64) + UTF-8 bytes
 //! bootstrap u8 count (0..=8) + per address:
 //!             family u8 (4 or 6), IP (4 or 16 bytes), port u16 big-endian
+//! quota     (version 2 only) the room's per-author quota, big-endian:
+//!             events/s u32, burst events u32, bytes/s u32,
+//!             burst bytes u32, total bytes u64 (each at least 1)
 //! checksum  first 4 bytes of SHA-256 over everything above
 //! ```
+//!
+//! A room whose quota is the default ([`Quota::default`]) has a version 1
+//! Chat ID, as every room had before quotas; a room created with another
+//! quota has a version 2 one. Every member must hold the same quota (it
+//! decides which events are taken, see [`crate::quota`]): it is fixed when
+//! the room is created and travels in every Chat ID of the room. Whoever
+//! hands out a Chat ID is trusted for all of it, the key first; an inviter
+//! who changed the quota could as well have given another key.
 //!
 //! Base58 leaves out the characters people confuse (`0 O I l`) and the
 //! punctuation that breaks double-click selection. The checksum turns a
@@ -37,14 +48,20 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
+use crate::quota::Quota;
 use crate::room::{
     RoomId, RoomKey, RoomName, RoomNameError, MAX_ROOM_NAME_LEN, ROOM_ID_LEN, ROOM_KEY_LEN,
 };
 
 /// The text every Chat ID starts with.
 pub const PREFIX: &str = "p2pchat:";
-/// The format version this code writes and reads.
-pub const VERSION: u8 = 1;
+/// The newest format version this code writes and reads (it reads every
+/// older one too).
+pub const VERSION: u8 = 2;
+/// The version without a quota (the room has the default one).
+const VERSION_DEFAULT_QUOTA: u8 = 1;
+/// Bytes of the quota section.
+const QUOTA_LEN: usize = 4 * 4 + 8;
 /// Most bootstrap addresses a Chat ID may carry.
 pub const MAX_BOOTSTRAP: usize = 8;
 
@@ -59,6 +76,7 @@ const MAX_BINARY_LEN: usize = 1
     + MAX_ROOM_NAME_LEN
     + 1
     + MAX_BOOTSTRAP * (1 + 16 + 2)
+    + QUOTA_LEN
     + CHECKSUM_LEN;
 /// Longest text accepted: base58 needs at most ~1.37 characters per byte.
 pub const MAX_TEXT_LEN: usize = PREFIX.len() + MAX_BINARY_LEN * 138 / 100 + 1;
@@ -72,6 +90,7 @@ pub struct ChatId {
     key: RoomKey,
     name: RoomName,
     bootstrap: Vec<SocketAddr>,
+    quota: Quota,
 }
 
 /// Why a string is not a usable Chat ID. Every message is written for the
@@ -92,8 +111,10 @@ pub enum ChatIdError {
     Truncated,
     #[error("the Chat ID is mistyped or incomplete (its checksum does not match)")]
     Checksum,
-    #[error("the Chat ID has format version {0}, this program reads version {VERSION}: please update p2pchat")]
+    #[error("the Chat ID has format version {0}, this program reads versions up to {VERSION}: please update p2pchat")]
     UnsupportedVersion(u8),
+    #[error("the Chat ID's quota is invalid: every figure must be at least 1")]
+    BadQuota,
     #[error("the Chat ID's chat name is invalid: {0}")]
     Name(#[from] RoomNameError),
     #[error("the Chat ID's chat name is not valid UTF-8")]
@@ -134,7 +155,18 @@ impl ChatId {
             key,
             name,
             bootstrap: unique,
+            quota: Quota::default(),
         })
+    }
+
+    /// The same Chat ID for a room with `quota` (see [`crate::quota`]).
+    /// Fails if a figure is 0.
+    pub fn with_quota(mut self, quota: Quota) -> Result<Self, ChatIdError> {
+        if !quota_is_valid(&quota) {
+            return Err(ChatIdError::BadQuota);
+        }
+        self.quota = quota;
+        Ok(self)
     }
 
     /// A Chat ID with no bootstrap addresses (cannot fail: only addresses
@@ -145,6 +177,7 @@ impl ChatId {
             key,
             name,
             bootstrap: Vec::new(),
+            quota: Quota::default(),
         }
     }
 
@@ -164,10 +197,20 @@ impl ChatId {
         &self.bootstrap
     }
 
+    /// The room's per-author quota.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
     /// The binary form, checksum included.
     fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAX_BINARY_LEN);
-        out.push(VERSION);
+        let default_quota = self.quota == Quota::default();
+        out.push(if default_quota {
+            VERSION_DEFAULT_QUOTA
+        } else {
+            VERSION
+        });
         out.extend_from_slice(self.room_id.as_bytes());
         out.extend_from_slice(self.key.as_bytes());
         let name = self.name.as_str().as_bytes();
@@ -188,6 +231,14 @@ impl ChatId {
             }
             out.extend_from_slice(&addr.port().to_be_bytes());
         }
+        if !default_quota {
+            let q = &self.quota;
+            for small in [q.events_per_s, q.burst_events, q.bytes_per_s, q.burst_bytes] {
+                // Written from a valid quota: each fits (checked on the way in).
+                out.extend_from_slice(&u32::try_from(small).unwrap_or(u32::MAX).to_be_bytes());
+            }
+            out.extend_from_slice(&q.total_bytes.to_be_bytes());
+        }
         let sum = checksum(&out);
         out.extend_from_slice(&sum);
         out
@@ -203,7 +254,7 @@ impl ChatId {
         }
         let mut r = Reader(body);
         let version = r.u8()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_DEFAULT_QUOTA {
             return Err(ChatIdError::UnsupportedVersion(version));
         }
         let room_id = RoomId::from_bytes(r.array::<ROOM_ID_LEN>()?);
@@ -233,6 +284,25 @@ impl ChatId {
             }
             bootstrap.push(addr);
         }
+        let quota = if version == VERSION {
+            let mut small = || -> Result<u64, ChatIdError> {
+                Ok(u64::from(u32::from_be_bytes(r.array::<4>()?)))
+            };
+            let quota = Quota {
+                events_per_s: small()?,
+                burst_events: small()?,
+                bytes_per_s: small()?,
+                burst_bytes: small()?,
+                total_bytes: u64::from_be_bytes(r.array::<8>()?),
+            };
+            // One quota, one form: the default one is written as version 1.
+            if !quota_is_valid(&quota) || quota == Quota::default() {
+                return Err(ChatIdError::BadQuota);
+            }
+            quota
+        } else {
+            Quota::default()
+        };
         if !r.0.is_empty() {
             return Err(ChatIdError::TrailingBytes(r.0.len()));
         }
@@ -241,8 +311,15 @@ impl ChatId {
             key,
             name,
             bootstrap,
+            quota,
         })
     }
+}
+
+/// Every figure at least 1, and the small ones fit the Chat ID's u32s.
+fn quota_is_valid(q: &Quota) -> bool {
+    let small = [q.events_per_s, q.burst_events, q.bytes_per_s, q.burst_bytes];
+    small.iter().all(|&v| v >= 1 && v <= u64::from(u32::MAX)) && q.total_bytes >= 1
 }
 
 fn checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {
@@ -293,6 +370,7 @@ impl fmt::Debug for ChatId {
             .field("room_id", &self.room_id)
             .field("name", &self.name)
             .field("bootstrap", &self.bootstrap)
+            .field("quota", &self.quota)
             .finish_non_exhaustive()
     }
 }

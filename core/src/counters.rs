@@ -87,6 +87,8 @@ drop_reasons! {
     BadLamport => "bad_lamport",
     /// An event stamped too far past this node's clock, not taken yet.
     FromTheFuture => "from_the_future",
+    /// A pending event refused on delivery: its author is over quota.
+    OverQuota => "over_quota",
     /// Pending events evicted (too old, or to make room).
     PendingEvicted => "pending_evicted",
     /// A signaling message from an address that is not a configured

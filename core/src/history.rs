@@ -34,6 +34,13 @@
 //! offers it again later, and it is taken once its time has come), so a
 //! member cannot drag everyone's shown times into the future either.
 //!
+//! **Quotas.** On delivery each event is also charged against its
+//! author's budgets in the room ([`crate::quota`]), at its shown time: an
+//! event over quota is refused everywhere alike, like one that breaks the
+//! Lamport rule, and the author's later events can then never be
+//! delivered. This node's own next event is checked against the same
+//! budgets before it is sealed.
+//!
 //! Limits: the pending buffer holds at most [`MAX_PENDING`] events and
 //! [`MAX_PENDING_BYTES`] bytes of tokens; an event further than
 //! [`MAX_AHEAD`] past its author's delivered sequence number, or naming
@@ -49,6 +56,7 @@ use crate::clock::{next_lamport, EventId, OrderKey, VersionVector, MAX_DEPS};
 use crate::identity::{PeerId, UserName};
 use crate::node::CommandError;
 use crate::output::AppEvent;
+use crate::quota::{Budgets, Quota};
 use crate::room::{Link, Outbox, RoomId};
 use crate::store::Record;
 use crate::wire::{self, EventWire, Sealed};
@@ -193,6 +201,9 @@ pub enum Refused {
 pub struct HistoryStats {
     /// Pending events refused on delivery for breaking the Lamport rule.
     pub bad_lamport: u64,
+    /// Pending events refused on delivery for being over their author's
+    /// quota.
+    pub over_quota: u64,
     /// Pending events evicted after [`PENDING_TTL_MS`] or to make room.
     pub evicted: u64,
 }
@@ -208,12 +219,26 @@ pub struct History {
     pending: BTreeMap<EventId, (Event, UnixMillis)>,
     pending_bytes: usize,
     stats: HistoryStats,
+    budgets: Budgets,
 }
 
 impl History {
-    /// An empty history.
+    /// An empty history, under the default quota.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty history whose authors are held to `quota`.
+    pub fn with_quota(quota: Quota) -> Self {
+        History {
+            budgets: Budgets::new(quota),
+            ..Self::default()
+        }
+    }
+
+    /// The authors' budgets.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
     }
 
     /// What is delivered, per author.
@@ -425,6 +450,17 @@ impl History {
                     self.stats.bad_lamport += 1;
                     break;
                 }
+                let floor = self.floor_of(&event.id.author, event.id.seq, &event.deps);
+                let time = event.time.max(floor);
+                if self
+                    .budgets
+                    .charge(event.id.author, time, event.token.len())
+                    .is_err()
+                {
+                    // Likewise.
+                    self.stats.over_quota += 1;
+                    break;
+                }
                 out.push(self.deliver(event));
                 // Events of other authors may have waited for this one.
                 for waiting in self.pending.keys() {
@@ -588,6 +624,8 @@ pub(crate) fn author(
     });
     let payload = serde_json::to_vec(&sealed).unwrap_or_default();
     let token = link.seal(&out.local.identity, &payload, now)?;
+    // The members would refuse it: say so here instead.
+    history.budgets.check(&me, time, token.len())?;
     let datagrams = link
         .event_datagrams(me, &token, out.local.config.mtu)
         .ok_or(CommandError::TooManyFragments)?;

@@ -69,6 +69,7 @@ pub mod membership;
 pub mod node;
 pub mod output;
 pub mod path;
+pub mod quota;
 pub mod rate;
 pub mod relay;
 pub mod rendezvous;

@@ -70,6 +70,9 @@ pub struct Config {
     /// This node's own addresses, reported to signaling servers and put in
     /// Chat IDs as bootstrap addresses.
     pub local_addrs: Vec<SocketAddr>,
+    /// The per-author quota of rooms this node creates (a room joined has
+    /// the quota its Chat ID says, see [`crate::quota`]).
+    pub room_quota: crate::quota::Quota,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             signal_ttl_secs: signaling::DEFAULT_TTL_SECS,
             lookup_interval_ms: 30_000,
             local_addrs: Vec::new(),
+            room_quota: crate::quota::Quota::default(),
         }
     }
 }
@@ -123,6 +127,10 @@ pub enum CommandError {
     /// The room's history cannot take more events of ours.
     #[error("the chat's history refused the event: {0}")]
     History(#[from] Refused),
+    /// This node is writing faster than every member would take (the
+    /// room's quota, see [`crate::quota`]).
+    #[error("you are writing faster than the chat takes: {0}")]
+    OverQuota(#[from] crate::quota::OverQuota),
 }
 
 /// A p2pchat peer: its rooms, and the routing between them and the network.
@@ -286,7 +294,8 @@ impl Node {
         let name = RoomName::new(name)?;
         let room_id = RoomId::generate(&mut self.rng);
         let key = RoomKey::generate(&mut self.rng);
-        let chat_id = ChatId::without_bootstrap(room_id, key, name);
+        let chat_id = ChatId::without_bootstrap(room_id, key, name)
+            .with_quota(self.local.config.room_quota)?;
         self.queue.persist(Record::Room {
             room: room_id,
             chat_id: chat_id.to_string(),
@@ -306,7 +315,8 @@ impl Node {
             *chat_id.room_id(),
             chat_id.key().clone(),
             chat_id.name().clone(),
-        );
+        )
+        .with_quota(chat_id.quota())?;
         self.queue.persist(Record::Room {
             room: *chat_id.room_id(),
             chat_id: bare.to_string(),

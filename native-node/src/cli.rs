@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
+use p2pchat_core::quota::Quota;
 use p2pchat_core::signaling::ServerSpec;
 use p2pchat_core::UserName;
 
@@ -67,6 +68,15 @@ pub struct Args {
     /// Print one JSON object per line for every event, for scripts.
     #[arg(long)]
     pub json: bool,
+
+    /// The per-author quota of chats this node creates, as
+    /// EVENTS_PER_S:BURST_EVENTS:BYTES_PER_S:BURST_BYTES:TOTAL_BYTES
+    /// (default 20:200:65536:2097152:268435456: 20 messages a second with
+    /// bursts of 200, 64 KiB a second with bursts of 2 MiB, 256 MiB per
+    /// author). It travels in the chat's Chat ID, so every member holds
+    /// the same one; chats joined keep the quota their Chat ID says.
+    #[arg(long, value_name = "QUOTA")]
+    pub room_quota: Option<Quota>,
 }
 
 /// Where the relay should listen, and whether that was asked for.

@@ -81,6 +81,7 @@ async fn run(args: Args) -> Result<()> {
             .filter_map(|s| s.key.map(|key| (s.addr, key)))
             .collect(),
         local_addrs: advertised(local),
+        room_quota: args.room_quota.unwrap_or_default(),
         ..Config::default()
     };
     let mut seed = [0u8; 32];

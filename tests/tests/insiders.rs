@@ -6,8 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
+use p2pchat_core::clock::EventId;
+use p2pchat_core::history::Body;
 use p2pchat_core::membership::{Beat, Hint, Status, MAX_HINTS, MAX_HINT_CREDIT};
-use p2pchat_core::wire::{self, Control, RoomKind, Sealed};
+use p2pchat_core::wire::{self, Control, EventWire, RoomKind, Sealed};
 use p2pchat_core::{ChatId, Config, Identity, MemoryStore, Node, PeerId, RoomCipher, UserName};
 use p2pchat_sim::{settle, Settled};
 use p2pchat_tests::{ChatNode, Signaling};
@@ -134,6 +136,153 @@ impl Mallory {
         }
         Ok(())
     }
+}
+
+impl Mallory {
+    /// An event of her own making: her `k`-th after `from`, `text` long,
+    /// sealed and sent to `to`.
+    async fn write(
+        &mut self,
+        to: &[SocketAddr],
+        from: (u64, Vec<EventId>, u64),
+        k: u64,
+        text: String,
+    ) -> Result<()> {
+        let (seq, deps, lamport) = from;
+        let me = self.identity.peer_id();
+        let ev = EventWire {
+            seq: seq + k,
+            lamport: lamport + k,
+            deps: if k == 0 {
+                deps
+            } else {
+                vec![EventId::new(me, seq + k - 1)]
+            },
+            time: now_ms(),
+            name: "mallory".into(),
+            body: Body::Text { text },
+        };
+        let payload = serde_json::to_vec(&Sealed::Ev(ev))?;
+        let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
+        let token = cipher.seal(&self.identity, &payload, now_ms())?;
+        let datagrams = wire::encode_room(
+            RoomKind::Ev,
+            self.chat.key().rendezvous_tag(),
+            me,
+            &token,
+            1200,
+            OsRng.next_u32(),
+        )
+        .context("the event does not fit")?;
+        for &addr in to {
+            for d in &datagrams {
+                self.send(addr, d).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of the files in `dir`.
+fn disk(dir: &std::path::Path) -> Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        n += e?.metadata()?.len();
+    }
+    Ok(n)
+}
+
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")?;
+    Ok(kb * 1024)
+}
+
+/// Mallory writes 16 KiB messages, 100 a second for 20 s (32 MB of
+/// text), to Alice and Bob, in a chat on the default quota (20 messages a
+/// second with bursts of 200, 64 KiB a second with bursts of 2 MiB). What
+/// they store and hold grows by a few MB, not by what she sent; and Alice
+/// and Bob still chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_flood_costs_the_others_only_its_quota() -> Result<()> {
+    let signal = Signaling::start()?;
+    let dir_a = tempfile::tempdir()?;
+    let dir_b = tempfile::tempdir()?;
+    let mut alice = ChatNode::start("alice", dir_a.path(), &[signal.addr], &[])?;
+    let mut bob = ChatNode::start("bob", dir_b.path(), &[signal.addr], &[])?;
+    let chat_id = alice.create_chat("general")?;
+    bob.join_chat(&chat_id)?;
+    let mut mallory = Mallory::join(&chat_id, signal.addr).await?;
+    let peers: Vec<PeerId> = [&alice.peer, &bob.peer]
+        .iter()
+        .map(|p| p.parse().map_err(|e| anyhow!("peer id {p}: {e}")))
+        .collect::<Result<_>>()?;
+    let deadline = Instant::now() + WAIT;
+    while !mallory.online_with(&peers) {
+        if Instant::now() > deadline {
+            bail!("mallory never got online with alice and bob");
+        }
+        mallory.run_for(200).await?;
+    }
+    alice.say("general", "before the flood")?;
+    bob.expect_message("before the flood")?;
+    let before = [
+        (disk(dir_a.path())?, rss(alice.process.pid())?),
+        (disk(dir_b.path())?, rss(bob.process.pid())?),
+    ];
+    let me = mallory.identity.peer_id();
+    let from = mallory
+        .engine
+        .history(mallory.chat.room_id())
+        .and_then(|h| h.next_for(&me))
+        .context("mallory cannot write")?;
+    let to = [alice.udp, bob.udp];
+    let start = Instant::now();
+    let mut k = 0u64;
+    let mut sent_bytes = 0u64;
+    while start.elapsed() < Duration::from_secs(20) {
+        let text = format!("{k:05}{}", "x".repeat(16 * 1024 - 5));
+        sent_bytes += text.len() as u64;
+        mallory.write(&to, from.clone(), k, text).await?;
+        k += 1;
+        mallory.run_for(10).await?;
+    }
+    mallory.run_for(2_000).await?;
+    let after = [
+        (disk(dir_a.path())?, rss(alice.process.pid())?),
+        (disk(dir_b.path())?, rss(bob.process.pid())?),
+    ];
+    let mb = |b: u64| b as f64 / 1e6;
+    for (who, (b, a)) in ["alice", "bob"].iter().zip(before.iter().zip(&after)) {
+        println!(
+            "flood: {k} messages, {:.1} MB of text in 20 s: {who} +{:.1} MB on disk, +{:.1} MB resident",
+            mb(sent_bytes),
+            mb(a.0.saturating_sub(b.0)),
+            mb(a.1.saturating_sub(b.1))
+        );
+        assert!(
+            a.0.saturating_sub(b.0) < 16_000_000,
+            "{who}'s store grew by {} bytes",
+            a.0 - b.0
+        );
+        assert!(
+            a.1.saturating_sub(b.1) < 64_000_000,
+            "{who}'s memory grew by {} bytes",
+            a.1 - b.1
+        );
+    }
+    assert!(sent_bytes > 20_000_000, "the flood was a flood");
+    alice.say("general", "after the flood")?;
+    bob.expect_message("after the flood")?;
+    alice.quit()?;
+    bob.quit()?;
+    Ok(())
 }
 
 /// Datagrams that reached the victims' sockets so far.

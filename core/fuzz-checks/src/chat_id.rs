@@ -63,6 +63,10 @@ fn check_parsed(id: &ChatId) {
         id.key().clone(),
         id.name().clone(),
         id.bootstrap().to_vec(),
-    );
+    )
+    .and_then(|c| c.with_quota(id.quota()));
     assert_eq!(rebuilt.as_ref(), Ok(id));
+    let q = id.quota();
+    assert!(q.events_per_s >= 1 && q.burst_events >= 1 && q.bytes_per_s >= 1);
+    assert!(q.burst_bytes >= 1 && q.total_bytes >= 1);
 }

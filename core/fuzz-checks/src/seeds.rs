@@ -742,7 +742,25 @@ fn chat_ids() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "long-name",
-            ChatId::new(room, key, RoomName::new(&"n".repeat(64)).unwrap(), vec![v6]).unwrap(),
+            ChatId::new(
+                room,
+                key.clone(),
+                RoomName::new(&"n".repeat(64)).unwrap(),
+                vec![v6],
+            )
+            .unwrap(),
+        ),
+        (
+            "quota",
+            ChatId::without_bootstrap(room, key, RoomName::new("bench").unwrap())
+                .with_quota(p2pchat_core::quota::Quota {
+                    events_per_s: 100_000,
+                    burst_events: 1_000_000,
+                    bytes_per_s: 1 << 30,
+                    burst_bytes: 1 << 30,
+                    total_bytes: 1 << 40,
+                })
+                .unwrap(),
         ),
     ];
     let mut out = Vec::new();

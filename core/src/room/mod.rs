@@ -280,7 +280,7 @@ impl Room {
             name: chat_id.name().clone(),
             key,
             link,
-            history: History::new(),
+            history: History::with_quota(chat_id.quota()),
             members: Members::new(local.me, timeouts),
             repl: Replication::new(local.config.replication),
             discovery: Discovery::new(now, chat_id.bootstrap(), chat_id.key(), &local.me),
@@ -317,9 +317,13 @@ impl Room {
         bootstrap.truncate(MAX_BOOTSTRAP);
         // Addresses are filtered to usable ones and capped, so this only
         // fails on an impossible input; fall back to no bootstrap.
-        ChatId::new(self.id, self.key.clone(), self.name.clone(), bootstrap).unwrap_or_else(|_| {
-            ChatId::without_bootstrap(self.id, self.key.clone(), self.name.clone())
-        })
+        let quota = self.history.budgets().quota();
+        let bare = || ChatId::without_bootstrap(self.id, self.key.clone(), self.name.clone());
+        // The quota is the room's own, valid since it was parsed or built.
+        ChatId::new(self.id, self.key.clone(), self.name.clone(), bootstrap)
+            .unwrap_or_else(|_| bare())
+            .with_quota(quota)
+            .unwrap_or_else(|_| bare())
     }
 
     /// Handles one input.
@@ -518,6 +522,8 @@ impl Room {
         let seen = self.history_seen;
         out.counters()
             .add(DropReason::BadLamport, stats.bad_lamport - seen.bad_lamport);
+        out.counters()
+            .add(DropReason::OverQuota, stats.over_quota - seen.over_quota);
         out.counters()
             .add(DropReason::PendingEvicted, stats.evicted - seen.evicted);
         self.history_seen = stats;

@@ -7,6 +7,7 @@ use rand_chacha::rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
 use p2pchat_core::chat_id::{MAX_BOOTSTRAP, MAX_TEXT_LEN, PREFIX};
+use p2pchat_core::quota::Quota;
 use p2pchat_core::{ChatId, ChatIdError, RoomId, RoomKey, RoomName, RoomNameError};
 
 use crate::rng;
@@ -90,6 +91,33 @@ fn round_trips_with_and_without_bootstrap_addresses() {
         assert_eq!(back.name(), id.name());
         assert_eq!(back.bootstrap(), id.bootstrap());
     }
+}
+
+#[test]
+fn a_room_with_another_quota_has_a_version_2_chat_id_that_keeps_it() {
+    let plain = chat_id(30, "general", &["192.0.2.1:5000"]);
+    assert_eq!(plain.quota(), Quota::default());
+    let quota = Quota {
+        events_per_s: 1_000,
+        burst_events: 5_000,
+        bytes_per_s: 1 << 20,
+        burst_bytes: 1 << 24,
+        total_bytes: 1 << 34,
+    };
+    let custom = plain.clone().with_quota(quota).expect("a valid quota");
+    let text = custom.to_string();
+    assert!(text.len() > plain.to_string().len());
+    let parsed: ChatId = text.parse().expect("round trip");
+    assert_eq!(parsed, custom);
+    assert_eq!(parsed.quota(), quota);
+    // The default quota is written as version 1, as before quotas.
+    let back = custom.with_quota(Quota::default()).expect("default");
+    assert_eq!(back.to_string(), plain.to_string());
+    let zero = Quota {
+        burst_events: 0,
+        ..quota
+    };
+    assert_eq!(plain.with_quota(zero), Err(ChatIdError::BadQuota));
 }
 
 #[test]
@@ -271,12 +299,54 @@ fn crafted_bodies_with_valid_checksums_are_validated_field_by_field() {
         craft(&body)
     };
 
-    let mut v2 = ok.clone();
-    v2[0] = 2;
+    let mut v3 = ok.clone();
+    v3[0] = 3;
     assert_eq!(
-        craft(&v2).parse::<ChatId>(),
-        Err(ChatIdError::UnsupportedVersion(2))
+        craft(&v3).parse::<ChatId>(),
+        Err(ChatIdError::UnsupportedVersion(3))
     );
+
+    // Version 2 carries a quota: 4 u32s and a u64, each at least 1, and
+    // never the default one (that is written as version 1).
+    let quota_body = |figures: [u32; 4], total: u64| {
+        let mut body = ok.clone();
+        body[0] = 2;
+        for f in figures {
+            body.extend_from_slice(&f.to_be_bytes());
+        }
+        body.extend_from_slice(&total.to_be_bytes());
+        craft(&body)
+    };
+    let parsed: ChatId = quota_body([1, 2, 3, 4], 5).parse().expect("a quota");
+    let q = parsed.quota();
+    assert_eq!(
+        (
+            q.events_per_s,
+            q.burst_events,
+            q.bytes_per_s,
+            q.burst_bytes,
+            q.total_bytes
+        ),
+        (1, 2, 3, 4, 5)
+    );
+    assert_eq!(
+        quota_body([0, 2, 3, 4], 5).parse::<ChatId>(),
+        Err(ChatIdError::BadQuota)
+    );
+    assert_eq!(
+        quota_body([1, 2, 3, 4], 0).parse::<ChatId>(),
+        Err(ChatIdError::BadQuota)
+    );
+    let d = Quota::default();
+    let small = |v: u64| u32::try_from(v).expect("small");
+    let default = [d.events_per_s, d.burst_events, d.bytes_per_s, d.burst_bytes].map(small);
+    assert_eq!(
+        quota_body(default, d.total_bytes).parse::<ChatId>(),
+        Err(ChatIdError::BadQuota)
+    );
+    let mut short = ok.clone();
+    short[0] = 2;
+    assert_eq!(craft(&short).parse::<ChatId>(), Err(ChatIdError::Truncated));
 
     let mut no_name = body_with_name(b"");
     no_name.push(0);

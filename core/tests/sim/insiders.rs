@@ -50,10 +50,17 @@ struct Room {
     elsewhere: Vec<BTreeMap<SocketAddr, u64>>,
     rng: ChaCha20Rng,
     stamp: u64,
+    /// The quota of the rooms the nodes create.
+    quota: p2pchat_core::quota::Quota,
 }
 
 impl Room {
     fn new(seed: u64) -> Self {
+        Self::with_quota(seed, p2pchat_core::quota::Quota::default())
+    }
+
+    /// The room, created by Alice with `quota`.
+    fn with_quota(seed: u64, quota: p2pchat_core::quota::Quota) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mallory = Identity::generate(&mut rng);
         let mut room = Room {
@@ -71,6 +78,7 @@ impl Room {
             elsewhere: Vec::new(),
             rng,
             stamp: T0 * 1000,
+            quota,
         };
         for name in ["alice", "bob", "mallory"] {
             let identity = if name == "mallory" {
@@ -98,6 +106,7 @@ impl Room {
         let identity = identity.unwrap_or_else(|| Identity::generate(&mut self.rng));
         let config = Config {
             local_addrs: vec![addr(i as u8 + 1)],
+            room_quota: self.quota,
             ..Config::default()
         };
         self.nodes
@@ -330,6 +339,11 @@ impl Room {
     /// Mallory seals an event of her own making and sends it to Alice and
     /// Bob.
     fn mallory_writes(&mut self, ev: EventWire) {
+        self.mallory_writes_to(&[ALICE, BOB], ev);
+    }
+
+    /// Mallory seals an event of her own making and sends it to `to`.
+    fn mallory_writes_to(&mut self, to: &[usize], ev: EventWire) {
         let payload = serde_json::to_vec(&Sealed::Ev(ev)).expect("json");
         let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
         let token = cipher
@@ -344,9 +358,9 @@ impl Room {
             self.rng.next_u32(),
         )
         .expect("fits");
-        for to in [ALICE, BOB] {
+        for &i in to {
             for d in &datagrams {
-                self.nodes[to].handle_datagram(self.now, addr(3), d);
+                self.nodes[i].handle_datagram(self.now, addr(3), d);
             }
         }
     }
@@ -535,5 +549,95 @@ fn a_re_encrypted_copy_of_a_message_is_not_its_authors_equivocation() {
         "a_re_encrypted_copy_of_a_message_is_not_its_authors_equivocation",
         10,
         re_encrypted_copies_are_not_equivocation,
+    );
+}
+
+/// A room whose quota takes 3 events at once and 2 a second after that.
+fn small_quota() -> p2pchat_core::quota::Quota {
+    p2pchat_core::quota::Quota {
+        events_per_s: 2,
+        burst_events: 3,
+        ..Default::default()
+    }
+}
+
+/// Mallory writes 10 events at one instant of her clock, each on top of
+/// the last, to Alice while Bob is cut off; after the heal she sends them
+/// to Bob as well. Exactly the first 3 are taken (the quota's burst), on
+/// both, and nothing of hers after the refused 4th; both show the same
+/// history. Alice's own client refuses her 4th message at once and says
+/// how long to wait.
+fn a_flood_is_refused_alike_across_a_partition(seed: u64) -> Check {
+    let mut room = Room::with_quota(seed, small_quota());
+    room.run_until(T0 + 5_000);
+    let id = *room.chat.room_id();
+    expect(
+        room.chat.quota() == small_quota(),
+        "the Chat ID carries the quota",
+    )?;
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "hello")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    room.up[BOB] = false;
+    room.up[MALLORY] = false;
+    let m = room.mallory.peer_id();
+    let (seq, deps, lamport) = room.nodes[MALLORY]
+        .history(&id)
+        .and_then(|h| h.next_for(&m))
+        .ok_or("mallory cannot write")?;
+    let mut events = Vec::new();
+    let mut deps = deps;
+    for k in 0..10u64 {
+        events.push(EventWire {
+            seq: seq + k,
+            lamport: lamport + k,
+            deps: deps.clone(),
+            time: room.now,
+            name: "mallory".into(),
+            body: Body::Text {
+                text: format!("flood {k}"),
+            },
+        });
+        deps = vec![EventId::new(m, seq + k)];
+    }
+    for ev in &events {
+        room.mallory_writes_to(&[ALICE], ev.clone());
+    }
+    room.run_until(room.now + 2_000);
+    room.up[BOB] = true;
+    for ev in &events {
+        room.mallory_writes_to(&[BOB], ev.clone());
+    }
+    room.run_until(room.now + 20_000);
+    let alice = room.shown(ALICE);
+    let bob = room.shown(BOB);
+    expect(alice == bob, &format!("alice shows {alice:?}, bob {bob:?}"))?;
+    let hers = alice.iter().filter(|(e, _, _)| e.author == m).count();
+    expect(hers == 3, &format!("{hers} of Mallory's 10 taken"))?;
+    for i in [ALICE, BOB] {
+        let refused = room.nodes[i].counters().get(DropReason::OverQuota);
+        expect(refused >= 1, &format!("node {i} refused none over quota"))?;
+    }
+    // Alice's own client: three at once, then a clear refusal.
+    let now = room.now;
+    for k in 0..3 {
+        room.nodes[ALICE]
+            .send_text(now, &id, &format!("burst {k}"))
+            .map_err(|e| e.to_string())?;
+    }
+    match room.nodes[ALICE].send_text(now, &id, "one too many") {
+        Err(p2pchat_core::CommandError::OverQuota(q)) => {
+            expect(q.retry_after_ms == 500, &format!("told to wait {q:?}"))
+        }
+        other => Err(format!("the 4th message at once gave {other:?}")),
+    }
+}
+
+#[test]
+fn a_flood_is_refused_alike_on_both_sides_of_a_partition() {
+    for_seeds(
+        "a_flood_is_refused_alike_on_both_sides_of_a_partition",
+        a_flood_is_refused_alike_across_a_partition,
     );
 }

@@ -64,6 +64,9 @@ struct Node {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A per-author quota far above what the bench writes.
+const BENCH_QUOTA: &str = "4000000000:4000000000:4000000000:4000000000:1099511627776";
+
 impl Node {
     fn start(
         name: &str,
@@ -75,6 +78,11 @@ impl Node {
         let mut child = Command::new(bin)
             .args(["--json", "--no-relay", "--host", "127.0.0.1", "--port", "0"])
             .args(["--username", name, "--signal", &signal.to_string()])
+            // The bench writes as fast as a node takes messages: its chats
+            // are created with a quota that never binds (see
+            // `p2pchat_core::quota`; chats on the default quota take 20
+            // messages a second per author).
+            .args(["--room-quota", BENCH_QUOTA])
             .arg("--data-dir")
             .arg(dir)
             .env("RUST_LOG", "warn")
