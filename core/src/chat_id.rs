@@ -162,7 +162,7 @@ impl ChatId {
     /// The same Chat ID for a room with `quota` (see [`crate::quota`]).
     /// Fails if a figure is 0.
     pub fn with_quota(mut self, quota: Quota) -> Result<Self, ChatIdError> {
-        if !quota_is_valid(&quota) {
+        if !quota.is_valid() {
             return Err(ChatIdError::BadQuota);
         }
         self.quota = quota;
@@ -296,7 +296,7 @@ impl ChatId {
                 total_bytes: u64::from_be_bytes(r.array::<8>()?),
             };
             // One quota, one form: the default one is written as version 1.
-            if !quota_is_valid(&quota) || quota == Quota::default() {
+            if !quota.is_valid() || quota == Quota::default() {
                 return Err(ChatIdError::BadQuota);
             }
             quota
@@ -314,12 +314,6 @@ impl ChatId {
             quota,
         })
     }
-}
-
-/// Every figure at least 1, and the small ones fit the Chat ID's u32s.
-fn quota_is_valid(q: &Quota) -> bool {
-    let small = [q.events_per_s, q.burst_events, q.bytes_per_s, q.burst_bytes];
-    small.iter().all(|&v| v >= 1 && v <= u64::from(u32::MAX)) && q.total_bytes >= 1
 }
 
 fn checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {

@@ -450,11 +450,11 @@ impl History {
                     self.stats.bad_lamport += 1;
                     break;
                 }
-                let floor = self.floor_of(&event.id.author, event.id.seq, &event.deps);
-                let time = event.time.max(floor);
+                let mut event = event;
+                event.floor = self.floor_of(&event.id.author, event.id.seq, &event.deps);
                 if self
                     .budgets
-                    .charge(event.id.author, time, event.token.len())
+                    .charge(event.id.author, event.shown_time(), event.token.len())
                     .is_err()
                 {
                     // Likewise.
@@ -494,8 +494,8 @@ impl History {
         next_lamport(dep_lamports) == Some(event.lamport) && event.lamport > prev
     }
 
-    fn deliver(&mut self, mut event: Event) -> Delivered {
-        event.floor = self.floor_of(&event.id.author, event.id.seq, &event.deps);
+    /// Delivers `event`, its `floor` set.
+    fn deliver(&mut self, event: Event) -> Delivered {
         let key = event.key();
         let late = self
             .order

@@ -72,6 +72,20 @@ impl Default for Quota {
 )]
 pub struct QuotaParseError;
 
+impl Quota {
+    /// Every figure at least 1, and the first four below 2^32 (what a
+    /// Chat ID carries).
+    pub fn is_valid(&self) -> bool {
+        let small = [
+            self.events_per_s,
+            self.burst_events,
+            self.bytes_per_s,
+            self.burst_bytes,
+        ];
+        small.iter().all(|&v| v >= 1 && v <= u64::from(u32::MAX)) && self.total_bytes >= 1
+    }
+}
+
 impl std::fmt::Display for Quota {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -99,17 +113,14 @@ impl std::str::FromStr for Quota {
         else {
             return Err(QuotaParseError);
         };
-        let small = [events_per_s, burst_events, bytes_per_s, burst_bytes];
-        if small.iter().any(|&v| v == 0 || v > u64::from(u32::MAX)) || total_bytes == 0 {
-            return Err(QuotaParseError);
-        }
-        Ok(Quota {
+        let quota = Quota {
             events_per_s,
             burst_events,
             bytes_per_s,
             burst_bytes,
             total_bytes,
-        })
+        };
+        quota.is_valid().then_some(quota).ok_or(QuotaParseError)
     }
 }
 

@@ -213,13 +213,14 @@ impl Output {
 
 /// `HH:MM:SS` in local time.
 pub fn clock(ms: u64) -> String {
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| Local.timestamp_millis_opt(ms).single())
-        .map_or_else(
-            || "??:??:??".to_owned(),
-            |t| t.format("%H:%M:%S").to_string(),
-        )
+    local(ms, "%H:%M:%S").unwrap_or_else(|| "??:??:??".to_owned())
+}
+
+/// `ms` since the Unix epoch in local time, as `format` says.
+fn local(ms: u64, format: &str) -> Option<String> {
+    let ms = i64::try_from(ms).ok()?;
+    let t = Local.timestamp_millis_opt(ms).single()?;
+    Some(t.format(format).to_string())
 }
 
 fn render_message(m: &MessageView) -> String {
@@ -250,13 +251,7 @@ fn render_message(m: &MessageView) -> String {
 
 /// A date and time for people, in local time.
 fn date_and_clock(ms: u64) -> String {
-    i64::try_from(ms)
-        .ok()
-        .and_then(|ms| Local.timestamp_millis_opt(ms).single())
-        .map_or_else(
-            || "an impossible time".to_owned(),
-            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        )
+    local(ms, "%Y-%m-%d %H:%M:%S").unwrap_or_else(|| "an impossible time".to_owned())
 }
 
 fn who(name: &Option<String>, peer: &str) -> String {

@@ -183,6 +183,45 @@ impl Mallory {
     }
 }
 
+/// Alice and Bob, real nodes in one chat, and Mallory online with both.
+struct Room {
+    _signal: Signaling,
+    dirs: [tempfile::TempDir; 2],
+    alice: ChatNode,
+    bob: ChatNode,
+    mallory: Mallory,
+}
+
+impl Room {
+    async fn start() -> Result<Room> {
+        let signal = Signaling::start()?;
+        let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+        let mut alice = ChatNode::start("alice", dirs[0].path(), &[signal.addr], &[])?;
+        let mut bob = ChatNode::start("bob", dirs[1].path(), &[signal.addr], &[])?;
+        let chat_id = alice.create_chat("general")?;
+        bob.join_chat(&chat_id)?;
+        let mut mallory = Mallory::join(&chat_id, signal.addr).await?;
+        let peers: Vec<PeerId> = [&alice.peer, &bob.peer]
+            .iter()
+            .map(|p| p.parse().map_err(|e| anyhow!("peer id {p}: {e}")))
+            .collect::<Result<_>>()?;
+        let deadline = Instant::now() + WAIT;
+        while !mallory.online_with(&peers) {
+            if Instant::now() > deadline {
+                bail!("mallory never got online with alice and bob");
+            }
+            mallory.run_for(200).await?;
+        }
+        Ok(Room {
+            _signal: signal,
+            dirs,
+            alice,
+            bob,
+            mallory,
+        })
+    }
+}
+
 /// Bytes of the files in `dir`.
 fn disk(dir: &std::path::Path) -> Result<u64> {
     let mut n = 0;
@@ -211,25 +250,13 @@ fn rss(pid: u32) -> Result<u64> {
 /// and Bob still chat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_flood_costs_the_others_only_its_quota() -> Result<()> {
-    let signal = Signaling::start()?;
-    let dir_a = tempfile::tempdir()?;
-    let dir_b = tempfile::tempdir()?;
-    let mut alice = ChatNode::start("alice", dir_a.path(), &[signal.addr], &[])?;
-    let mut bob = ChatNode::start("bob", dir_b.path(), &[signal.addr], &[])?;
-    let chat_id = alice.create_chat("general")?;
-    bob.join_chat(&chat_id)?;
-    let mut mallory = Mallory::join(&chat_id, signal.addr).await?;
-    let peers: Vec<PeerId> = [&alice.peer, &bob.peer]
-        .iter()
-        .map(|p| p.parse().map_err(|e| anyhow!("peer id {p}: {e}")))
-        .collect::<Result<_>>()?;
-    let deadline = Instant::now() + WAIT;
-    while !mallory.online_with(&peers) {
-        if Instant::now() > deadline {
-            bail!("mallory never got online with alice and bob");
-        }
-        mallory.run_for(200).await?;
-    }
+    let Room {
+        _signal,
+        dirs: [dir_a, dir_b],
+        mut alice,
+        mut bob,
+        mut mallory,
+    } = Room::start().await?;
     alice.say("general", "before the flood")?;
     bob.expect_message("before the flood")?;
     let before = [
@@ -304,25 +331,13 @@ fn drain(victims: &[std::net::UdpSocket]) -> u64 {
 /// and next to nothing after she stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_hints_reflect_nothing() -> Result<()> {
-    let signal = Signaling::start()?;
-    let dir_a = tempfile::tempdir()?;
-    let dir_b = tempfile::tempdir()?;
-    let mut alice = ChatNode::start("alice", dir_a.path(), &[signal.addr], &[])?;
-    let mut bob = ChatNode::start("bob", dir_b.path(), &[signal.addr], &[])?;
-    let chat_id = alice.create_chat("general")?;
-    bob.join_chat(&chat_id)?;
-    let mut mallory = Mallory::join(&chat_id, signal.addr).await?;
-    let peers: Vec<PeerId> = [&alice.peer, &bob.peer]
-        .iter()
-        .map(|p| p.parse().map_err(|e| anyhow!("peer id {p}: {e}")))
-        .collect::<Result<_>>()?;
-    let deadline = Instant::now() + WAIT;
-    while !mallory.online_with(&peers) {
-        if Instant::now() > deadline {
-            bail!("mallory never got online with alice and bob");
-        }
-        mallory.run_for(200).await?;
-    }
+    let Room {
+        _signal,
+        dirs: _dirs,
+        mut alice,
+        mut bob,
+        mut mallory,
+    } = Room::start().await?;
     let targets = [alice.udp, bob.udp];
 
     let victims: Vec<std::net::UdpSocket> = (0..MAX_HINTS - 4)

@@ -199,23 +199,40 @@ impl Room {
     /// Mallory sends `to` a control message of her own making, from her
     /// own (proved) address.
     fn mallory_controls(&mut self, to: usize, control: Control) {
-        let payload = serde_json::to_vec(&Sealed::Ctl(control)).expect("json");
+        self.mallory_sends(&[to], Sealed::Ctl(control));
+    }
+
+    /// Mallory seals `sealed` and sends it to `to` from her own (proved)
+    /// address.
+    fn mallory_sends(&mut self, to: &[usize], sealed: Sealed) {
+        let kind = match sealed {
+            Sealed::Ev(_) => RoomKind::Ev,
+            Sealed::Ctl(_) => RoomKind::Ctl,
+        };
+        let payload = serde_json::to_vec(&sealed).expect("json");
         let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
         let token = cipher
             .seal(&self.mallory, &payload, self.now)
             .expect("seal");
+        self.mallory_forwards(to, kind, &token);
+    }
+
+    /// Mallory sends `to` a token (hers, or anyone's) from her address.
+    fn mallory_forwards(&mut self, to: &[usize], kind: RoomKind, token: &str) {
         let datagrams = wire::encode_room(
-            RoomKind::Ctl,
+            kind,
             self.chat.key().rendezvous_tag(),
             self.mallory.peer_id(),
-            &token,
+            token,
             1200,
             self.rng.next_u32(),
         )
         .expect("fits");
-        for d in datagrams {
-            self.from_mallory[to] += 1;
-            self.nodes[to].handle_datagram(self.now, addr(3), &d);
+        for &i in to {
+            for d in &datagrams {
+                self.from_mallory[i] += 1;
+                self.nodes[i].handle_datagram(self.now, addr(3), d);
+            }
         }
     }
 
@@ -344,25 +361,7 @@ impl Room {
 
     /// Mallory seals an event of her own making and sends it to `to`.
     fn mallory_writes_to(&mut self, to: &[usize], ev: EventWire) {
-        let payload = serde_json::to_vec(&Sealed::Ev(ev)).expect("json");
-        let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
-        let token = cipher
-            .seal(&self.mallory, &payload, self.now)
-            .expect("seal");
-        let datagrams = wire::encode_room(
-            RoomKind::Ev,
-            self.chat.key().rendezvous_tag(),
-            self.mallory.peer_id(),
-            &token,
-            1200,
-            self.rng.next_u32(),
-        )
-        .expect("fits");
-        for &i in to {
-            for d in &datagrams {
-                self.nodes[i].handle_datagram(self.now, addr(3), d);
-            }
-        }
+        self.mallory_sends(to, Sealed::Ev(ev));
     }
 
     /// What node `i` shows: each message's id, shown time and mark.
@@ -527,18 +526,7 @@ fn re_encrypted_copies_are_not_equivocation(seed: u64) -> Check {
         .map_err(|e| format!("{e:?}"))?;
     let copy = fernet.encrypt_at_time(&plain, room.now / 1000 + 1);
     expect(copy != token, "the copy is a different token")?;
-    let datagrams = wire::encode_room(
-        RoomKind::Ev,
-        room.chat.key().rendezvous_tag(),
-        room.mallory.peer_id(),
-        &copy,
-        1200,
-        room.rng.next_u32(),
-    )
-    .ok_or("fits")?;
-    for d in &datagrams {
-        room.nodes[BOB].handle_datagram(room.now, addr(3), d);
-    }
+    room.mallory_forwards(&[BOB], RoomKind::Ev, &copy);
     room.run_until(room.now + 1_000);
     let c = room.nodes[BOB].counters();
     expect(

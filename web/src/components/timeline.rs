@@ -11,32 +11,40 @@ pub struct Props {
     pub me: PeerId,
 }
 
+/// `ms` since the Unix epoch as a date of the browser's, if it is one.
+fn date(ms: u64) -> Option<js_sys::Date> {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    (!date.get_time().is_nan()).then_some(date)
+}
+
 /// `HH:MM:SS` in the browser's local time.
 fn clock(ms: u64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    if date.get_time().is_nan() {
-        return "??:??:??".into();
-    }
-    format!(
-        "{:02}:{:02}:{:02}",
-        date.get_hours(),
-        date.get_minutes(),
-        date.get_seconds()
+    date(ms).map_or_else(
+        || "??:??:??".into(),
+        |d| {
+            format!(
+                "{:02}:{:02}:{:02}",
+                d.get_hours(),
+                d.get_minutes(),
+                d.get_seconds()
+            )
+        },
     )
 }
 
 /// A date and time for people, in the browser's time zone.
 fn date_and_clock(ms: u64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    if date.get_time().is_nan() {
-        return "an impossible time".into();
-    }
-    format!(
-        "{:04}-{:02}-{:02} {}",
-        date.get_full_year(),
-        date.get_month() + 1,
-        date.get_date(),
-        clock(ms)
+    date(ms).map_or_else(
+        || "an impossible time".into(),
+        |d| {
+            format!(
+                "{:04}-{:02}-{:02} {}",
+                d.get_full_year(),
+                d.get_month() + 1,
+                d.get_date(),
+                clock(ms)
+            )
+        },
     )
 }
 
