@@ -24,6 +24,9 @@
 //!   member is reachable (no member online, or, in the browser, no relay),
 //!   *sent* once one is (anti-entropy delivers pending messages as soon as
 //!   a member can be reached).
+//! - **Equivocators**: members proven to have signed two different
+//!   messages under one number; every front end warns when one is found
+//!   and marks it next to its name.
 //! - **Caught up**: "you now hold everything the members had", told once
 //!   per state rather than at every repaired gap.
 //!
@@ -146,9 +149,17 @@ pub struct Chat {
     pending: BTreeSet<EventId>,
     /// History length when "caught up" was last told.
     caught_up_at: Option<usize>,
+    /// Members proven to have signed two different messages under one
+    /// number, with that number.
+    pub equivocators: BTreeMap<PeerId, u64>,
 }
 
 impl Chat {
+    /// Whether `peer` was proven to equivocate in this chat.
+    pub fn equivocates(&self, peer: &PeerId) -> bool {
+        self.equivocators.contains_key(peer)
+    }
+
     /// `name`, or `name#1a2b3c4d` when someone else in the chat goes by
     /// the same name.
     pub fn shown_name(&self, peer: &PeerId, name: &str) -> String {
@@ -275,6 +286,7 @@ impl Chats {
                             messages: 0,
                             pending: BTreeSet::new(),
                             caught_up_at: None,
+                            equivocators: BTreeMap::new(),
                         };
                         chat.names.note(&my_name, me);
                         self.chats.push(chat);
@@ -338,6 +350,16 @@ impl Chats {
                 if connected && change.to == Status::Online {
                     chat.pending.clear();
                 }
+                true
+            }
+            AppEvent::Equivocation { room, author, seq } => {
+                let Some(chat) = self.chat_mut(room) else {
+                    return false;
+                };
+                if chat.equivocators.len() >= MAX_NAMES {
+                    return false;
+                }
+                chat.equivocators.insert(*author, *seq);
                 true
             }
             AppEvent::CaughtUp { room, events } => {

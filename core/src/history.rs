@@ -47,12 +47,14 @@
 //! dependencies that far ahead, is refused outright; at most
 //! [`MAX_AUTHORS`] authors per room.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{next_lamport, EventId, OrderKey, VersionVector, MAX_DEPS};
+use crate::equivocation::{self, Digest, Fork, Forks};
 use crate::identity::{PeerId, UserName};
 use crate::node::CommandError;
 use crate::output::AppEvent;
@@ -177,10 +179,11 @@ pub enum Refused {
     /// Already delivered or already waiting.
     #[error("duplicate event")]
     Duplicate,
-    /// Already delivered with different contents (not just another token
-    /// of the same signed words): its author signed two different events
-    /// with one sequence number. The first one stays.
-    #[error("conflicting event for a delivered id (equivocation)")]
+    /// Already delivered or waiting with different contents (not just
+    /// another token of the same signed words): its author signed two
+    /// different events with one sequence number. The first one stays;
+    /// the pair is kept as proof ([`crate::equivocation`]).
+    #[error("conflicting event for a held id (equivocation)")]
     Equivocation,
     /// Sequence number 0, or too far past what is delivered.
     #[error("sequence number out of range")]
@@ -220,6 +223,10 @@ pub struct History {
     pending_bytes: usize,
     stats: HistoryStats,
     budgets: Budgets,
+    forks: Forks,
+    /// Per author, the digest of its newest delivered event, and that
+    /// event's number (computed when first asked for).
+    head_digests: RefCell<HashMap<PeerId, (u64, Digest)>>,
 }
 
 impl History {
@@ -244,6 +251,47 @@ impl History {
     /// What is delivered, per author.
     pub fn version_vector(&self) -> &VersionVector {
         &self.vv
+    }
+
+    /// The forks proven so far ([`crate::equivocation`]).
+    pub fn forks(&self) -> &Forks {
+        &self.forks
+    }
+
+    pub(crate) fn forks_mut(&mut self) -> &mut Forks {
+        &mut self.forks
+    }
+
+    /// The digest of `author`'s newest delivered event, if any.
+    pub fn head_digest(&self, author: &PeerId) -> Option<Digest> {
+        let seq = self.vv.get(author);
+        if let Some((at, d)) = self.head_digests.borrow().get(author) {
+            if *at == seq {
+                return Some(*d);
+            }
+        }
+        let d = equivocation::digest(self.get(&EventId::new(*author, seq))?);
+        self.head_digests.borrow_mut().insert(*author, (seq, d));
+        Some(d)
+    }
+
+    /// A short digest of what is delivered: per author, how many events
+    /// and the digest of the newest. Members holding different versions
+    /// of an author's events have different state digests, so their
+    /// heartbeats start a summary exchange that finds the fork.
+    pub fn state_digest(&self) -> u64 {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"p2pchat/v1/state\0");
+        for (author, seq) in self.vv.iter() {
+            h.update(author.as_bytes());
+            h.update(seq.to_be_bytes());
+            h.update(self.head_digest(author).unwrap_or_default());
+        }
+        let out = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&out[..8]);
+        u64::from_be_bytes(first)
     }
 
     /// Number of delivered events.
@@ -334,7 +382,10 @@ impl History {
         }
         if id.seq <= delivered_seq {
             return match self.get(&id) {
-                Some(existing) if !existing.same_words(&event) => Err(Refused::Equivocation),
+                Some(held) if !held.same_words(&event) => {
+                    let held = Arc::clone(held);
+                    Err(self.conflict(held, event))
+                }
                 _ => Err(Refused::Duplicate),
             };
         }
@@ -342,8 +393,12 @@ impl History {
             return Err(Refused::SeqOutOfRange);
         }
         self.check_deps(&event)?;
-        if self.pending.contains_key(&id) {
-            return Err(Refused::Duplicate);
+        if let Some((waiting, _)) = self.pending.get(&id) {
+            if waiting.same_words(&event) {
+                return Err(Refused::Duplicate);
+            }
+            let held = Arc::new(waiting.clone());
+            return Err(self.conflict(held, event));
         }
         if delivered_seq == 0
             && !self.by_author.contains_key(&id.author)
@@ -355,6 +410,16 @@ impl History {
         self.pending_bytes += event.token.len();
         self.pending.insert(id, (event, now));
         Ok(self.deliver_ready(id.author))
+    }
+
+    /// `other` claims the id of `held` with other words: keeps the pair as
+    /// proof of its author's equivocation.
+    fn conflict(&mut self, held: Arc<Event>, other: Event) -> Refused {
+        self.forks.record(Fork {
+            held,
+            other: Arc::new(other),
+        });
+        Refused::Equivocation
     }
 
     /// Evicts pending events older than [`PENDING_TTL_MS`].

@@ -31,6 +31,8 @@
 //!   → offline, goodbyes.
 //! - [`path`]: which addresses a member proved it is at (challenge and
 //!   response), and the 3× budget for answering addresses that did not.
+//! - [`equivocation`]: event digests; forks of an author's events found
+//!   through summaries, kept as proof, shown and passed on.
 //! - [`replication`]: anti-entropy — digests, summaries, pushes in bounded
 //!   batches, a per-peer rate budget.
 //! - [`discovery`]: bootstrap addresses and signaling registrations and
@@ -62,6 +64,7 @@ pub mod chats;
 pub mod clock;
 pub mod counters;
 pub mod discovery;
+pub mod equivocation;
 mod hex_serde;
 pub mod history;
 pub mod identity;

@@ -96,6 +96,17 @@ pub enum AppEvent {
         /// What changed.
         change: StatusChange,
     },
+    /// `author` was proven to have signed two different events under
+    /// sequence number `seq` ([`crate::equivocation`]); told once per
+    /// author.
+    Equivocation {
+        /// The room.
+        room: RoomId,
+        /// Who equivocated.
+        author: crate::PeerId,
+        /// The number it used twice.
+        seq: u64,
+    },
     /// This node had been behind a member and now holds everything that
     /// member had announced.
     CaughtUp {

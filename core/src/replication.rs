@@ -34,6 +34,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::VersionVector;
+use crate::equivocation;
 use crate::history::{Event, History, MAX_AUTHORS};
 use crate::identity::PeerId;
 use crate::membership::{Members, Status};
@@ -53,6 +54,11 @@ pub struct Summary {
     pub vv: VersionVector,
     /// The sender asks for the receiver's summary in return.
     pub reply: bool,
+    /// Per author of `vv`, in its order: a short digest of the newest
+    /// event the sender holds ([`crate::equivocation::short`] keyed with
+    /// `stamp`). Empty from older nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heads: Vec<u64>,
 }
 
 impl Summary {
@@ -60,6 +66,7 @@ impl Summary {
     /// [`MAX_AUTHORS`] authors.
     pub fn is_valid(&self) -> bool {
         self.vv.authors() <= MAX_AUTHORS
+            && (self.heads.is_empty() || self.heads.len() == self.vv.authors())
     }
 }
 
@@ -298,7 +305,7 @@ pub(crate) fn on_digest(
     digest: u64,
     out: &mut Outbox<'_>,
 ) {
-    if digest != history.version_vector().digest() {
+    if digest != history.state_digest() {
         let delivered = history.len() as u64;
         if repl.should_ask(now, from.peer, false, delivered) {
             send_summary(history, link, now, from.addr, true, out);
@@ -319,6 +326,10 @@ pub(crate) fn on_summary(summary: Summary, at: Incoming<'_>, out: &mut Outbox<'_
         ..
     } = at;
     let Sender { peer: sender, addr } = from;
+    // Versions of events the sender holds differently: it proves the fork.
+    for event in equivocation::conflicting(history, &summary) {
+        link.event(addr, &event.token, out);
+    }
     let push = repl.on_summary(now, sender, summary.vv, history);
     if push.rate_limited {
         out.counters().rate_limited += 1;
@@ -425,5 +436,12 @@ pub(crate) fn send_summary(
 ) {
     let stamp = out.stamp(now);
     let vv = history.version_vector().clone();
-    link.control(now, to, Control::Summary(Summary { stamp, vv, reply }), out);
+    let heads = equivocation::heads(history, stamp);
+    let summary = Summary {
+        stamp,
+        vv,
+        reply,
+        heads,
+    };
+    link.control(now, to, Control::Summary(summary), out);
 }

@@ -279,6 +279,16 @@ impl Driver {
                 from: change.from,
                 to: change.to,
             }),
+            AppEvent::Equivocation { room, author, seq } => self.show(&Note::Equivocation {
+                chat,
+                room: room.to_string(),
+                peer: author.to_string(),
+                name: self
+                    .chats
+                    .get(&room)
+                    .map_or_else(|| author.short(), |c| c.member_name(&author)),
+                seq,
+            }),
             AppEvent::CaughtUp { room, events } => {
                 if notable {
                     self.show(&Note::CaughtUp {
@@ -313,6 +323,7 @@ impl Driver {
             late,
             own,
             delivery: delivery.map(|d| d.code()),
+            equivocator: chat.is_some_and(|c| c.equivocates(&event.id.author)),
         }
     }
 
@@ -435,6 +446,10 @@ impl Driver {
                             status: m.status,
                             addr: m.addr,
                             last_seen_ms_ago: m.last_heard.map(|t| now.saturating_sub(t)),
+                            equivocated_at: self
+                                .chats
+                                .get(&room)
+                                .and_then(|c| c.equivocators.get(&m.peer).copied()),
                         })
                         .collect()
                 })
@@ -503,6 +518,7 @@ fn event_room(event: &AppEvent) -> &RoomId {
         | AppEvent::Invite { room, .. }
         | AppEvent::Message { room, .. }
         | AppEvent::Member { room, .. }
+        | AppEvent::Equivocation { room, .. }
         | AppEvent::CaughtUp { room, .. } => room,
     }
 }

@@ -47,6 +47,9 @@ pub struct MessageView {
     /// Where it stands: `pending`, `sent` (own messages) or `received`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<&'static str>,
+    /// Its author was proven to equivocate in this chat.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub equivocator: bool,
 }
 
 /// A member of a chat, for `/peers`.
@@ -62,6 +65,10 @@ pub struct PeerView {
     pub addr: Option<SocketAddr>,
     /// Milliseconds since it was last heard from, if ever.
     pub last_seen_ms_ago: Option<u64>,
+    /// The sequence number it was proven to use for two different
+    /// messages, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub equivocated_at: Option<u64>,
 }
 
 /// A chat, for `/chats`.
@@ -137,6 +144,15 @@ pub enum Note {
         name: Option<String>,
         from: Option<Status>,
         to: Status,
+    },
+    /// A member was proven to have signed two different messages under
+    /// one number (`seq`), shown to different members.
+    Equivocation {
+        chat: String,
+        room: String,
+        peer: String,
+        name: String,
+        seq: u64,
     },
     /// Everything a member had announced is here.
     CaughtUp {
@@ -240,6 +256,9 @@ fn render_message(m: &MessageView) -> String {
     if m.late {
         out.push_str("   (arrived late: placed before newer messages)");
     }
+    if m.equivocator {
+        out.push_str("   (from a member who equivocated: others may have been told otherwise)");
+    }
     if let Some(claimed) = m.claimed_time {
         out.push_str(&format!(
             "   (backdated: its author's clock said {})",
@@ -338,6 +357,18 @@ pub fn render(note: &Note) -> String {
             };
             format!("[{chat}] {who} {what}")
         }
+        Note::Equivocation {
+            chat,
+            peer,
+            name,
+            seq,
+            ..
+        } => format!(
+            "[{chat}] warning: {} signed two different messages as its message {seq} and showed \
+             them to different members. It is marked in /peers; what it tells you alone may not \
+             be what the others were told.",
+            who(&Some(name.clone()), peer)
+        ),
         Note::CaughtUp { chat, messages, .. } => {
             format!("[{chat}] caught up: {messages} messages in history")
         }
@@ -354,6 +385,11 @@ pub fn render(note: &Note) -> String {
                     ago(m.last_seen_ms_ago),
                     m.addr.map(|a| format!("  at {a}")).unwrap_or_default()
                 ));
+                if let Some(seq) = m.equivocated_at {
+                    s.push_str(&format!(
+                        "  EQUIVOCATED (two different messages signed as its message {seq})"
+                    ));
+                }
             }
             s
         }
@@ -422,6 +458,7 @@ mod tests {
             late,
             own: false,
             delivery: None,
+            equivocator: false,
         }
     }
 

@@ -237,14 +237,18 @@ impl Model {
                     chats.set_current(room);
                 }
             }
-            Action::Error(message) => {
-                self.next_error += 1;
-                self.errors.push((self.next_error, message));
-                if self.errors.len() > MAX_ERRORS {
-                    self.errors.remove(0);
-                }
-            }
+            Action::Error(message) => self.warn(message),
             Action::Dismiss(id) => self.errors.retain(|(i, _)| *i != id),
+        }
+    }
+
+    /// Shows `message` in the error list (the oldest goes past
+    /// [`MAX_ERRORS`]).
+    fn warn(&mut self, message: String) {
+        self.next_error += 1;
+        self.errors.push((self.next_error, message));
+        if self.errors.len() > MAX_ERRORS {
+            self.errors.remove(0);
         }
     }
 
@@ -265,6 +269,17 @@ impl Model {
             } => {
                 let timeline = self.timelines.entry(room).or_default();
                 insert(timeline, MessageItem::of(&event, late));
+            }
+            AppEvent::Equivocation { room, author, seq } => {
+                let who = chats
+                    .get(&room)
+                    .map_or_else(|| author.short(), |c| c.member_name(&author));
+                let chat = chats.name(&room);
+                self.warn(format!(
+                    "{chat}: {who} signed two different messages as its message {seq} and showed \
+                     them to different members. What it tells you alone may not be what the others \
+                     were told."
+                ));
             }
             AppEvent::Invite { .. } | AppEvent::Member { .. } | AppEvent::CaughtUp { .. } => {}
         }
@@ -402,6 +417,28 @@ mod tests {
             late: false,
             own,
         }));
+    }
+
+    #[test]
+    fn an_equivocation_warns_and_marks_the_author() {
+        let mut m = signed_in(peer(1));
+        let r = room(1);
+        joined(&mut m, r, "general");
+        m.apply(Action::Engine(AppEvent::Equivocation {
+            room: r,
+            author: peer(2),
+            seq: 3,
+        }));
+        assert_eq!(m.errors.len(), 1);
+        assert!(
+            m.errors[0]
+                .1
+                .contains("two different messages as its message 3"),
+            "{:?}",
+            m.errors
+        );
+        let chat = m.chats.as_ref().and_then(|c| c.get(&r)).unwrap();
+        assert!(chat.equivocates(&peer(2)));
     }
 
     #[test]

@@ -461,10 +461,14 @@ impl Run {
                 for (a, seq) in vv {
                     v.set(fx.peer_id(usize::from(a)), seq);
                 }
+                // Heads that match nothing: every author the checker holds
+                // at that number answers with its version.
+                let heads = v.iter().map(|(_, seq)| seq.rotate_left(7)).collect();
                 let summary = Summary {
                     stamp: self.stamp(peer, stamp),
                     vv: v,
                     reply,
+                    heads,
                 };
                 self.control(peer, claim, Control::Summary(summary), via);
             }

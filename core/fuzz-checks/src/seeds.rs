@@ -94,6 +94,7 @@ fn summary(stamp: u64) -> Summary {
         stamp,
         vv,
         reply: true,
+        heads: vec![0, 1],
     }
 }
 

@@ -516,6 +516,14 @@ impl Sim {
                         .push(format!("node {i} delivered {} twice", event.id));
                 }
             }
+            AppEvent::Equivocation { room, author, seq } => {
+                // Every author in the simulator is honest: an accusation
+                // is a bug.
+                self.violations.push(format!(
+                    "node {i} accused {} of equivocating at {seq} in {room}",
+                    author.short()
+                ));
+            }
             AppEvent::Member { room, change } => {
                 self.trace.push(format!(
                     "{} {} member {} {} {:?}",

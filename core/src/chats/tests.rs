@@ -287,3 +287,31 @@ fn a_restored_history_is_counted_and_named_but_not_unread() {
         format!("zed#{}", peer(1).short())
     );
 }
+
+#[test]
+fn an_equivocator_is_marked_in_its_chat_only() {
+    let me = peer(1);
+    let mallory = peer(2);
+    let mut m = Chats::new(me, "me");
+    let (general, id_g) = chat("general");
+    let (other, id_o) = chat("other");
+    joined(&mut m, general, "general", &id_g);
+    joined(&mut m, other, "other", &id_o);
+    member(&mut m, general, mallory, Some("mallory"), Status::Online);
+    assert!(m.apply(&AppEvent::Equivocation {
+        room: general,
+        author: mallory,
+        seq: 7,
+    }));
+    let g = m.get(&general).unwrap();
+    assert!(g.equivocates(&mallory));
+    assert_eq!(g.equivocators.get(&mallory), Some(&7));
+    assert!(!m.get(&other).unwrap().equivocates(&mallory));
+    // An unknown chat changes nothing.
+    let (gone, _) = chat("gone");
+    assert!(!m.apply(&AppEvent::Equivocation {
+        room: gone,
+        author: mallory,
+        seq: 1,
+    }));
+}

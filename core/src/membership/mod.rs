@@ -195,7 +195,7 @@ pub(crate) fn on_beat(beat: Beat, at: Incoming<'_>, out: &mut Outbox<'_>) {
         members.hint_from(now, from.peer, hint.peer, hint.addr);
     }
     if beat.hello || beat.challenge.is_some() {
-        let digest = history.version_vector().digest();
+        let digest = history.state_digest();
         let answer = Greeting {
             response: beat.challenge,
             ..Greeting::default()

@@ -42,6 +42,7 @@ use crate::chat_id::{ChatId, MAX_BOOTSTRAP};
 use crate::clock::EventId;
 use crate::counters::{Counters, DropReason};
 use crate::discovery::{self, Answer, Discovery};
+use crate::equivocation;
 use crate::history::{self, Event, History, HistoryStats, Received};
 use crate::identity::{Identity, PeerId};
 use crate::membership::{self, Members};
@@ -336,7 +337,7 @@ impl Room {
                 token,
             } => self.on_token(now, kind, addr, sender, token, out),
             Input::Found(answer) => {
-                let digest = self.history.version_vector().digest();
+                let digest = self.history.state_digest();
                 let (d, members) = (&mut self.discovery, &mut self.members);
                 discovery::on_answer(d, members, &self.link, digest, now, answer, out);
             }
@@ -426,7 +427,13 @@ impl Room {
                         sender,
                         out,
                     ),
-                    Received::Dropped => {}
+                    Received::Dropped => equivocation::on_new_forks(
+                        &mut self.history,
+                        self.id,
+                        &self.members,
+                        &self.link,
+                        out,
+                    ),
                 }
             }
             _ => out.count(DropReason::BadPayload),
@@ -456,7 +463,7 @@ impl Room {
             _ => false,
         };
         if !answers && !self.members.is_proved(&from.peer, &addr) {
-            let digest = self.history.version_vector().digest();
+            let digest = self.history.state_digest();
             return path::on_unproved(
                 &mut self.members,
                 &self.link,
@@ -494,7 +501,7 @@ impl Room {
 
     fn on_timeout(&mut self, now: UnixMillis, out: &mut Outbox<'_>) {
         self.history.expire(now);
-        let digest = self.history.version_vector().digest();
+        let digest = self.history.state_digest();
         membership::on_timeout(&mut self.members, self.id, &self.link, digest, now, out);
         discovery::on_bootstrap_timeout(
             &mut self.discovery,

@@ -519,6 +519,35 @@ fn fragment_floods_stay_bounded_and_real_messages_still_arrive() {
     assert!(err.to_string().contains("16 KiB"), "{err}");
 }
 
+/// Two different events under one number while both wait for the
+/// author's earlier event: the pair is a proof all the same, kept once,
+/// and the first version is the one delivered when the gap is filled.
+#[test]
+fn two_versions_waiting_in_the_buffer_prove_a_fork() {
+    let mut b = Bench::new();
+    let alice = b.alice.peer_id();
+    let m = b.mallory.peer_id();
+    let deps = vec![EventId::new(alice, 1)];
+    let first = b.mallory_event(2, 3, vec![EventId::new(m, 1)]);
+    b.now += 1000;
+    let second = b.mallory_event(2, 3, vec![EventId::new(m, 1)]);
+    for d in first.iter().chain(&second) {
+        b.inject(d);
+    }
+    assert_eq!(counters(&b.bob).get(DropReason::Equivocation), 1);
+    let history = b.bob.history(&b.room()).expect("bob is in the room");
+    let fork = history.forks().get(&m).expect("the fork is kept").clone();
+    assert!(fork.is_proof());
+    assert_eq!((fork.seq(), history.pending_len()), (2, 1));
+    b.now -= 1000;
+    for d in b.mallory_event(1, 2, deps) {
+        b.inject(&d);
+    }
+    let history = b.bob.history(&b.room()).expect("bob is in the room");
+    let two = history.get(&EventId::new(m, 2)).expect("delivered");
+    assert_eq!(two.time, fork.held.time);
+}
+
 #[test]
 fn a_summary_of_the_largest_room_still_fits_one_sealed_payload() {
     use p2pchat_core::clock::VersionVector;
@@ -531,10 +560,12 @@ fn a_summary_of_the_largest_room_still_fits_one_sealed_payload() {
         rng.fill_bytes(&mut author);
         vv.set(PeerId::from_bytes(author), u64::MAX);
     }
+    let heads = vec![u64::MAX; MAX_AUTHORS];
     let summary = Sealed::Ctl(Control::Summary(Summary {
         stamp: u64::MAX,
         vv,
         reply: true,
+        heads,
     }));
     let payload = serde_json::to_vec(&summary).expect("json");
     assert!(

@@ -16,7 +16,8 @@ use p2pchat_core::membership::{Beat, Hint, Status, MAX_HINTS, MAX_MEMBERS};
 use p2pchat_core::replication::Summary;
 use p2pchat_core::wire::{self, Control, EventWire, RoomKind, Sealed};
 use p2pchat_core::{
-    addr as addrs, ChatId, Config, DropReason, Identity, MemoryStore, Node, PeerId, RoomCipher,
+    addr as addrs, AppEvent, ChatId, Config, DropReason, Identity, MemoryStore, Node, PeerId,
+    RoomCipher,
 };
 use p2pchat_sim::{settle, user_name, Check, Settled, T0};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -52,6 +53,8 @@ struct Room {
     stamp: u64,
     /// The quota of the rooms the nodes create.
     quota: p2pchat_core::quota::Quota,
+    /// Per node, the equivocations it told its user about.
+    accused: Vec<Vec<(PeerId, u64)>>,
 }
 
 impl Room {
@@ -79,6 +82,7 @@ impl Room {
             rng,
             stamp: T0 * 1000,
             quota,
+            accused: Vec::new(),
         };
         for name in ["alice", "bob", "mallory"] {
             let identity = if name == "mallory" {
@@ -115,6 +119,7 @@ impl Room {
         self.up.push(true);
         self.from_mallory.push(0);
         self.elsewhere.push(BTreeMap::new());
+        self.accused.push(Vec::new());
         i
     }
 
@@ -131,7 +136,14 @@ impl Room {
             for i in (0..n).filter(|&i| self.up[i]) {
                 let (out, _) = settle(&mut self.nodes[i], &mut self.disks[i]);
                 for o in out {
-                    let Settled::Transmit(t) = o else { continue };
+                    let t = match o {
+                        Settled::Transmit(t) => t,
+                        Settled::Event(AppEvent::Equivocation { author, seq, .. }) => {
+                            self.accused[i].push((author, seq));
+                            continue;
+                        }
+                        Settled::Event(_) => continue,
+                    };
                     match self.index_of(t.to) {
                         Some(j) if !self.up[j] => {}
                         Some(j) => {
@@ -480,6 +492,7 @@ fn absurd_summaries_change_nothing(seed: u64) -> Check {
             stamp: room.next_stamp(),
             vv,
             reply: true,
+            heads: vec![u64::MAX],
         };
         room.mallory_controls(BOB, Control::Summary(summary));
         room.run_until(room.now + 1_000);
@@ -631,5 +644,87 @@ fn a_flood_is_refused_alike_on_both_sides_of_a_partition() {
     for_seeds(
         "a_flood_is_refused_alike_on_both_sides_of_a_partition",
         a_flood_is_refused_alike_across_a_partition,
+    );
+}
+
+/// The equivocation: Mallory signs two different events under one
+/// sequence number, one sent to Alice and Bob, the other to Carol, and
+/// goes on writing on each branch; then Alice and Carol talk. Every honest
+/// member finds the fork and holds the proof (both signed versions), and
+/// marks Mallory as equivocating from that number.
+fn forks_are_found_and_proven_everywhere(seed: u64) -> Check {
+    let mut room = Room::new(seed);
+    let carol = room.add_node("carol", None);
+    let chat = room.chat.clone();
+    room.nodes[carol]
+        .join_room(room.now, &chat)
+        .map_err(|e| e.to_string())?;
+    room.run_until(T0 + 5_000);
+    let id = *room.chat.room_id();
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "hello")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    let m = room.mallory.peer_id();
+    let (seq, deps, lamport) = room.nodes[MALLORY]
+        .history(&id)
+        .and_then(|h| h.next_for(&m))
+        .ok_or("mallory cannot write")?;
+    let ev = |seq, lamport, deps, text: &str, time| EventWire {
+        seq,
+        lamport,
+        deps,
+        time,
+        name: "mallory".into(),
+        body: Body::Text { text: text.into() },
+    };
+    // Her own node would find the fork too (it hears both versions) and
+    // tell everyone: she keeps it quiet.
+    room.up[MALLORY] = false;
+    let now = room.now;
+    room.mallory_writes_to(&[ALICE, BOB], ev(seq, lamport, deps.clone(), "yes", now));
+    room.mallory_writes_to(&[carol], ev(seq, lamport, deps, "no", now));
+    let after = vec![EventId::new(m, seq)];
+    room.mallory_writes_to(
+        &[ALICE, BOB],
+        ev(seq + 1, lamport + 1, after.clone(), "I said yes", now),
+    );
+    room.mallory_writes_to(&[carol], ev(seq + 1, lamport + 1, after, "I said no", now));
+    room.run_until(room.now + 2_000);
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "did you?")
+        .map_err(|e| e.to_string())?;
+    room.nodes[carol]
+        .send_text(room.now, &id, "she did")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 30_000);
+    for i in [ALICE, BOB, carol] {
+        let forks: Vec<(PeerId, u64)> = room.nodes[i]
+            .history(&id)
+            .map(|h| h.forks().iter().map(|f| (f.author(), f.seq())).collect())
+            .unwrap_or_default();
+        expect(
+            forks == vec![(m, seq)] || forks == vec![(m, seq + 1)],
+            &format!("node {i} holds the forks {forks:?}"),
+        )?;
+        let proven = room.nodes[i]
+            .history(&id)
+            .and_then(|h| h.forks().iter().next().map(|f| f.is_proof()))
+            .unwrap_or(false);
+        expect(proven, &format!("node {i} holds no proof"))?;
+        let told = &room.accused[i];
+        expect(
+            told.len() == 1 && told[0].0 == m,
+            &format!("node {i} told its user {told:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn an_equivocating_member_is_found_out_by_every_member() {
+    for_seeds(
+        "an_equivocating_member_is_found_out_by_every_member",
+        forks_are_found_and_proven_everywhere,
     );
 }

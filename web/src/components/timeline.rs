@@ -72,6 +72,7 @@ pub fn timeline(props: &Props) -> Html {
                 let own = m.author == props.me;
                 let shown = room.chat.shown_name(&m.author, &m.name);
                 let delivery = room.chat.delivery(&props.me, &m.id());
+                let equivocator = room.chat.equivocates(&m.author);
                 html! {
                     <li class={classes!("message", own.then_some("own"), m.late.then_some("late"))}
                         key={format!("{}-{}", m.author, m.seq)}
@@ -80,7 +81,8 @@ pub fn timeline(props: &Props) -> Html {
                         data-lamport={m.lamport.to_string()}
                         data-status={delivery.code()}
                         data-late={m.late.to_string()}
-                        data-backdated={m.claimed_time.is_some().to_string()}>
+                        data-backdated={m.claimed_time.is_some().to_string()}
+                        data-equivocator={equivocator.to_string()}>
                         <div class="meta">
                             <span class="author" title={m.author.to_string()}>{ shown }</span>
                             <span class="time">{ clock(m.time) }</span>
@@ -90,6 +92,9 @@ pub fn timeline(props: &Props) -> Html {
                             }
                             if let Some(claimed) = m.claimed_time {
                                 <span class="backdated-mark" title={format!("Its author's clock said {}: before the messages it follows", date_and_clock(claimed))}>{ "backdated" }</span>
+                            }
+                            if equivocator {
+                                <span class="equivocator-mark" title="Its author signed two different messages under one number and showed them to different members: others may have been told otherwise">{ "⚠ equivocator" }</span>
                             }
                             if delivery == Delivery::Pending {
                                 <span class="delivery pending" title="Saved here; goes out when a member is reachable">{ "pending" }</span>
