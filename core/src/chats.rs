@@ -352,6 +352,7 @@ impl Chats {
                 }
                 true
             }
+            AppEvent::Late { room, events } => self.chat_mut(room).is_some() && !events.is_empty(),
             AppEvent::Equivocation { room, author, seq } => {
                 let Some(chat) = self.chat_mut(room) else {
                     return false;

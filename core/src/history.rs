@@ -16,9 +16,10 @@
 //! Delivered events are kept in the room's **canonical order**, by
 //! [`OrderKey`] `(lamport, author)`. That order extends causality, so once
 //! two members hold the same events they show the same history in the same
-//! order, whatever order the events arrived in. An event delivered with a
-//! key below the newest one so far is marked **late**: a UI places it
-//! earlier than the newest message and can say so.
+//! order, whatever order the events arrived in. An event that sorts before
+//! messages written well after it without knowing it is marked **late**
+//! ([`crate::lateness`]), the same on every member and for a late joiner;
+//! a UI places it where it sorts and can say so.
 //!
 //! **Times.** An event's `time` is its author's word: it is shown, never
 //! used to order. What is shown is clamped to the event's causal past: an
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{next_lamport, EventId, OrderKey, VersionVector, MAX_DEPS};
 use crate::equivocation::{self, Digest, Fork, Forks};
 use crate::identity::{PeerId, UserName};
+use crate::lateness::Lateness;
 use crate::node::CommandError;
 use crate::output::AppEvent;
 use crate::quota::{Budgets, Quota};
@@ -168,8 +170,8 @@ impl Event {
 pub struct Delivered {
     /// The event.
     pub event: Arc<Event>,
-    /// Delivered after an event that sorts after it: it belongs earlier in
-    /// the timeline than the newest message.
+    /// Late ([`crate::lateness`]): a message already here sorts after it,
+    /// was written well after it and did not know it.
     pub late: bool,
 }
 
@@ -224,6 +226,7 @@ pub struct History {
     stats: HistoryStats,
     budgets: Budgets,
     forks: Forks,
+    lateness: Lateness,
     /// Per author, the digest of its newest delivered event, and that
     /// event's number (computed when first asked for).
     head_digests: RefCell<HashMap<PeerId, (u64, Digest)>>,
@@ -251,6 +254,16 @@ impl History {
     /// What is delivered, per author.
     pub fn version_vector(&self) -> &VersionVector {
         &self.vv
+    }
+
+    /// Whether the delivered event `id` is late ([`crate::lateness`]).
+    pub fn is_late(&self, id: &EventId) -> bool {
+        self.lateness.is_late(id)
+    }
+
+    /// Events marked late after their delivery, since the last call.
+    pub(crate) fn take_marked_late(&mut self) -> Vec<EventId> {
+        self.lateness.take_marked()
     }
 
     /// The forks proven so far ([`crate::equivocation`]).
@@ -563,9 +576,8 @@ impl History {
     fn deliver(&mut self, event: Event) -> Delivered {
         let key = event.key();
         let late = self
-            .order
-            .last_key_value()
-            .is_some_and(|(newest, _)| *newest > key);
+            .lateness
+            .deliver(&event, &self.by_author, &self.order, &self.vv);
         let event = Arc::new(event);
         for dep in &event.deps {
             if let Some(d) = self.get(dep) {
@@ -648,6 +660,7 @@ pub(crate) fn receive(
         Ok(delivered) if delivered.is_empty() => Received::Waiting,
         Ok(delivered) => {
             announce(room, delivered, false, out);
+            announce_marks(history, room, out);
             Received::Delivered { name }
         }
         Err(refused) => {
@@ -706,7 +719,16 @@ pub(crate) fn author(
     };
     let delivered = history.offer(event, now)?;
     announce(room, delivered, true, out);
+    announce_marks(history, room, out);
     Ok((EventId::new(me, seq), datagrams))
+}
+
+/// Tells the UIs about events that became late after their delivery.
+fn announce_marks(history: &mut History, room: RoomId, out: &mut Outbox<'_>) {
+    let events = history.take_marked_late();
+    if !events.is_empty() {
+        out.event(AppEvent::Late { room, events });
+    }
 }
 
 /// Stores, then announces, events just delivered; `own` when this node

@@ -31,6 +31,7 @@
 //!   → offline, goodbyes.
 //! - [`path`]: which addresses a member proved it is at (challenge and
 //!   response), and the 3× budget for answering addresses that did not.
+//! - [`lateness`]: which messages are late, the same for every member.
 //! - [`equivocation`]: event digests; forks of an author's events found
 //!   through summaries, kept as proof, shown and passed on.
 //! - [`replication`]: anti-entropy — digests, summaries, pushes in bounded
@@ -68,6 +69,7 @@ pub mod equivocation;
 mod hex_serde;
 pub mod history;
 pub mod identity;
+pub mod lateness;
 pub mod membership;
 pub mod node;
 pub mod output;

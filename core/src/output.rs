@@ -96,6 +96,15 @@ pub enum AppEvent {
         /// What changed.
         change: StatusChange,
     },
+    /// Events delivered earlier turned out to be late
+    /// ([`crate::lateness`]): a message written well after each, without
+    /// knowing it, sorts after it.
+    Late {
+        /// The room.
+        room: RoomId,
+        /// The events now marked late.
+        events: Vec<crate::clock::EventId>,
+    },
     /// `author` was proven to have signed two different events under
     /// sequence number `seq` ([`crate::equivocation`]); told once per
     /// author.

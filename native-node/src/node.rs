@@ -279,6 +279,21 @@ impl Driver {
                 from: change.from,
                 to: change.to,
             }),
+            AppEvent::Late { room, events } => {
+                let history = self.engine.history(&room);
+                let messages: Vec<MessageView> = events
+                    .iter()
+                    .filter_map(|id| history.and_then(|h| h.get(id)))
+                    .map(|e| {
+                        self.message_view(&room, e, true, e.id.author == self.engine.peer_id())
+                    })
+                    .collect();
+                self.show(&Note::Late {
+                    chat,
+                    room: room.to_string(),
+                    messages,
+                });
+            }
             AppEvent::Equivocation { room, author, seq } => self.show(&Note::Equivocation {
                 chat,
                 room: room.to_string(),
@@ -495,11 +510,17 @@ impl Driver {
             return self.error("not a member of that chat");
         };
         let total = history.len();
-        let mut events: Vec<Arc<Event>> = history.iter().rev().take(count).cloned().collect();
+        let mut events: Vec<(Arc<Event>, bool)> = history
+            .iter()
+            .rev()
+            .take(count)
+            .map(|e| (Arc::clone(e), history.is_late(&e.id)))
+            .collect();
         events.reverse();
+        let me = self.engine.peer_id();
         let messages = events
             .iter()
-            .map(|e| self.message_view(&room, e, false, e.id.author == self.engine.peer_id()))
+            .map(|(e, late)| self.message_view(&room, e, *late, e.id.author == me))
             .collect();
         self.show(&Note::History {
             chat: self.chats.name(&room),
@@ -519,6 +540,7 @@ fn event_room(event: &AppEvent) -> &RoomId {
         | AppEvent::Message { room, .. }
         | AppEvent::Member { room, .. }
         | AppEvent::Equivocation { room, .. }
+        | AppEvent::Late { room, .. }
         | AppEvent::CaughtUp { room, .. } => room,
     }
 }

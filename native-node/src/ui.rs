@@ -145,6 +145,13 @@ pub enum Note {
         from: Option<Status>,
         to: Status,
     },
+    /// Messages shown earlier turned out to be late: messages written well
+    /// after each, without knowing it, sort after it.
+    Late {
+        chat: String,
+        room: String,
+        messages: Vec<MessageView>,
+    },
     /// A member was proven to have signed two different messages under
     /// one number (`seq`), shown to different members.
     Equivocation {
@@ -254,7 +261,7 @@ fn render_message(m: &MessageView) -> String {
         out.push_str(line);
     }
     if m.late {
-        out.push_str("   (arrived late: placed before newer messages)");
+        out.push_str("   (late: placed before newer messages that did not know it)");
     }
     if m.equivocator {
         out.push_str("   (from a member who equivocated: others may have been told otherwise)");
@@ -356,6 +363,22 @@ pub fn render(note: &Note) -> String {
                 (Some(_), Status::Offline) => "is offline".to_owned(),
             };
             format!("[{chat}] {who} {what}")
+        }
+        Note::Late { chat, messages, .. } => {
+            let mut s = format!(
+                "[{chat}] {} shown earlier turned out late: written before newer messages that did \
+                 not know {}:",
+                match messages.len() {
+                    1 => "a message".to_owned(),
+                    n => format!("{n} messages"),
+                },
+                if messages.len() == 1 { "it" } else { "them" },
+            );
+            for m in messages {
+                s.push_str("\n  ");
+                s.push_str(&render_message(m));
+            }
+            s
         }
         Note::Equivocation {
             chat,

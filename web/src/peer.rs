@@ -19,6 +19,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
@@ -522,7 +523,11 @@ impl Peer {
                             room: *room,
                             events: engine
                                 .history(room)
-                                .map(|h| h.iter().cloned().collect())
+                                .map(|h| {
+                                    h.iter()
+                                        .map(|e| (Arc::clone(e), h.is_late(&e.id)))
+                                        .collect()
+                                })
                                 .unwrap_or_default(),
                             members: engine
                                 .members(room)

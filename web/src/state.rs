@@ -142,10 +142,11 @@ pub enum Action {
     Connected(bool),
     /// Something the node reported.
     Engine(AppEvent),
-    /// A restored room's history and members, as the node holds them.
+    /// A restored room's history (each event with its late mark) and
+    /// members, as the node holds them.
     Restored {
         room: RoomId,
-        events: Vec<Arc<Event>>,
+        events: Vec<(Arc<Event>, bool)>,
         members: Vec<Member>,
     },
     /// The user opened a room.
@@ -225,11 +226,15 @@ impl Model {
                 members,
             } => {
                 if let Some(chats) = &mut self.chats {
-                    chats.restored(&room, events.iter().map(|e| e.as_ref()), members.iter());
+                    chats.restored(
+                        &room,
+                        events.iter().map(|(e, _)| e.as_ref()),
+                        members.iter(),
+                    );
                 }
                 let timeline = self.timelines.entry(room).or_default();
-                for event in &events {
-                    insert(timeline, MessageItem::of(event, false));
+                for (event, late) in &events {
+                    insert(timeline, MessageItem::of(event, *late));
                 }
             }
             Action::Select(room) => {
@@ -269,6 +274,15 @@ impl Model {
             } => {
                 let timeline = self.timelines.entry(room).or_default();
                 insert(timeline, MessageItem::of(&event, late));
+            }
+            AppEvent::Late { room, events } => {
+                if let Some(timeline) = self.timelines.get_mut(&room) {
+                    for item in timeline.iter_mut() {
+                        if events.iter().any(|id| *id == item.id()) {
+                            item.late = true;
+                        }
+                    }
+                }
             }
             AppEvent::Equivocation { room, author, seq } => {
                 let who = chats
@@ -476,7 +490,7 @@ mod tests {
         // A restore racing a delivery does not show a message twice.
         m.apply(Action::Restored {
             room: r,
-            events: vec![event(a, 1, 1)],
+            events: vec![(event(a, 1, 1), false)],
             members: Vec::new(),
         });
         let got: Vec<(u64, PeerId, u64)> = m.timelines[&r].iter().map(|x| x.key()).collect();

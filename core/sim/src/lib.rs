@@ -516,6 +516,12 @@ impl Sim {
                         .push(format!("node {i} delivered {} twice", event.id));
                 }
             }
+            AppEvent::Late { room, events } => {
+                for id in events {
+                    self.trace
+                        .push(format!("{} {} late {} {}", self.now, i, room, id));
+                }
+            }
             AppEvent::Equivocation { room, author, seq } => {
                 // Every author in the simulator is honest: an accusation
                 // is a bug.
@@ -653,7 +659,9 @@ impl Sim {
                 expected.extend(d.iter().copied());
             }
         }
-        let mut reference: Option<(usize, Vec<OrderKey>)> = None;
+        // The order, the shown times and the marks.
+        type Shown = Vec<(OrderKey, u64, bool, bool)>;
+        let mut reference: Option<(usize, Shown)> = None;
         for &i in members {
             let node = self.nodes[i]
                 .node
@@ -662,8 +670,18 @@ impl Sim {
             let history = node
                 .history(room)
                 .ok_or_else(|| format!("node {i} is not in the room"))?;
-            let keys: Vec<OrderKey> = history.iter().map(|e| e.key()).collect();
-            let ids: HashSet<EventId> = keys.iter().map(|k| k.id()).collect();
+            let keys: Shown = history
+                .iter()
+                .map(|e| {
+                    (
+                        e.key(),
+                        e.shown_time(),
+                        e.backdated(),
+                        history.is_late(&e.id),
+                    )
+                })
+                .collect();
+            let ids: HashSet<EventId> = keys.iter().map(|k| k.0.id()).collect();
             if ids != expected {
                 let missing = expected.difference(&ids).count();
                 let extra = ids.difference(&expected).count();
@@ -676,9 +694,13 @@ impl Sim {
             match &reference {
                 None => reference = Some((i, keys)),
                 Some((r, rk)) if *rk != keys => {
+                    let at = rk.iter().zip(&keys).position(|(a, b)| a != b);
                     return Err(format!(
-                        "node {i} and node {r} order the history differently"
-                    ))
+                        "node {i} and node {r} show the history differently (order, times or \
+                         marks), first at {at:?}: {:?} / {:?}",
+                        at.and_then(|p| keys.get(p)),
+                        at.and_then(|p| rk.get(p)),
+                    ));
                 }
                 Some(_) => {}
             }

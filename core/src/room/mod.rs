@@ -383,8 +383,11 @@ impl Room {
     /// Offers a stored event back to the history at restore.
     pub fn restore_event(&mut self, event: Event, now: UnixMillis) -> bool {
         // Our own store: trusted, but checked like any event, so a damaged
-        // store cannot break the order.
-        self.history.offer(event, now).is_ok()
+        // store cannot break the order. What it marks late is read from
+        // the history when the chat is shown.
+        let taken = self.history.offer(event, now).is_ok();
+        self.history.take_marked_late();
+        taken
     }
 
     fn on_token(

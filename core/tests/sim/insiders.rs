@@ -465,6 +465,79 @@ fn backdated_messages_are_clamped_and_marked_everywhere(seed: u64) -> Check {
     Ok(())
 }
 
+/// The backdated message: Mallory's first, with no dependencies,
+/// Lamport time 1 and a time in the year 2000, sent after Alice and Bob
+/// have talked. It sorts before Bob's answer everywhere; nothing in its causal past can
+/// refute its time, but the messages written after it did not know it, so
+/// every member marks it late — Carol too, who joins afterwards and gets
+/// everything in canonical order. Honest messages are not marked.
+fn a_first_message_from_the_past_is_late_everywhere(seed: u64) -> Check {
+    let mut room = Room::new(seed);
+    room.run_until(T0 + 5_000);
+    let id = *room.chat.room_id();
+    room.nodes[ALICE]
+        .send_text(room.now, &id, "hello")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    room.nodes[BOB]
+        .send_text(room.now, &id, "hi")
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 2_000);
+    room.up[MALLORY] = false;
+    let m = room.mallory.peer_id();
+    room.mallory_writes(EventWire {
+        seq: 1,
+        lamport: 1,
+        deps: vec![],
+        time: YEAR_2000,
+        name: "mallory".into(),
+        body: Body::Text {
+            text: "I was here first".into(),
+        },
+    });
+    room.run_until(room.now + 2_000);
+    let carol = room.add_node("carol", None);
+    let chat = room.chat.clone();
+    room.nodes[carol]
+        .join_room(room.now, &chat)
+        .map_err(|e| e.to_string())?;
+    room.run_until(room.now + 20_000);
+    let marks = |i: usize| -> Vec<(EventId, bool)> {
+        room.nodes[i]
+            .history(&id)
+            .map(|h| h.iter().map(|e| (e.id, h.is_late(&e.id))).collect())
+            .unwrap_or_default()
+    };
+    let alice = marks(ALICE);
+    expect(alice.len() == 3, &format!("alice shows {alice:?}"))?;
+    // Before Bob's answer (Lamport time 2), by Lamport time 1.
+    let at = alice.iter().position(|(e, _)| e.author == m);
+    expect(
+        at.is_some_and(|p| p < 2 && alice[p].1),
+        &format!("alice shows {alice:?}"),
+    )?;
+    expect(
+        alice.iter().filter(|(_, late)| *late).count() == 1,
+        "only Mallory's message is late",
+    )?;
+    for i in [BOB, carol] {
+        let shown = marks(i);
+        expect(
+            shown == alice,
+            &format!("node {i} shows {shown:?}, alice {alice:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_first_message_from_the_year_2000_is_late_on_every_member() {
+    for_seeds(
+        "a_first_message_from_the_year_2000_is_late_on_every_member",
+        a_first_message_from_the_past_is_late_everywhere,
+    );
+}
+
 #[test]
 fn backdated_messages_are_clamped_and_marked_on_every_member() {
     for_seeds(

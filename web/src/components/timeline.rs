@@ -88,7 +88,7 @@ pub fn timeline(props: &Props) -> Html {
                             <span class="time">{ clock(m.time) }</span>
                             <span class="lamport" title="Lamport clock">{ format!("LC {}", m.lamport) }</span>
                             if m.late {
-                                <span class="late-mark" title="Arrived late and was placed before newer messages">{ "↑ arrived late" }</span>
+                                <span class="late-mark" title="Written before newer messages that did not know it: placed where it was written">{ "↑ late" }</span>
                             }
                             if let Some(claimed) = m.claimed_time {
                                 <span class="backdated-mark" title={format!("Its author's clock said {}: before the messages it follows", date_and_clock(claimed))}>{ "backdated" }</span>
