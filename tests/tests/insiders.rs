@@ -243,6 +243,23 @@ fn rss(pid: u32) -> Result<u64> {
     Ok(kb * 1024)
 }
 
+/// CPU time process `pid` has used so far, in seconds (user and system;
+/// `/proc` counts in USER_HZ, 100 a second on Linux).
+fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: utime and stime are the 12th and 13th of them.
+    let rest = stat.rsplit_once(')').context("no command name")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .context("no CPU times")
+    };
+    Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
 /// Mallory writes 16 KiB messages, 100 a second for 20 s (32 MB of
 /// text), to Alice and Bob, in a chat on the default quota (20 messages a
 /// second with bursts of 200, 64 KiB a second with bursts of 2 MiB). What
@@ -263,6 +280,7 @@ async fn a_members_flood_costs_the_others_only_its_quota() -> Result<()> {
         (disk(dir_a.path())?, rss(alice.process.pid())?),
         (disk(dir_b.path())?, rss(bob.process.pid())?),
     ];
+    let cpu_before = [cpu_secs(alice.process.pid())?, cpu_secs(bob.process.pid())?];
     let me = mallory.identity.peer_id();
     let from = mallory
         .engine
@@ -285,13 +303,22 @@ async fn a_members_flood_costs_the_others_only_its_quota() -> Result<()> {
         (disk(dir_a.path())?, rss(alice.process.pid())?),
         (disk(dir_b.path())?, rss(bob.process.pid())?),
     ];
+    let cpu_after = [cpu_secs(alice.process.pid())?, cpu_secs(bob.process.pid())?];
+    let wall = start.elapsed().as_secs_f64();
     let mb = |b: u64| b as f64 / 1e6;
-    for (who, (b, a)) in ["alice", "bob"].iter().zip(before.iter().zip(&after)) {
+    for (i, (who, (b, a))) in ["alice", "bob"]
+        .iter()
+        .zip(before.iter().zip(&after))
+        .enumerate()
+    {
+        let cpu = cpu_after[i] - cpu_before[i];
         println!(
-            "flood: {k} messages, {:.1} MB of text in 20 s: {who} +{:.1} MB on disk, +{:.1} MB resident",
+            "flood: {k} messages, {:.1} MB of text in 20 s: {who} +{:.1} MB on disk, +{:.1} MB \
+             resident, {cpu:.1} s of CPU in {wall:.1} s ({:.0} % of one core)",
             mb(sent_bytes),
             mb(a.0.saturating_sub(b.0)),
-            mb(a.1.saturating_sub(b.1))
+            mb(a.1.saturating_sub(b.1)),
+            100.0 * cpu / wall
         );
         assert!(
             a.0.saturating_sub(b.0) < 16_000_000,
