@@ -448,7 +448,8 @@ impl Members {
     /// due on its own schedule (one probe per address however many members
     /// are said to be there; an address given up on is forgotten), those
     /// only a member hinted while that member has credit for them (an
-    /// expired hint is forgotten).
+    /// expired hint is forgotten). A member never heard from that is left
+    /// with no address to try is forgotten too.
     pub fn beat_targets(&mut self, now: UnixMillis) -> Vec<(PeerId, SocketAddr)> {
         let mut out = Vec::new();
         let beat_due = now >= self.next_beat;
@@ -505,6 +506,19 @@ impl Members {
             if let Some(m) = self.members.get_mut(&peer) {
                 m.hint_credit = n;
             }
+        }
+        // A member nobody ever heard from, whose every candidate address
+        // was forgotten or given up on, is only a name someone said: it
+        // goes, so that hints cannot fill the member list with phantoms.
+        let before = self.members.len();
+        self.members.retain(|_, m| {
+            m.last_heard.is_some()
+                || m.addr.is_some()
+                || !m.candidates.is_empty()
+                || m.name.is_some()
+        });
+        if self.members.len() != before {
+            self.generation += 1;
         }
         out
     }
@@ -677,14 +691,12 @@ mod tests {
             [0, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000]
         );
         assert!(probed.len() < 30, "{} probes", probed.len());
-        assert!(
-            m.get(&peer(1)).is_some_and(|p| p.candidates.is_empty()),
-            "forgotten"
-        );
+        // Never heard from at any address: forgotten altogether.
+        assert!(m.get(&peer(1)).is_none(), "forgotten");
         assert!(m.next_deadline() > now);
         // Named again soon after, it is not taken.
         m.hint(now, peer(1), addr(1));
-        assert!(m.get(&peer(1)).is_some_and(|p| p.candidates.is_empty()));
+        assert!(m.get(&peer(1)).is_none());
     }
 
     #[test]
@@ -744,9 +756,12 @@ mod tests {
             now += 100;
         }
         assert_eq!(sent, MAX_HINT_CREDIT as usize);
-        // Hints not repeated are forgotten.
+        // Hints not repeated are forgotten, and so are the members nobody
+        // ever heard from that only they named: no phantom is left in
+        // the member list.
         m.beat_targets(HINT_TTL_MS + 2);
-        assert!(m.iter().all(|x| x.candidates.is_empty()));
+        let left: Vec<PeerId> = m.iter().map(|x| x.peer).collect();
+        assert_eq!(left, vec![peer(1)]);
     }
 
     #[test]

@@ -349,6 +349,17 @@ fn hints_reflect_nothing(seed: u64) -> Check {
             .map_or(0, |m| m.len());
         expect(members <= MAX_MEMBERS, "member table bounded")?;
     }
+    // A minute on, the made-up members are gone from the member lists.
+    room.run_until(room.now + 61_000);
+    for i in [ALICE, BOB] {
+        let members = room.nodes[i]
+            .members(room.chat.room_id())
+            .map_or(0, |m| m.len());
+        expect(
+            members <= 2,
+            &format!("node {i} still lists {members} members a minute after the hints stopped"),
+        )?;
+    }
     expect(
         room.online(ALICE, ids[BOB]) && room.online(BOB, ids[ALICE]),
         "Alice and Bob lost each other",
