@@ -13,11 +13,20 @@
 //! name      u8 length (1..=64) + UTF-8 bytes
 //! bootstrap u8 count (0..=8) + per address:
 //!             family u8 (4 or 6), IP (4 or 16 bytes), port u16 big-endian
-//! quota     (version 2 only) the room's per-author quota, big-endian:
+//! quota     (versions 2 and 3) the room's per-author quota, big-endian:
 //!             events/s u32, burst events u32, bytes/s u32,
 //!             burst bytes u32, total bytes u64 (each at least 1)
 //! checksum  first 4 bytes of SHA-256 over everything above
 //! ```
+//!
+//! **Version 3** is a room whose events carry the hash chain: each names
+//! the digest of its author's previous event and of every dependency, so
+//! an equivocation is healed by one rule (see [`crate::equivocation`]).
+//! Every room created from this version on is one; its Chat IDs are always
+//! version 3 and always carry the quota. Rooms created before keep their
+//! version 1 or 2 Chat IDs and their rules: events without the chain are
+//! still taken there, and an equivocation is found and shown but not
+//! healed.
 //!
 //! A room whose quota is the default ([`Quota::default`]) has a version 1
 //! Chat ID, as every room had before quotas; a room created with another
@@ -57,8 +66,10 @@ use crate::room::{
 pub const PREFIX: &str = "p2pchat:";
 /// The newest format version this code writes and reads (it reads every
 /// older one too).
-pub const VERSION: u8 = 2;
-/// The version without a quota (the room has the default one).
+pub const VERSION: u8 = 3;
+/// A room from before the hash chain, with a quota other than the default.
+const VERSION_QUOTA: u8 = 2;
+/// A room from before the hash chain, on the default quota.
 const VERSION_DEFAULT_QUOTA: u8 = 1;
 /// Bytes of the quota section.
 const QUOTA_LEN: usize = 4 * 4 + 8;
@@ -91,6 +102,8 @@ pub struct ChatId {
     name: RoomName,
     bootstrap: Vec<SocketAddr>,
     quota: Quota,
+    /// Events carry the hash chain (version 3).
+    chained: bool,
 }
 
 /// Why a string is not a usable Chat ID. Every message is written for the
@@ -156,6 +169,7 @@ impl ChatId {
             name,
             bootstrap: unique,
             quota: Quota::default(),
+            chained: true,
         })
     }
 
@@ -178,6 +192,7 @@ impl ChatId {
             name,
             bootstrap: Vec::new(),
             quota: Quota::default(),
+            chained: true,
         }
     }
 
@@ -202,15 +217,29 @@ impl ChatId {
         self.quota
     }
 
+    /// Whether the room's events carry the hash chain (see the module
+    /// docs): every room created from version 3 on.
+    pub fn chained(&self) -> bool {
+        self.chained
+    }
+
+    /// The same Chat ID for a room from before the hash chain (version 1
+    /// or 2): its events need not carry it.
+    pub fn unchained(mut self) -> Self {
+        self.chained = false;
+        self
+    }
+
     /// The binary form, checksum included.
     fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAX_BINARY_LEN);
         let default_quota = self.quota == Quota::default();
-        out.push(if default_quota {
-            VERSION_DEFAULT_QUOTA
-        } else {
-            VERSION
-        });
+        let version = match (self.chained, default_quota) {
+            (true, _) => VERSION,
+            (false, true) => VERSION_DEFAULT_QUOTA,
+            (false, false) => VERSION_QUOTA,
+        };
+        out.push(version);
         out.extend_from_slice(self.room_id.as_bytes());
         out.extend_from_slice(self.key.as_bytes());
         let name = self.name.as_str().as_bytes();
@@ -231,7 +260,7 @@ impl ChatId {
             }
             out.extend_from_slice(&addr.port().to_be_bytes());
         }
-        if !default_quota {
+        if version != VERSION_DEFAULT_QUOTA {
             let q = &self.quota;
             for small in [q.events_per_s, q.burst_events, q.bytes_per_s, q.burst_bytes] {
                 // Written from a valid quota: each fits (checked on the way in).
@@ -254,7 +283,7 @@ impl ChatId {
         }
         let mut r = Reader(body);
         let version = r.u8()?;
-        if version != VERSION && version != VERSION_DEFAULT_QUOTA {
+        if !matches!(version, VERSION | VERSION_QUOTA | VERSION_DEFAULT_QUOTA) {
             return Err(ChatIdError::UnsupportedVersion(version));
         }
         let room_id = RoomId::from_bytes(r.array::<ROOM_ID_LEN>()?);
@@ -284,7 +313,7 @@ impl ChatId {
             }
             bootstrap.push(addr);
         }
-        let quota = if version == VERSION {
+        let quota = if version != VERSION_DEFAULT_QUOTA {
             let mut small = || -> Result<u64, ChatIdError> {
                 Ok(u64::from(u32::from_be_bytes(r.array::<4>()?)))
             };
@@ -295,8 +324,9 @@ impl ChatId {
                 burst_bytes: small()?,
                 total_bytes: u64::from_be_bytes(r.array::<8>()?),
             };
-            // One quota, one form: the default one is written as version 1.
-            if !quota.is_valid() || quota == Quota::default() {
+            // One quota, one form: before the chain, the default one is
+            // written as version 1.
+            if !quota.is_valid() || (version == VERSION_QUOTA && quota == Quota::default()) {
                 return Err(ChatIdError::BadQuota);
             }
             quota
@@ -312,6 +342,7 @@ impl ChatId {
             name,
             bootstrap,
             quota,
+            chained: version == VERSION,
         })
     }
 }

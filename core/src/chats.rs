@@ -353,6 +353,7 @@ impl Chats {
                 true
             }
             AppEvent::Late { room, events } => self.chat_mut(room).is_some() && !events.is_empty(),
+            AppEvent::Reshown { room } => self.chat_mut(room).is_some(),
             AppEvent::Equivocation { room, author, seq } => {
                 let Some(chat) = self.chat_mut(room) else {
                     return false;
@@ -373,6 +374,14 @@ impl Chats {
                 chat.caught_up_at = Some(*events);
                 true
             }
+        }
+    }
+
+    /// The chat's history was shown again ([`AppEvent::Reshown`]) and now
+    /// holds `messages`.
+    pub fn reshown(&mut self, room: &RoomId, messages: usize) {
+        if let Some(chat) = self.chat_mut(room) {
+            chat.messages = messages;
         }
     }
 

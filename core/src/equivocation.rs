@@ -6,40 +6,64 @@
 //! shows each to different members would split the room: each side takes
 //! the version it saw first and, since both sides then hold "the author's
 //! event 7", neither asks the other for it. This module makes sure such a
-//! fork is **found**, **proven** and **shown**:
+//! fork is **found**, **proven**, **shown** and **healed**:
 //!
-//! - **Digest.** Every event has a digest: SHA-256 over a domain tag and
-//!   its signed words (author, number, Lamport time, dependencies, time,
-//!   name, body). It is computed from the words, not the token: any member
-//!   can encrypt an author's signed words again into a new token, and that
-//!   copy is the same event ([`crate::history::Event::same_words`]).
+//! - **Digest and hash chain.** Every event has a digest: SHA-256 over a
+//!   domain tag and its signed words (author, number, Lamport time,
+//!   dependencies, time, name, body, and the two fields below). It is
+//!   computed from the words, not the token: any member can encrypt an
+//!   author's signed words again into a new token, and that copy is the
+//!   same event ([`crate::history::Event::same_words`]). In a room whose
+//!   Chat ID is version 3 (every room created since), each event also
+//!   names the digest of its author's previous event (`prev`: the hash
+//!   chain) and of each dependency (`refs`): the exact versions it follows.
+//!   So an event's causal past is the same on every member, whatever
+//!   versions of an equivocator's events each saw first.
 //! - **Found.** A member's heartbeat digest covers, per author, the digest
 //!   of the newest event it holds, not only how many it holds; so two
 //!   members holding different versions find their states differ and
 //!   exchange summaries. A summary carries, per author, a short digest of
 //!   that newest event, keyed with the summary's stamp (a collision cannot
 //!   be prepared in advance). A member that holds the event with that
-//!   number and finds a different digest pushes its own version: the
-//!   receiver now holds both.
-//! - **Proven.** A member that is offered an event whose number it already
-//!   holds (delivered or waiting) with different words keeps the pair as a
-//!   [`Fork`]: two events its author signed under one number, which nobody
-//!   could have forged. The event is refused (counted as `equivocations`);
-//!   the version held first stays.
+//!   number and finds a different digest pushes its own version.
+//! - **Proven.** A member offered a well-formed event whose number it
+//!   already holds (delivered or waiting) with different words keeps the
+//!   pair as a [`Fork`]: two events its author signed under one number,
+//!   which nobody could have forged. The lowest number proven is kept.
 //! - **Shown, everywhere.** The first time a member proves a fork of an
 //!   author it tells its user ([`AppEvent::Equivocation`]: the terminal and
-//!   the web page warn, and mark the author in the member list) and sends
-//!   both versions to every member it believes online, so each of them
-//!   proves the fork too, whichever version it held.
+//!   the web page warn, and mark the author in the member list and on its
+//!   messages) and sends both versions to every member it believes online,
+//!   so each of them proves it too, whichever version it held; it does so
+//!   again whenever it proves the fork at a lower number.
+//! - **Healed by one rule.** The author is **frozen at its fork**: none of
+//!   its events numbered from the lowest proven fork on is shown, on any
+//!   member ([`crate::history::History::frozen_from`]); its events before
+//!   the fork, which every branch shares, stay. Its later events, on any
+//!   branch, are not placed on its main chain but kept beside it (checked
+//!   like any event: their own past held, their Lamport time right) when
+//!   others' events name them, so those are placed and shown everywhere. A
+//!   member that lacks a version an event names asks for it ([`Want`]);
+//!   whoever holds it answers with it and the versions before it. Once
+//!   every member holds the proofs, every member shows the same history:
+//!   everyone's events, the equivocator's up to its fork. Late marks count
+//!   hidden events as unknown, and are computed again when a fork hides
+//!   events ([`AppEvent::Reshown`]).
+//! - **Kept.** Versions kept beside a main chain, and both versions of a
+//!   proof, are stored ([`crate::store::Record::Version`]), so a restarted
+//!   member proves the fork again from its own store.
+//!
+//! Rooms created before the chain (Chat ID versions 1 and 2) keep their
+//! rules: events without `prev` and `refs` are taken, dependencies are
+//! resolved by number on the main chains, a fork is found, proven and
+//! shown, and the version held first stays; it is not healed there.
 //!
 //! Limits: one fork kept per author (the lowest number proven), at most
 //! [`MAX_AUTHORS`] of them; at most [`MAX_CONFLICTS_PER_SUMMARY`] versions
-//! pushed in answer to one summary.
-//!
-//! Not done here yet: one deterministic rule that makes members holding
-//! different versions show the same history (the author's events after
-//! the fork), and keeping proofs across restarts (a restarted member finds
-//! the fork again from the members that hold the other version).
+//! pushed in answer to one summary; a [`Want`] names at most
+//! [`MAX_WANTED`] versions and is answered with at most
+//! [`MAX_SENT_PER_WANT`]; versions kept beside the main chains take at
+//! most [`crate::history::MAX_OTHER_BYTES`] of tokens per room.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,9 +80,54 @@ use crate::room::{Link, Outbox, RoomId};
 /// Most versions pushed back in answer to one summary whose heads differ
 /// from ours.
 pub const MAX_CONFLICTS_PER_SUMMARY: usize = 8;
+/// Most versions one [`Want`] names.
+pub const MAX_WANTED: usize = 32;
+/// Most events sent in answer to one [`Want`]: the versions named and, for
+/// each, the versions before it on its author's chain.
+pub const MAX_SENT_PER_WANT: usize = 64;
 
-/// An event's digest: SHA-256 over its signed words.
-pub type Digest = [u8; 32];
+/// A request for exact versions: a member holds events that depend on
+/// them (or on versions before them) and has not got them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Want {
+    /// Replay guard.
+    pub stamp: u64,
+    /// The digests of the versions wanted.
+    pub digests: Vec<Digest>,
+}
+
+impl Want {
+    /// Whether it names at least one version and at most [`MAX_WANTED`].
+    pub fn is_valid(&self) -> bool {
+        !self.digests.is_empty() && self.digests.len() <= MAX_WANTED
+    }
+}
+
+/// An event's digest: SHA-256 over its signed words. On the wire, 64
+/// lowercase hex characters.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The digest with these bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Digest(bytes)
+    }
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Digest({})", hex::encode(&self.0[..4]))
+    }
+}
+
+crate::hex_serde::impl_hex_serde!(Digest, 32);
 
 /// The digest of `event`'s signed words.
 pub fn digest(event: &Event) -> Digest {
@@ -83,7 +152,36 @@ pub fn digest(event: &Event) -> Digest {
         }
         Body::Unsupported => h.update([0u8]),
     }
-    h.finalize().into()
+    // The hash chain: what it commits to is signed too.
+    match &event.prev {
+        Some(prev) => {
+            h.update([1u8]);
+            h.update(prev.as_bytes());
+        }
+        None => h.update([0u8]),
+    }
+    h.update((event.refs.len() as u64).to_be_bytes());
+    for r in &event.refs {
+        h.update(r.as_bytes());
+    }
+    Digest(h.finalize().into())
+}
+
+/// The digest of the event `author` seals as `ev`.
+pub fn wire_digest(author: PeerId, ev: &crate::wire::EventWire) -> Digest {
+    digest(&Event {
+        id: crate::clock::EventId::new(author, ev.seq),
+        lamport: ev.lamport,
+        deps: ev.deps.clone(),
+        time: ev.time,
+        name: ev.name.clone(),
+        body: ev.body.clone(),
+        token: String::new(),
+        floor: 0,
+        prev: ev.prev,
+        refs: ev.refs.clone(),
+        digest: Digest::default(),
+    })
 }
 
 /// A short form of `digest` for a summary stamped `stamp`: 8 bytes of
@@ -93,7 +191,7 @@ pub fn short(digest: &Digest, stamp: u64) -> u64 {
     let mut h = Sha256::new();
     h.update(b"p2pchat/v1/head\0");
     h.update(stamp.to_be_bytes());
-    h.update(digest);
+    h.update(digest.as_bytes());
     let out = h.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&out[..8]);
@@ -130,13 +228,15 @@ impl Fork {
 #[derive(Clone, Debug, Default)]
 pub struct Forks {
     by_author: BTreeMap<PeerId, Fork>,
-    /// Authors proven since the last [`Forks::take_new`].
-    new: Vec<PeerId>,
+    /// Authors proven, or proven at a lower number, since the last
+    /// [`Forks::take_new`]; with whether it is the first proof.
+    new: Vec<(PeerId, bool)>,
 }
 
 impl Forks {
     /// Keeps `fork` if it is the first of its author, or a lower number
     /// than the one kept. Returns whether the author is newly proven.
+    /// Either way the fork is passed on ([`Forks::take_new`]).
     pub fn record(&mut self, fork: Fork) -> bool {
         if !fork.is_proof() {
             return false;
@@ -147,13 +247,16 @@ impl Forks {
             Some(kept) => {
                 if fork.seq() < kept.seq() {
                     *kept = fork;
+                    if !self.new.iter().any(|(a, _)| *a == author) {
+                        self.new.push((author, false));
+                    }
                 }
                 false
             }
             None if full => false,
             None => {
                 self.by_author.insert(author, fork);
-                self.new.push(author);
+                self.new.push((author, true));
                 true
             }
         }
@@ -169,8 +272,9 @@ impl Forks {
         self.by_author.values()
     }
 
-    /// Authors proven since the last call.
-    pub fn take_new(&mut self) -> Vec<PeerId> {
+    /// Authors proven (`true`) or proven at a lower number (`false`)
+    /// since the last call.
+    pub fn take_new(&mut self) -> Vec<(PeerId, bool)> {
         std::mem::take(&mut self.new)
     }
 }
@@ -185,10 +289,10 @@ pub fn conflicting(history: &History, summary: &Summary) -> Vec<Arc<Event>> {
         .vv
         .iter()
         .zip(&summary.heads)
-        .filter(|((author, seq), _)| *seq <= history.version_vector().get(author))
+        .filter(|((author, seq), _)| *seq <= history.shared_vector().get(author))
         .filter_map(|((author, seq), head)| {
             let ours = history.get(&crate::clock::EventId::new(*author, seq))?;
-            (short(&digest(ours), summary.stamp) != *head).then(|| Arc::clone(ours))
+            (short(&ours.digest, summary.stamp) != *head).then(|| Arc::clone(ours))
         })
         .take(MAX_CONFLICTS_PER_SUMMARY)
         .collect()
@@ -198,10 +302,83 @@ pub fn conflicting(history: &History, summary: &Summary) -> Vec<Arc<Event>> {
 /// its version vector.
 pub fn heads(history: &History, stamp: u64) -> Vec<u64> {
     history
-        .version_vector()
+        .shared_vector()
         .iter()
         .map(|(author, _)| history.head_digest(author).map_or(0, |d| short(&d, stamp)))
         .collect()
+}
+
+/// A member wants exact versions: sends each we hold, and the versions
+/// before it on its author's chain as far as we hold them, newest first,
+/// at most [`MAX_SENT_PER_WANT`] events and one batch of bytes in all.
+pub(crate) fn on_want(want: Want, at: crate::room::Incoming<'_>, out: &mut Outbox<'_>) {
+    let crate::room::Incoming {
+        from,
+        history,
+        link,
+        ..
+    } = at;
+    let mut sent: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    let mut bytes = 0usize;
+    let budget = crate::replication::ReplicationConfig::default().batch_bytes;
+    'wanted: for digest in &want.digests {
+        let mut next = history.version(digest);
+        while let Some(event) = next {
+            if sent.len() >= MAX_SENT_PER_WANT || bytes >= budget {
+                break 'wanted;
+            }
+            if !sent.insert(event.digest) {
+                break;
+            }
+            bytes = bytes.saturating_add(event.token.len());
+            link.event(from.addr, &event.token, out);
+            next = event.prev.as_ref().and_then(|p| history.version(p));
+        }
+    }
+}
+
+/// Asks `to` for the versions our waiting events need, if any.
+pub(crate) fn want(
+    history: &History,
+    link: &Link,
+    now: crate::UnixMillis,
+    to: std::net::SocketAddr,
+    out: &mut Outbox<'_>,
+) {
+    let digests = history.wanted(MAX_WANTED);
+    if digests.is_empty() {
+        return;
+    }
+    let stamp = out.stamp(now);
+    link.control(
+        now,
+        to,
+        crate::wire::Control::Want(Want { stamp, digests }),
+        out,
+    );
+}
+
+/// How often the versions waiting events need are asked of every member.
+pub const WANT_RETRY_MS: u64 = 1_000;
+
+/// Time passed: if waiting events still need versions nobody sent, asks
+/// every member believed online (whoever holds them answers), at most
+/// every [`WANT_RETRY_MS`].
+pub(crate) fn on_timeout(
+    history: &History,
+    members: &Members,
+    link: &Link,
+    asked_at: &mut crate::UnixMillis,
+    now: crate::UnixMillis,
+    out: &mut Outbox<'_>,
+) {
+    if now < asked_at.saturating_add(WANT_RETRY_MS) || history.wanted(1).is_empty() {
+        return;
+    }
+    *asked_at = now;
+    for (_, addr) in push_targets(members.live()) {
+        want(history, link, now, addr, out);
+    }
 }
 
 /// Tells the user about every author newly proven to equivocate, and
@@ -214,15 +391,17 @@ pub(crate) fn on_new_forks(
     link: &Link,
     out: &mut Outbox<'_>,
 ) {
-    for author in history.forks_mut().take_new() {
+    for (author, first) in history.forks_mut().take_new() {
         let Some(fork) = history.forks().get(&author) else {
             continue;
         };
-        out.event(AppEvent::Equivocation {
-            room,
-            author,
-            seq: fork.seq(),
-        });
+        if first {
+            out.event(AppEvent::Equivocation {
+                room,
+                author,
+                seq: fork.seq(),
+            });
+        }
         let (me, mtu) = (out.local.me, out.local.config.mtu);
         let mut datagrams = Vec::new();
         for version in [&fork.held, &fork.other] {
@@ -253,6 +432,9 @@ mod tests {
             body: Body::Text { text: text.into() },
             token: format!("token of {text}"),
             floor: 0,
+            prev: None,
+            refs: Vec::new(),
+            digest: Default::default(),
         }
     }
 
@@ -309,7 +491,18 @@ mod tests {
         }));
         let author = a.id.author;
         assert_eq!(forks.get(&author).map(Fork::seq), Some(2));
-        assert_eq!(forks.take_new(), vec![author]);
+        assert_eq!(forks.take_new(), vec![(author, true)]);
         assert!(forks.take_new().is_empty());
+        // A lower one still is passed on, not told again.
+        let lowest = |text: &str| {
+            let mut e = event(text);
+            e.id.seq = 1;
+            Arc::new(e)
+        };
+        assert!(!forks.record(Fork {
+            held: lowest("one"),
+            other: lowest("two"),
+        }));
+        assert_eq!(forks.take_new(), vec![(author, false)]);
     }
 }

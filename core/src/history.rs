@@ -35,6 +35,13 @@
 //! offers it again later, and it is taken once its time has come), so a
 //! member cannot drag everyone's shown times into the future either.
 //!
+//! **Equivocation.** In a room whose events carry the hash chain, an
+//! event names the exact versions it follows, and is placed only on top
+//! of them; an author proven to have signed two versions of one event is
+//! frozen at that number: its events from there on are not shown, and
+//! kept beside its main chain only so that events naming them can be
+//! placed ([`crate::equivocation`]).
+//!
 //! **Quotas.** On delivery each event is also charged against its
 //! author's budgets in the room ([`crate::quota`]), at its shown time: an
 //! event over quota is refused everywhere alike, like one that breaks the
@@ -48,7 +55,6 @@
 //! dependencies that far ahead, is refused outright; at most
 //! [`MAX_AUTHORS`] authors per room.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -133,6 +139,18 @@ pub struct Event {
     /// previous event and the dependencies), set on delivery; 0 before.
     #[serde(skip)]
     pub floor: UnixMillis,
+    /// The digest of the author's previous event: the hash chain. None
+    /// for the first, and in events written before the chain existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<Digest>,
+    /// The digest of each dependency, in the order of `deps`: the exact
+    /// versions the author had seen. Empty in events written before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<Digest>,
+    /// This event's digest ([`crate::equivocation::digest`]), set when it
+    /// is offered to a history.
+    #[serde(skip)]
+    pub digest: Digest,
 }
 
 impl Event {
@@ -156,6 +174,8 @@ impl Event {
             && self.time == other.time
             && self.name == other.name
             && self.body == other.body
+            && self.prev == other.prev
+            && self.refs == other.refs
     }
 
     /// The author's time is well before the event's causal past: it was
@@ -211,29 +231,64 @@ pub struct HistoryStats {
     pub over_quota: u64,
     /// Pending events evicted after [`PENDING_TTL_MS`] or to make room.
     pub evicted: u64,
+    /// Versions of an id this history already held another version of
+    /// (each kept as proof, see [`crate::equivocation`]).
+    pub equivocations: u64,
 }
 
-/// A room's events: delivered ones in canonical order, and the pending
-/// buffer.
+/// What a waiting event needs before it can be placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Need {
+    /// The exact version with this digest (chained events).
+    Version(Digest),
+    /// The main version of this id (events without a chain).
+    Id(EventId),
+}
+
+/// A room's events: delivered ones in canonical order, the versions kept
+/// off the main chains, and the pending buffer.
 #[derive(Debug, Default)]
 pub struct History {
+    /// Whether every event must carry the hash chain (rooms whose Chat ID
+    /// is version 3 or later; see [`crate::chat_id`]).
+    chained: bool,
+    /// Per author, the main chain: the versions delivered and shown.
     by_author: HashMap<PeerId, Vec<Arc<Event>>>,
     order: BTreeMap<OrderKey, Arc<Event>>,
     vv: VersionVector,
+    /// `vv` with each equivocator cut below its fork: what replication
+    /// compares and offers.
+    shared: VersionVector,
     heads: BTreeSet<(u64, EventId)>,
-    pending: BTreeMap<EventId, (Event, UnixMillis)>,
+    /// Every version held, on a main chain or not, by digest.
+    versions: HashMap<Digest, Arc<Event>>,
+    /// Versions off the main chains (other branches of an equivocator),
+    /// held because events that depend on them need them.
+    others: HashMap<EventId, Vec<Arc<Event>>>,
+    others_bytes: usize,
+    pending: BTreeMap<(EventId, Digest), (Event, UnixMillis)>,
     pending_bytes: usize,
+    /// Pending events by the first thing they wait for.
+    waiting: HashMap<Need, Vec<(EventId, Digest)>>,
+    /// Main-chain events hidden as an equivocator's after its fork.
+    hidden: usize,
     stats: HistoryStats,
     budgets: Budgets,
     forks: Forks,
     lateness: Lateness,
-    /// Per author, the digest of its newest delivered event, and that
-    /// event's number (computed when first asked for).
-    head_digests: RefCell<HashMap<PeerId, (u64, Digest)>>,
+    /// The shown history changed other than by new events (a fork hid an
+    /// equivocator's events, marks were recomputed).
+    reshown: bool,
+    /// Versions kept off the main chains, to be stored.
+    to_store: Vec<Arc<Event>>,
 }
 
+/// Most token bytes of versions kept off the main chains, per room.
+pub const MAX_OTHER_BYTES: usize = 32 * 1024 * 1024;
+
 impl History {
-    /// An empty history, under the default quota.
+    /// An empty history, under the default quota, for events without
+    /// the hash chain (a room from before it).
     pub fn new() -> Self {
         Self::default()
     }
@@ -246,14 +301,36 @@ impl History {
         }
     }
 
+    /// An empty history whose authors are held to `quota`; with
+    /// `chained`, every event must carry the hash chain and name the
+    /// exact versions it depends on.
+    pub fn with_rules(quota: Quota, chained: bool) -> Self {
+        History {
+            budgets: Budgets::new(quota),
+            chained,
+            ..Self::default()
+        }
+    }
+
+    /// Whether events must carry the hash chain.
+    pub fn chained(&self) -> bool {
+        self.chained
+    }
+
     /// The authors' budgets.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
     }
 
-    /// What is delivered, per author.
+    /// What is delivered on the main chains, per author.
     pub fn version_vector(&self) -> &VersionVector {
         &self.vv
+    }
+
+    /// What is delivered and shared: the main chains, each equivocator's
+    /// cut below its fork (members hold different versions past it).
+    pub fn shared_vector(&self) -> &VersionVector {
+        &self.shared
     }
 
     /// Whether the delivered event `id` is late ([`crate::lateness`]).
@@ -266,6 +343,18 @@ impl History {
         self.lateness.take_marked()
     }
 
+    /// Versions kept off the main chains since the last call (proofs and
+    /// other branches), for the store.
+    pub(crate) fn take_to_store(&mut self) -> Vec<Arc<Event>> {
+        std::mem::take(&mut self.to_store)
+    }
+
+    /// Whether the shown history changed other than by new events since
+    /// the last call.
+    pub(crate) fn take_reshown(&mut self) -> bool {
+        std::mem::take(&mut self.reshown)
+    }
+
     /// The forks proven so far ([`crate::equivocation`]).
     pub fn forks(&self) -> &Forks {
         &self.forks
@@ -275,31 +364,42 @@ impl History {
         &mut self.forks
     }
 
-    /// The digest of `author`'s newest delivered event, if any.
-    pub fn head_digest(&self, author: &PeerId) -> Option<Digest> {
-        let seq = self.vv.get(author);
-        if let Some((at, d)) = self.head_digests.borrow().get(author) {
-            if *at == seq {
-                return Some(*d);
-            }
+    /// The number from which `author`'s events are hidden: it was proven
+    /// to equivocate there.
+    pub fn frozen_from(&self, author: &PeerId) -> Option<u64> {
+        if !self.chained {
+            return None;
         }
-        let d = equivocation::digest(self.get(&EventId::new(*author, seq))?);
-        self.head_digests.borrow_mut().insert(*author, (seq, d));
-        Some(d)
+        self.forks.get(author).map(Fork::seq)
     }
 
-    /// A short digest of what is delivered: per author, how many events
-    /// and the digest of the newest. Members holding different versions
-    /// of an author's events have different state digests, so their
+    fn is_frozen(&self, id: &EventId) -> bool {
+        self.frozen_from(&id.author).is_some_and(|f| id.seq >= f)
+    }
+
+    /// The digest of `author`'s newest shared event, if any.
+    pub fn head_digest(&self, author: &PeerId) -> Option<Digest> {
+        let seq = self.shared.get(author);
+        self.get(&EventId::new(*author, seq)).map(|e| e.digest)
+    }
+
+    /// The version with digest `digest`, on a main chain or not.
+    pub fn version(&self, digest: &Digest) -> Option<&Arc<Event>> {
+        self.versions.get(digest)
+    }
+
+    /// A short digest of what is shared: per author, how many events and
+    /// the digest of the newest. Members holding different versions of
+    /// an author's events have different state digests, so their
     /// heartbeats start a summary exchange that finds the fork.
     pub fn state_digest(&self) -> u64 {
         use sha2::{Digest as _, Sha256};
         let mut h = Sha256::new();
         h.update(b"p2pchat/v1/state\0");
-        for (author, seq) in self.vv.iter() {
+        for (author, seq) in self.shared.iter() {
             h.update(author.as_bytes());
             h.update(seq.to_be_bytes());
-            h.update(self.head_digest(author).unwrap_or_default());
+            h.update(self.head_digest(author).unwrap_or_default().as_bytes());
         }
         let out = h.finalize();
         let mut first = [0u8; 8];
@@ -307,14 +407,14 @@ impl History {
         u64::from_be_bytes(first)
     }
 
-    /// Number of delivered events.
+    /// Number of events shown.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.order.len() - self.hidden
     }
 
-    /// Whether nothing is delivered.
+    /// Whether nothing is shown.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.len() == 0
     }
 
     /// Number of events waiting for their dependencies.
@@ -332,18 +432,19 @@ impl History {
         self.stats
     }
 
-    /// Delivered events in canonical order.
+    /// Shown events in canonical order: the main chains, without an
+    /// equivocator's events from its fork on.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<Event>> {
-        self.order.values()
+        self.order.values().filter(|e| !self.is_frozen(&e.id))
     }
 
-    /// The delivered event `id`.
+    /// The main-chain event `id` (shown or hidden).
     pub fn get(&self, id: &EventId) -> Option<&Arc<Event>> {
         let idx = usize::try_from(id.seq.checked_sub(1)?).ok()?;
         self.by_author.get(&id.author)?.get(idx)
     }
 
-    /// `author`'s delivered events from `from_seq` on, in sequence order.
+    /// `author`'s main-chain events from `from_seq` on, in sequence order.
     pub fn range_of(&self, author: &PeerId, from_seq: u64) -> &[Arc<Event>] {
         let Some(events) = self.by_author.get(author) else {
             return &[];
@@ -353,8 +454,8 @@ impl History {
     }
 
     /// The floor of an event by `author` with sequence number `seq` and
-    /// dependencies `deps`: the latest shown time among the delivered ones
-    /// of its previous event and its dependencies.
+    /// dependencies `deps`, on the main chains: the latest shown time
+    /// among its previous event and its dependencies.
     pub fn floor_of(&self, author: &PeerId, seq: u64, deps: &[EventId]) -> UnixMillis {
         let prev = seq
             .checked_sub(1)
@@ -384,34 +485,92 @@ impl History {
         Some((seq, deps, lamport))
     }
 
+    /// The hash chain an event by `author` numbered `seq` with `deps`
+    /// carries, from the main chains: the digest of the author's previous
+    /// event and of each dependency. `None` if one is not delivered.
+    pub fn commitments(
+        &self,
+        author: &PeerId,
+        seq: u64,
+        deps: &[EventId],
+    ) -> Option<(Option<Digest>, Vec<Digest>)> {
+        let prev = match seq {
+            0 => return None,
+            1 => None,
+            s => Some(self.get(&EventId::new(*author, s - 1))?.digest),
+        };
+        let refs = deps
+            .iter()
+            .map(|d| self.get(d).map(|e| e.digest))
+            .collect::<Option<Vec<_>>>()?;
+        Some((prev, refs))
+    }
+
+    /// Versions that waiting events need and nobody has sent yet, at most
+    /// `limit`: to ask the members for ([`crate::equivocation`]).
+    pub fn wanted(&self, limit: usize) -> Vec<Digest> {
+        let pending: BTreeSet<Digest> = self.pending.keys().map(|(_, d)| *d).collect();
+        let mut out: Vec<Digest> = self
+            .waiting
+            .keys()
+            .filter_map(|n| match n {
+                Need::Version(d) => Some(*d),
+                Need::Id(_) => None,
+            })
+            .filter(|d| !self.versions.contains_key(d) && !pending.contains(d))
+            .collect();
+        out.sort();
+        out.truncate(limit);
+        out
+    }
+
     /// Offers an event (already decrypted and signature-checked) at time
     /// `now`. Returns the events delivered as a result, in delivery order:
-    /// empty when the event waits in the pending buffer.
-    pub fn offer(&mut self, event: Event, now: UnixMillis) -> Result<Vec<Delivered>, Refused> {
+    /// empty when the event waits in the pending buffer or is kept off
+    /// the main chains.
+    pub fn offer(&mut self, mut event: Event, now: UnixMillis) -> Result<Vec<Delivered>, Refused> {
+        event.digest = equivocation::digest(&event);
         let id = event.id;
-        let delivered_seq = self.vv.get(&id.author);
+        let key = (id, event.digest);
         if id.seq == 0 {
             return Err(Refused::SeqOutOfRange);
         }
-        if id.seq <= delivered_seq {
-            return match self.get(&id) {
-                Some(held) if !held.same_words(&event) => {
-                    let held = Arc::clone(held);
-                    Err(self.conflict(held, event))
-                }
-                _ => Err(Refused::Duplicate),
-            };
+        if self.versions.contains_key(&event.digest) || self.pending.contains_key(&key) {
+            return Err(Refused::Duplicate);
         }
-        if id.seq - delivered_seq > MAX_AHEAD {
+        let delivered_seq = self.vv.get(&id.author);
+        if id.seq > delivered_seq && id.seq - delivered_seq > MAX_AHEAD {
             return Err(Refused::SeqOutOfRange);
         }
         self.check_deps(&event)?;
-        if let Some((waiting, _)) = self.pending.get(&id) {
-            if waiting.same_words(&event) {
+        if self.chained && !has_chain(&event) {
+            return Err(Refused::BadDeps);
+        }
+        // Another version of this id, delivered or waiting, both well
+        // formed: the pair is a proof. Without the chain, the first stays
+        // and this one goes; with it, this one is kept too if it can be
+        // placed, since events of others may depend on it.
+        let held = self
+            .get(&id)
+            .filter(|held| held.id == id)
+            .cloned()
+            .or_else(|| {
+                self.pending
+                    .range((id, Digest::default())..)
+                    .take_while(|((i, _), _)| *i == id)
+                    .map(|(_, (e, _))| Arc::new(e.clone()))
+                    .next()
+            });
+        let held = held.or_else(|| self.others.get(&id).and_then(|v| v.first().cloned()));
+        if let Some(held) = held {
+            if held.same_words(&event) {
                 return Err(Refused::Duplicate);
             }
-            let held = Arc::new(waiting.clone());
-            return Err(self.conflict(held, event));
+            self.record_fork(held, Arc::new(event.clone()));
+            if !self.chained {
+                return Err(Refused::Equivocation);
+            }
+            self.stats.equivocations += 1;
         }
         if delivered_seq == 0
             && !self.by_author.contains_key(&id.author)
@@ -421,32 +580,70 @@ impl History {
         }
         self.make_room_for(&event)?;
         self.pending_bytes += event.token.len();
-        self.pending.insert(id, (event, now));
-        Ok(self.deliver_ready(id.author))
+        self.pending.insert(key, (event, now));
+        Ok(self.settle(vec![key]))
     }
 
-    /// `other` claims the id of `held` with other words: keeps the pair as
-    /// proof of its author's equivocation.
-    fn conflict(&mut self, held: Arc<Event>, other: Event) -> Refused {
-        self.forks.record(Fork {
-            held,
-            other: Arc::new(other),
-        });
-        Refused::Equivocation
+    /// Keeps `other` as proof against `held` and hides what the fork
+    /// hides.
+    fn record_fork(&mut self, held: Arc<Event>, other: Arc<Event>) {
+        let author = held.id.author;
+        let before = self.frozen_from(&author);
+        // Both versions are stored (the one on the main chain is already),
+        // so a restart proves the fork again.
+        for version in [&held, &other] {
+            let on_main = self
+                .get(&version.id)
+                .is_some_and(|e| e.digest == version.digest);
+            if !on_main {
+                self.to_store.push(Arc::clone(version));
+            }
+        }
+        self.forks.record(Fork { held, other });
+        if self.frozen_from(&author) != before {
+            self.refreeze();
+        }
+    }
+
+    /// Recomputes what the forks hide: the hidden count, the shared
+    /// vector and the late marks (a hidden event counts as unknown).
+    fn refreeze(&mut self) {
+        let mut hidden = 0;
+        let mut shared = self.vv.clone();
+        for (author, seq) in self.vv.iter() {
+            if let Some(f) = self.frozen_from(author) {
+                let kept = seq.min(f - 1);
+                hidden += usize::try_from(seq - kept).unwrap_or(usize::MAX);
+                shared.set(*author, kept);
+            }
+        }
+        self.hidden = hidden;
+        self.shared = shared;
+        let mut lateness = Lateness::default();
+        let (forks, chained) = (&self.forks, self.chained);
+        let frozen =
+            |id: &EventId| chained && forks.get(&id.author).is_some_and(|f| id.seq >= f.seq());
+        for event in self.order.values().filter(|e| !frozen(&e.id)) {
+            lateness.deliver(event, &self.by_author, &self.order, &self.shared, &frozen);
+        }
+        lateness.take_marked();
+        self.lateness = lateness;
+        self.reshown = true;
     }
 
     /// Evicts pending events older than [`PENDING_TTL_MS`].
     pub fn expire(&mut self, now: UnixMillis) {
-        let stale: Vec<EventId> = self
+        let stale: Vec<(EventId, Digest)> = self
             .pending
             .iter()
             .filter(|(_, (_, at))| now.saturating_sub(*at) > PENDING_TTL_MS)
-            .map(|(id, _)| *id)
+            .map(|(key, _)| *key)
             .collect();
-        for id in stale {
-            self.remove_pending(&id);
+        for key in stale {
+            self.remove_pending(&key);
             self.stats.evicted += 1;
         }
+        self.prune_waiting();
     }
 
     /// When the oldest pending event expires, if any.
@@ -485,12 +682,12 @@ impl History {
             let Some(victim) = self
                 .pending
                 .keys()
-                .max_by_key(|id| (distance(self, id), id.seq))
+                .max_by_key(|(id, d)| (distance(self, id), id.seq, *d))
                 .copied()
             else {
                 return Err(Refused::BufferFull);
             };
-            if distance(self, &victim) <= distance(self, &event.id) {
+            if distance(self, &victim.0) <= distance(self, &event.id) {
                 return Err(Refused::BufferFull);
             }
             self.remove_pending(&victim);
@@ -499,85 +696,173 @@ impl History {
         Ok(())
     }
 
-    fn remove_pending(&mut self, id: &EventId) -> Option<Event> {
-        let (event, _) = self.pending.remove(id)?;
+    fn remove_pending(&mut self, key: &(EventId, Digest)) -> Option<Event> {
+        let (event, _) = self.pending.remove(key)?;
         self.pending_bytes -= event.token.len();
         Some(event)
     }
 
-    /// Delivers every pending event that has become deliverable, starting
-    /// with `author`'s next one.
-    fn deliver_ready(&mut self, first: PeerId) -> Vec<Delivered> {
+    /// Forgets what evicted events were waiting for, once that list has
+    /// grown well past the buffer.
+    fn prune_waiting(&mut self) {
+        let listed: usize = self.waiting.values().map(Vec::len).sum();
+        if listed > 2 * MAX_PENDING {
+            let pending = &self.pending;
+            self.waiting.retain(|_, keys| {
+                keys.retain(|k| pending.contains_key(k));
+                !keys.is_empty()
+            });
+        }
+    }
+
+    /// The version `digest` of event `id`, if held.
+    fn resolve(&self, id: &EventId, digest: &Digest) -> Option<&Arc<Event>> {
+        self.versions.get(digest).filter(|e| e.id == *id)
+    }
+
+    /// The author's previous event and the dependencies of `event`, as
+    /// the versions it names (with the chain) or the main ones (without).
+    /// `Err` with the first thing missing.
+    fn past_of(&self, event: &Event) -> Result<Vec<&Arc<Event>>, Need> {
+        let mut past = Vec::with_capacity(event.deps.len() + 1);
+        // Without the chain (a room from before it), by id on the main
+        // chains, as events were always placed there.
+        let chained = self.chained;
+        if event.id.seq > 1 {
+            let prev = EventId::new(event.id.author, event.id.seq - 1);
+            match (chained, event.prev) {
+                (true, Some(d)) => past.push(self.resolve(&prev, &d).ok_or(Need::Version(d))?),
+                _ => past.push(self.get(&prev).ok_or(Need::Id(prev))?),
+            }
+        }
+        for (i, dep) in event.deps.iter().enumerate() {
+            match (chained, event.refs.get(i)) {
+                (true, Some(d)) => past.push(self.resolve(dep, d).ok_or(Need::Version(*d))?),
+                _ => past.push(self.get(dep).ok_or(Need::Id(*dep))?),
+            }
+        }
+        Ok(past)
+    }
+
+    /// Places every waiting event that can be placed, starting with
+    /// `work`: on its author's main chain if it extends it (delivered and
+    /// shown), or else, with the chain, among the versions kept off it.
+    fn settle(&mut self, mut work: Vec<(EventId, Digest)>) -> Vec<Delivered> {
         let mut out = Vec::new();
-        let mut queue = vec![first];
-        while let Some(author) = queue.pop() {
-            loop {
-                let next = EventId::new(author, self.vv.get(&author) + 1);
-                let Some((event, _)) = self.pending.get(&next) else {
-                    break;
-                };
-                if !event.deps.iter().all(|d| self.vv.contains(d)) {
-                    break;
+        while let Some(key) = work.pop() {
+            let Some((event, _)) = self.pending.get(&key) else {
+                continue;
+            };
+            let (lamports, floor, prev_lamport) = match self.past_of(event) {
+                Err(need) => {
+                    self.waiting.entry(need).or_default().push(key);
+                    continue;
                 }
-                let Some(event) = self.remove_pending(&next) else {
-                    break;
-                };
-                if !self.lamport_is_valid(&event) {
-                    // Refused everywhere alike; the author's later events
-                    // can never be delivered and will age out.
-                    self.stats.bad_lamport += 1;
-                    break;
+                Ok(past) => {
+                    let has_prev = usize::from(event.id.seq > 1);
+                    let prev_lamport = past
+                        .first()
+                        .filter(|_| has_prev == 1)
+                        .map_or(0, |p| p.lamport);
+                    let lamports: Vec<u64> = past[has_prev..].iter().map(|d| d.lamport).collect();
+                    let floor = past.iter().map(|e| e.shown_time()).max().unwrap_or(0);
+                    (lamports, floor, prev_lamport)
                 }
-                let mut event = event;
-                event.floor = self.floor_of(&event.id.author, event.id.seq, &event.deps);
+            };
+            let Some(mut event) = self.remove_pending(&key) else {
+                continue;
+            };
+            if next_lamport(lamports) != Some(event.lamport) || event.lamport <= prev_lamport {
+                // Refused everywhere alike: the verdict depends on the
+                // event and the exact versions it names.
+                self.stats.bad_lamport += 1;
+                continue;
+            }
+            event.floor = floor;
+            let id = event.id;
+            if self.extends_main(&event) {
                 if self
                     .budgets
-                    .charge(event.id.author, event.shown_time(), event.token.len())
+                    .charge(id.author, event.shown_time(), event.token.len())
                     .is_err()
                 {
-                    // Likewise.
+                    // Likewise; the author's later events can never be
+                    // placed and will age out.
                     self.stats.over_quota += 1;
-                    break;
+                    continue;
                 }
+                let digest = event.digest;
                 out.push(self.deliver(event));
-                // Events of other authors may have waited for this one.
-                for waiting in self.pending.keys() {
-                    if waiting.author != author
-                        && !queue.contains(&waiting.author)
-                        && waiting.seq == self.vv.get(&waiting.author) + 1
-                    {
-                        queue.push(waiting.author);
-                    }
-                }
+                self.wake(Need::Version(digest), &mut work);
+                self.wake(Need::Id(id), &mut work);
+            } else if self.chained {
+                self.keep_off_main(event, &mut work);
             }
         }
         out
     }
 
-    fn lamport_is_valid(&self, event: &Event) -> bool {
-        let mut dep_lamports = Vec::with_capacity(event.deps.len());
-        for dep in &event.deps {
-            match self.get(dep) {
-                Some(d) => dep_lamports.push(d.lamport),
-                None => return false,
-            }
+    /// Whether `event` is the next on its author's main chain.
+    fn extends_main(&self, event: &Event) -> bool {
+        let id = event.id;
+        if self.vv.get(&id.author) + 1 != id.seq || self.is_frozen(&id) {
+            return false;
         }
-        let prev = match event.id.seq {
-            1 => 0,
-            seq => match self.get(&EventId::new(event.id.author, seq - 1)) {
-                Some(p) => p.lamport,
-                None => return false,
-            },
-        };
-        next_lamport(dep_lamports) == Some(event.lamport) && event.lamport > prev
+        if !self.chained {
+            return true;
+        }
+        match (id.seq, event.prev) {
+            (1, _) | (_, None) => true,
+            (s, Some(prev)) => self
+                .get(&EventId::new(id.author, s - 1))
+                .is_some_and(|p| p.digest == prev),
+        }
     }
 
-    /// Delivers `event`, its `floor` set.
+    /// Keeps a version of another branch (it was placed: its own past is
+    /// held and its Lamport time is right), so events that depend on it
+    /// can be placed; proves the fork against the main chain.
+    fn keep_off_main(&mut self, event: Event, work: &mut Vec<(EventId, Digest)>) {
+        if self.others_bytes + event.token.len() > MAX_OTHER_BYTES {
+            self.stats.evicted += 1;
+            return;
+        }
+        let event = Arc::new(event);
+        if let Some(main) = self.get(&event.id).cloned() {
+            if main.digest != event.digest {
+                self.record_fork(main, Arc::clone(&event));
+            }
+        }
+        self.others_bytes += event.token.len();
+        self.to_store.push(Arc::clone(&event));
+        self.versions.insert(event.digest, Arc::clone(&event));
+        self.others
+            .entry(event.id)
+            .or_default()
+            .push(Arc::clone(&event));
+        self.wake(Need::Version(event.digest), work);
+    }
+
+    fn wake(&mut self, need: Need, work: &mut Vec<(EventId, Digest)>) {
+        if let Some(keys) = self.waiting.remove(&need) {
+            // Popped from the end: the first to wait is placed first.
+            work.extend(
+                keys.into_iter()
+                    .rev()
+                    .filter(|k| self.pending.contains_key(k)),
+            );
+        }
+    }
+
+    /// Delivers `event` to its author's main chain, its `floor` set.
     fn deliver(&mut self, event: Event) -> Delivered {
         let key = event.key();
-        let late = self
-            .lateness
-            .deliver(&event, &self.by_author, &self.order, &self.vv);
+        let (forks, chained) = (&self.forks, self.chained);
+        let frozen =
+            |id: &EventId| chained && forks.get(&id.author).is_some_and(|f| id.seq >= f.seq());
+        let late =
+            self.lateness
+                .deliver(&event, &self.by_author, &self.order, &self.shared, &frozen);
         let event = Arc::new(event);
         for dep in &event.deps {
             if let Some(d) = self.get(dep) {
@@ -598,9 +883,17 @@ impl History {
             .or_default()
             .push(Arc::clone(&event));
         self.vv.set(event.id.author, event.id.seq);
+        self.shared.set(event.id.author, event.id.seq);
+        self.versions.insert(event.digest, Arc::clone(&event));
         self.order.insert(key, Arc::clone(&event));
         Delivered { event, late }
     }
+}
+
+/// Whether `event` carries the hash chain: the digest of its author's
+/// previous event (unless it is the first) and of each dependency.
+fn has_chain(event: &Event) -> bool {
+    event.prev.is_some() == (event.id.seq > 1) && event.refs.len() == event.deps.len()
 }
 
 // ----- the room's events ------------------------------------------------------
@@ -654,20 +947,24 @@ pub(crate) fn receive(
         body: ev.body,
         token,
         floor: 0,
+        prev: ev.prev,
+        refs: ev.refs,
+        digest: Digest::default(),
     };
     let name = event.name.clone();
-    match history.offer(event, now) {
+    let received = match history.offer(event, now) {
         Ok(delivered) if delivered.is_empty() => Received::Waiting,
         Ok(delivered) => {
             announce(room, delivered, false, out);
-            announce_marks(history, room, out);
             Received::Delivered { name }
         }
         Err(refused) => {
             out.count(refused.into());
             Received::Dropped
         }
-    }
+    };
+    announce_changes(history, room, out);
+    received
 }
 
 /// This node says `text`: the event is sealed, delivered here, stored and
@@ -692,6 +989,10 @@ pub(crate) fn author(
     };
     // Never before what it answers, whatever this machine's clock says.
     let time = now.max(history.floor_of(&me, seq, &deps));
+    // The hash chain: the exact versions it follows.
+    let (prev, refs) = history
+        .commitments(&me, seq, &deps)
+        .ok_or(CommandError::History(Refused::BadDeps))?;
     let sealed = Sealed::Ev(EventWire {
         seq,
         lamport,
@@ -699,6 +1000,8 @@ pub(crate) fn author(
         time,
         name: name.clone(),
         body: body.clone(),
+        prev,
+        refs: refs.clone(),
     });
     let payload = serde_json::to_vec(&sealed).unwrap_or_default();
     let token = link.seal(&out.local.identity, &payload, now)?;
@@ -716,18 +1019,31 @@ pub(crate) fn author(
         body,
         token,
         floor: 0,
+        prev,
+        refs,
+        digest: Digest::default(),
     };
     let delivered = history.offer(event, now)?;
     announce(room, delivered, true, out);
-    announce_marks(history, room, out);
+    announce_changes(history, room, out);
     Ok((EventId::new(me, seq), datagrams))
 }
 
-/// Tells the UIs about events that became late after their delivery.
-fn announce_marks(history: &mut History, room: RoomId, out: &mut Outbox<'_>) {
+/// Tells the UIs about events that became late after their delivery, and
+/// that the shown history must be read again when a fork hid events.
+pub(crate) fn announce_changes(history: &mut History, room: RoomId, out: &mut Outbox<'_>) {
+    for event in history.take_to_store() {
+        out.persist(Record::Version {
+            room,
+            event: (*event).clone(),
+        });
+    }
     let events = history.take_marked_late();
     if !events.is_empty() {
         out.event(AppEvent::Late { room, events });
+    }
+    if history.take_reshown() {
+        out.event(AppEvent::Reshown { room });
     }
 }
 

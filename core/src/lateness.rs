@@ -102,19 +102,21 @@ impl Lateness {
     }
 
     /// `event` is being delivered: the others already delivered are in
-    /// `by_author`, `order` and `vv`. Records its causal past, marks the
-    /// messages it shows to be late, and returns whether it is late
-    /// itself.
+    /// `by_author`, `order` and `vv` (which leaves out the events `frozen`
+    /// says are hidden: an equivocator's from its fork on, which count as
+    /// unknown). Records its causal past, marks the messages it shows to
+    /// be late, and returns whether it is late itself.
     pub fn deliver(
         &mut self,
         event: &Event,
         by_author: &HashMap<PeerId, Vec<Arc<Event>>>,
         order: &BTreeMap<OrderKey, Arc<Event>>,
         vv: &VersionVector,
+        frozen: &dyn Fn(&EventId) -> bool,
     ) -> bool {
         let id = event.id;
         let shown = event.shown_time();
-        let past = self.record_past(event);
+        let past = self.record_past(event, frozen);
         // Messages this one did not know, shown well before it, sorting
         // before it.
         for (a, delivered) in vv.iter() {
@@ -145,6 +147,7 @@ impl Lateness {
             order
                 .range(event.key()..)
                 .take_while(|(k, _)| k.lamport == event.lamport)
+                .filter(|(k, _)| !frozen(&k.id()))
                 .map(|(_, e)| e.shown_time())
                 .max()
                 .unwrap_or(0),
@@ -160,7 +163,11 @@ impl Lateness {
     /// Computes and records the causal past of `event` (its author's
     /// previous event and its dependencies, with their pasts); returns the
     /// components other than its author's.
-    fn record_past(&mut self, event: &Event) -> HashMap<PeerId, u64> {
+    fn record_past(
+        &mut self,
+        event: &Event,
+        frozen: &dyn Fn(&EventId) -> bool,
+    ) -> HashMap<PeerId, u64> {
         let id = event.id;
         let mut past: HashMap<PeerId, u64> = HashMap::new();
         if id.seq > 1 {
@@ -172,7 +179,7 @@ impl Lateness {
             }
         }
         let before = past.clone();
-        for dep in &event.deps {
+        for dep in event.deps.iter().filter(|d| !frozen(d)) {
             if dep.author != id.author {
                 let n = past.entry(dep.author).or_default();
                 *n = (*n).max(dep.seq);
@@ -290,6 +297,9 @@ mod tests {
                 },
                 token: String::new(),
                 floor: 0,
+                prev: None,
+                refs: Vec::new(),
+                digest: Default::default(),
             });
         }
         events
@@ -389,6 +399,9 @@ mod tests {
             body: Body::Text { text: "hi".into() },
             token: String::new(),
             floor: 0,
+            prev: None,
+            refs: Vec::new(),
+            digest: Default::default(),
         };
         h.offer(at(2, 1_000_000), 0).expect("valid");
         h.offer(at(1, 1_000_000 + LATE_TOLERANCE_MS), 0)

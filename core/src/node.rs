@@ -208,6 +208,10 @@ impl Node {
                     .rooms
                     .get_mut(&room)
                     .is_some_and(|r| r.restore_event(event, now)),
+                Record::Version { room, event } => node
+                    .rooms
+                    .get_mut(&room)
+                    .is_some_and(|r| r.restore_version(event, now)),
                 Record::Member {
                     room,
                     peer,

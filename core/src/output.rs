@@ -105,6 +105,14 @@ pub enum AppEvent {
         /// The events now marked late.
         events: Vec<crate::clock::EventId>,
     },
+    /// The room's shown history changed other than by new messages: an
+    /// equivocator's messages from its fork on are hidden, and late marks
+    /// were computed again. A UI shows the history again from
+    /// [`crate::Node::history`].
+    Reshown {
+        /// The room.
+        room: RoomId,
+    },
     /// `author` was proven to have signed two different events under
     /// sequence number `seq` ([`crate::equivocation`]); told once per
     /// author.

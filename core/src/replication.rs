@@ -246,7 +246,7 @@ pub fn missing_for(
     limit: usize,
     max_bytes: usize,
 ) -> (Vec<Arc<Event>>, bool) {
-    let mine = history.version_vector();
+    let mine = history.shared_vector();
     // k-way merge by order key of each author's missing run.
     let mut runs: Vec<&[Arc<Event>]> = Vec::new();
     let mut heap = BinaryHeap::new();
@@ -341,7 +341,7 @@ pub(crate) fn on_summary(summary: Summary, at: Incoming<'_>, out: &mut Outbox<'_
         send_summary(history, link, now, addr, false, out);
     } else {
         let delivered = history.len() as u64;
-        if repl.is_behind(&sender, history.version_vector())
+        if repl.is_behind(&sender, history.shared_vector())
             && repl.should_ask(now, sender, true, delivered)
         {
             send_summary(history, link, now, addr, true, out);
@@ -366,6 +366,8 @@ pub(crate) fn on_gap(
     if let Some(addr) = addr {
         if repl.should_ask(now, sender, false, delivered) {
             send_summary(history, link, now, addr, true, out);
+            // Versions of another branch it named: only asking finds them.
+            equivocation::want(history, link, now, addr, out);
         }
     }
 }
@@ -378,7 +380,7 @@ pub(crate) fn check_caught_up(
     room: RoomId,
     out: &mut Outbox<'_>,
 ) {
-    let behind = repl.ahead_of(history.version_vector()).next().is_some();
+    let behind = repl.ahead_of(history.shared_vector()).next().is_some();
     if repl.was_behind && !behind {
         out.event(AppEvent::CaughtUp {
             room,
@@ -402,7 +404,7 @@ pub(crate) fn on_timeout(
     // bounded): a forgotten member's state goes with it.
     repl.retain_peers(|p| members.get(p).is_some());
     let delivered = history.len() as u64;
-    let ahead: Vec<PeerId> = repl.ahead_of(history.version_vector()).collect();
+    let ahead: Vec<PeerId> = repl.ahead_of(history.shared_vector()).collect();
     let mut ask = Vec::new();
     for peer in ahead {
         let addr = members
@@ -435,7 +437,7 @@ pub(crate) fn send_summary(
     out: &mut Outbox<'_>,
 ) {
     let stamp = out.stamp(now);
-    let vv = history.version_vector().clone();
+    let vv = history.shared_vector().clone();
     let heads = equivocation::heads(history, stamp);
     let summary = Summary {
         stamp,

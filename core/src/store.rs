@@ -19,15 +19,18 @@
 //!    - `Event`: the first copy of a `(room, author, seq)` wins; another
 //!      event under the same id is ignored (an author who signs two events
 //!      under one number does not get to rewrite what a member stored).
+//!    - `Version`: the first copy of a `(room, digest)` wins (the digest
+//!      of [`crate::equivocation::digest`], which a store computes).
 //!    - `Member`: stored or updated; the address is replaced, and a `None`
 //!      name keeps the name stored before.
-//!    - `Left`: the room, its events and its members are deleted. A room
-//!      joined again later comes at the end of the join order.
+//!    - `Left`: the room, its events, versions and members are deleted. A
+//!      room joined again later comes at the end of the join order.
 //! 3. **Load order.** [`Store::load`] gives back the rooms in the order they
 //!    were joined, then each room's events in the room's canonical order
-//!    `(lamport, author, seq)`, then each room's members. (Events in
-//!    canonical order are events in causal order, so a restore delivers
-//!    each at once instead of buffering the history.)
+//!    `(lamport, author, seq)`, then each room's versions by `(author, seq,
+//!    digest)`, then each room's members. (Events in canonical order are
+//!    events in causal order, so a restore delivers each at once instead of
+//!    buffering the history.)
 //! 4. **Lenient loading.** What a store cannot decode (a damaged row, an
 //!    entry another program wrote) it skips and counts in
 //!    [`Loaded::skipped`]; it never refuses to load because of one entry.
@@ -43,6 +46,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{EventId, OrderKey};
+use crate::equivocation::{digest, Digest};
 use crate::history::Event;
 use crate::identity::PeerId;
 use crate::room::RoomId;
@@ -66,6 +70,15 @@ pub enum Record {
         /// The room.
         room: RoomId,
         /// The event.
+        event: Event,
+    },
+    /// A version of an event kept off its author's main chain: one of the
+    /// two versions that prove an equivocation, or a version of its other
+    /// branch that events of others name ([`crate::equivocation`]).
+    Version {
+        /// The room.
+        room: RoomId,
+        /// The version.
         event: Event,
     },
     /// A member and where it was last heard from.
@@ -92,6 +105,7 @@ impl Record {
         match self {
             Record::Room { room, .. }
             | Record::Event { room, .. }
+            | Record::Version { room, .. }
             | Record::Member { room, .. }
             | Record::Left { room } => room,
         }
@@ -145,6 +159,7 @@ pub struct MemoryStore {
     next_order: u64,
     events: BTreeMap<(RoomId, OrderKey), Event>,
     event_ids: BTreeSet<(RoomId, EventId)>,
+    versions: BTreeMap<(RoomId, EventId, Digest), Event>,
     members: BTreeMap<(RoomId, PeerId), (u64, Option<String>, SocketAddr)>,
     next_member: u64,
 }
@@ -176,6 +191,11 @@ impl MemoryStore {
                     self.events.insert((*room, event.key()), event.clone());
                 }
             }
+            Record::Version { room, event } => {
+                self.versions
+                    .entry((*room, event.id, digest(event)))
+                    .or_insert_with(|| event.clone());
+            }
             Record::Member {
                 room,
                 peer,
@@ -201,6 +221,7 @@ impl MemoryStore {
                 }
                 self.events.retain(|(r, _), _| r != room);
                 self.event_ids.retain(|(r, _)| r != room);
+                self.versions.retain(|(r, _, _), _| r != room);
                 self.members.retain(|(r, _), _| r != room);
             }
         }
@@ -229,6 +250,14 @@ impl Store for MemoryStore {
                         event: event.clone(),
                     }),
             );
+        }
+        for room in &rooms {
+            records.extend(self.versions.iter().filter(|((r, _, _), _)| r == room).map(
+                |(_, event)| Record::Version {
+                    room: *room,
+                    event: event.clone(),
+                },
+            ));
         }
         for room in &rooms {
             let mut members: Vec<_> = self

@@ -157,6 +157,12 @@ pub struct EventWire {
     pub name: String,
     /// Contents.
     pub body: Body,
+    /// The digest of the author's previous event (none for its first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<crate::equivocation::Digest>,
+    /// The digest of each dependency, in the order of `deps`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<crate::equivocation::Digest>,
 }
 
 /// Control messages between members of a room, sealed by the sender.
@@ -179,6 +185,8 @@ pub enum Control {
     Summary(Summary),
     /// Goodbye ([`crate::membership`]).
     Bye(Bye),
+    /// A request for exact versions ([`crate::equivocation`]).
+    Want(crate::equivocation::Want),
 }
 
 impl Control {
@@ -188,6 +196,7 @@ impl Control {
             Control::Beat(m) => m.stamp,
             Control::Summary(m) => m.stamp,
             Control::Bye(m) => m.stamp,
+            Control::Want(m) => m.stamp,
         }
     }
 
@@ -198,6 +207,7 @@ impl Control {
             Control::Beat(m) => m.is_valid(),
             Control::Summary(m) => m.is_valid(),
             Control::Bye(_) => true,
+            Control::Want(m) => m.is_valid(),
         }
     }
 
@@ -207,6 +217,7 @@ impl Control {
             Control::Beat(m) => membership::on_beat(m, at, out),
             Control::Summary(m) => replication::on_summary(m, at, out),
             Control::Bye(m) => membership::on_bye(m, at, out),
+            Control::Want(m) => crate::equivocation::on_want(m, at, out),
         }
     }
 }

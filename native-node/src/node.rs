@@ -279,6 +279,10 @@ impl Driver {
                 from: change.from,
                 to: change.to,
             }),
+            AppEvent::Reshown { room } => {
+                let messages = self.engine.history(&room).map_or(0, |h| h.len());
+                self.chats.reshown(&room, messages);
+            }
             AppEvent::Late { room, events } => {
                 let history = self.engine.history(&room);
                 let messages: Vec<MessageView> = events
@@ -541,6 +545,7 @@ fn event_room(event: &AppEvent) -> &RoomId {
         | AppEvent::Member { room, .. }
         | AppEvent::Equivocation { room, .. }
         | AppEvent::Late { room, .. }
+        | AppEvent::Reshown { room }
         | AppEvent::CaughtUp { room, .. } => room,
     }
 }

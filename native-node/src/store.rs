@@ -64,7 +64,9 @@
 //! The schema's version is kept in `PRAGMA user_version` (currently
 //! [`SCHEMA_VERSION`]). A database written by a newer p2pchat, with a
 //! higher version, is refused with [`StoreError::NewerSchema`] and left
-//! untouched: it is never rewritten or silently emptied.
+//! untouched: it is never rewritten or silently emptied. An older one is
+//! brought up to date in place when it is opened: version 2 adds the
+//! `versions` table, and nothing else changes.
 //!
 //! # Schema
 //!
@@ -78,6 +80,10 @@
 //!   sorting. `seq` and `lamport` are `u64`s stored with their top bit
 //!   flipped, which maps them onto SQLite's signed integers in the same
 //!   order.
+//! - `versions(room BLOB, digest BLOB, author BLOB, seq INTEGER, event
+//!   TEXT, PRIMARY KEY (room, digest))`: versions of events kept off their
+//!   author's main chain, the proofs and other branches of an equivocation
+//!   (see `p2pchat_core::equivocation`).
 //! - `members(id INTEGER PRIMARY KEY, room BLOB, peer BLOB, name TEXT,
 //!   addr TEXT, UNIQUE (room, peer))`.
 //!
@@ -102,7 +108,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, Transaction, Transactio
 pub const DB_FILE: &str = "p2pchat.sqlite3";
 
 /// Version of the schema this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Key of the identity's secret bytes in the `meta` table.
 const IDENTITY_KEY: &str = "identity";
@@ -128,6 +134,14 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (room, author, seq)
 );
 CREATE INDEX IF NOT EXISTS events_canonical ON events (room, lamport, author, seq);
+CREATE TABLE IF NOT EXISTS versions (
+    room    BLOB NOT NULL,
+    digest  BLOB NOT NULL,
+    author  BLOB NOT NULL,
+    seq     INTEGER NOT NULL,
+    event   TEXT NOT NULL,
+    PRIMARY KEY (room, digest)
+);
 CREATE TABLE IF NOT EXISTS members (
     id   INTEGER PRIMARY KEY,
     room BLOB NOT NULL,
@@ -308,6 +322,23 @@ impl Store {
             }
         }
 
+        // Each room's versions kept off the main chains.
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT author, seq, event FROM versions WHERE room = ?1 \
+                 ORDER BY author, seq, digest",
+            )?;
+            for (key, room) in &keys {
+                let mut rows = stmt.query([key])?;
+                while let Some(row) = rows.next()? {
+                    match decode_version(row) {
+                        Ok(event) => loaded.records.push(Record::Version { room: *room, event }),
+                        Err(why) => skip(&mut loaded, "versions", &why),
+                    }
+                }
+            }
+        }
+
         // Each room's members, in the order they were first stored.
         {
             let mut stmt = self
@@ -439,6 +470,21 @@ fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
                 json,
             ])?;
         }
+        Record::Version { room, event } => {
+            let json = serde_json::to_string(event)?;
+            tx.prepare_cached(
+                "INSERT INTO versions (room, digest, author, seq, event) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (room, digest) DO NOTHING",
+            )?
+            .execute(params![
+                &room.as_bytes()[..],
+                &p2pchat_core::equivocation::digest(event).as_bytes()[..],
+                &event.id.author.as_bytes()[..],
+                ordered(event.id.seq),
+                json,
+            ])?;
+        }
         Record::Member {
             room,
             peer,
@@ -460,6 +506,8 @@ fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
         Record::Left { room } => {
             let key = &room.as_bytes()[..];
             tx.prepare_cached("DELETE FROM events WHERE room = ?1")?
+                .execute([key])?;
+            tx.prepare_cached("DELETE FROM versions WHERE room = ?1")?
                 .execute([key])?;
             tx.prepare_cached("DELETE FROM members WHERE room = ?1")?
                 .execute([key])?;
@@ -534,6 +582,22 @@ fn decode_event(row: &rusqlite::Row<'_>) -> Result<Event, String> {
         || ordered(event.lamport) != lamport
     {
         return Err(format!("event {} does not match its row's key", event.id));
+    }
+    Ok(event)
+}
+
+/// A `versions` row (`author, seq, event`).
+fn decode_version(row: &rusqlite::Row<'_>) -> Result<Event, String> {
+    let author = blob::<PEER_ID_LEN>(row, 0, "author")?;
+    let seq = integer(row, 1, "seq")?;
+    let json = text(row, 2, "event")?;
+    let event: Event =
+        serde_json::from_str(json).map_err(|e| format!("version is not readable: {e}"))?;
+    if *event.id.author.as_bytes() != author || ordered(event.id.seq) != seq {
+        return Err(format!(
+            "version of {} does not match its row's key",
+            event.id
+        ));
     }
     Ok(event)
 }
@@ -647,7 +711,8 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version = schema_version(&tx)?;
     check_version(version)?;
-    if version == 0 {
+    if version < SCHEMA_VERSION {
+        // New, or older: every table is created if it is missing.
         tx.execute_batch(SCHEMA)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
@@ -790,6 +855,9 @@ mod tests {
             },
             token: format!("token-{seq}-{lamport}"),
             floor: 0,
+            prev: None,
+            refs: Vec::new(),
+            digest: Default::default(),
         }
     }
 
@@ -1277,5 +1345,43 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 1);
+    }
+
+    /// A store written before versions were kept (schema 1) opens, keeps
+    /// what it held, and gets the `versions` table.
+    #[test]
+    fn a_schema_1_store_is_brought_up_to_date_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store
+                .apply(&[
+                    rec,
+                    Record::Event {
+                        room,
+                        event: event(peer(1), 1, 1),
+                    },
+                ])
+                .unwrap();
+        }
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch("DROP TABLE versions; PRAGMA user_version = 1;")
+                .unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap().events(), 1);
+        let version = Record::Version {
+            room,
+            event: event(peer(1), 1, 2),
+        };
+        store.apply(std::slice::from_ref(&version)).unwrap();
+        assert!(store.load().unwrap().records.contains(&version));
+        let found: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(found, SCHEMA_VERSION);
     }
 }

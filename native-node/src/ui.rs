@@ -388,8 +388,9 @@ pub fn render(note: &Note) -> String {
             ..
         } => format!(
             "[{chat}] warning: {} signed two different messages as its message {seq} and showed \
-             them to different members. It is marked in /peers; what it tells you alone may not \
-             be what the others were told.",
+             them to different members. Its messages from that one on are hidden, on every \
+             member alike (/history shows the chat as everyone now sees it); it is marked in \
+             /peers.",
             who(&Some(name.clone()), peer)
         ),
         Note::CaughtUp { chat, messages, .. } => {

@@ -34,6 +34,8 @@ struct Mallory {
     stamp: u64,
     /// Datagrams she sent to each address.
     sent: std::collections::BTreeMap<SocketAddr, u64>,
+    /// The digest of the last event she made by hand (the hash chain).
+    last: Option<p2pchat_core::equivocation::Digest>,
 }
 
 impl Mallory {
@@ -58,6 +60,7 @@ impl Mallory {
             chat,
             stamp: 0,
             sent: Default::default(),
+            last: None,
         })
     }
 
@@ -150,6 +153,15 @@ impl Mallory {
     ) -> Result<()> {
         let (seq, deps, lamport) = from;
         let me = self.identity.peer_id();
+        // Chained to what her node holds, then to her own last event.
+        let (prev, refs) = match (k, self.last) {
+            (0, _) | (_, None) => self
+                .engine
+                .history(self.chat.room_id())
+                .and_then(|h| h.commitments(&me, seq, &deps))
+                .context("mallory's node lacks what she answers")?,
+            (_, Some(last)) => (Some(last), vec![last]),
+        };
         let ev = EventWire {
             seq: seq + k,
             lamport: lamport + k,
@@ -161,7 +173,10 @@ impl Mallory {
             time: now_ms(),
             name: "mallory".into(),
             body: Body::Text { text },
+            prev,
+            refs,
         };
+        self.last = Some(p2pchat_core::equivocation::wire_digest(me, &ev));
         let payload = serde_json::to_vec(&Sealed::Ev(ev))?;
         let cipher = RoomCipher::new(*self.chat.room_id(), self.chat.key());
         let token = cipher.seal(&self.identity, &payload, now_ms())?;

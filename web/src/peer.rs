@@ -534,6 +534,17 @@ impl Peer {
                                 .map(|m| m.iter().cloned().collect())
                                 .unwrap_or_default(),
                         }),
+                        AppEvent::Reshown { room } => Some(Action::Reshown {
+                            room: *room,
+                            events: engine
+                                .history(room)
+                                .map(|h| {
+                                    h.iter()
+                                        .map(|e| (Arc::clone(e), h.is_late(&e.id)))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        }),
                         _ => None,
                     };
                     events.push(Action::Engine(e));

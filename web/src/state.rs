@@ -149,6 +149,12 @@ pub enum Action {
         events: Vec<(Arc<Event>, bool)>,
         members: Vec<Member>,
     },
+    /// A room's history as the node shows it now, replacing the timeline
+    /// (a fork hid an equivocator's messages; marks were recomputed).
+    Reshown {
+        room: RoomId,
+        events: Vec<(Arc<Event>, bool)>,
+    },
     /// The user opened a room.
     Select(RoomId),
     /// Something went wrong that the user must know.
@@ -237,6 +243,16 @@ impl Model {
                     insert(timeline, MessageItem::of(event, *late));
                 }
             }
+            Action::Reshown { room, events } => {
+                if let Some(chats) = &mut self.chats {
+                    chats.reshown(&room, events.len());
+                }
+                let timeline = self.timelines.entry(room).or_default();
+                timeline.clear();
+                for (event, late) in &events {
+                    insert(timeline, MessageItem::of(event, *late));
+                }
+            }
             Action::Select(room) => {
                 if let Some(chats) = &mut self.chats {
                     chats.set_current(room);
@@ -291,11 +307,14 @@ impl Model {
                 let chat = chats.name(&room);
                 self.warn(format!(
                     "{chat}: {who} signed two different messages as its message {seq} and showed \
-                     them to different members. What it tells you alone may not be what the others \
-                     were told."
+                     them to different members. Its messages from that one on are hidden, for \
+                     every member alike."
                 ));
             }
-            AppEvent::Invite { .. } | AppEvent::Member { .. } | AppEvent::CaughtUp { .. } => {}
+            AppEvent::Invite { .. }
+            | AppEvent::Member { .. }
+            | AppEvent::CaughtUp { .. }
+            | AppEvent::Reshown { .. } => {}
         }
     }
 }
@@ -401,6 +420,9 @@ mod tests {
             },
             token: String::new(),
             floor: 0,
+            prev: None,
+            refs: Vec::new(),
+            digest: Default::default(),
         })
     }
 

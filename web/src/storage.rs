@@ -84,6 +84,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 
+use p2pchat_core::equivocation::digest;
 use p2pchat_core::history::Event;
 use p2pchat_core::{Identity, Loaded, PeerId, Record, RoomId};
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,8 @@ const ROOM_PREFIX: &str = "p2pchat/v1/room/";
 const EVENT_PREFIX: &str = "p2pchat/v1/ev/";
 /// Members, by room and peer.
 const MEMBER_PREFIX: &str = "p2pchat/v1/member/";
+/// Versions kept off an author's main chain, by room and digest.
+const VERSION_PREFIX: &str = "p2pchat/v1/version/";
 
 /// A synchronous string key-value store: `localStorage` in the browser
 /// (`LocalStorage`), a map in tests ([`MemoryStore`]).
@@ -433,6 +436,7 @@ impl<K: KeyValue> PeerStore<K> {
         let mut rooms: Vec<(u64, RoomId, Record)> = Vec::new();
         let mut event_keys: Vec<(&str, &str)> = Vec::new();
         let mut member_keys: Vec<(&str, &str)> = Vec::new();
+        let mut version_keys: Vec<(&str, &str)> = Vec::new();
         for key in &keys {
             if let Some(rest) = key.strip_prefix(ROOM_PREFIX) {
                 let Some(json) = self.kv.get(key)? else {
@@ -446,6 +450,8 @@ impl<K: KeyValue> PeerStore<K> {
                 event_keys.push((key, rest));
             } else if let Some(rest) = key.strip_prefix(MEMBER_PREFIX) {
                 member_keys.push((key, rest));
+            } else if let Some(rest) = key.strip_prefix(VERSION_PREFIX) {
+                version_keys.push((key, rest));
             }
         }
         rooms.sort_by_key(|(order, room, _)| (*order, *room));
@@ -459,6 +465,14 @@ impl<K: KeyValue> PeerStore<K> {
         for (i, id, json) in self.room_entries(&event_keys, &index, &mut skipped)? {
             match decode_event(id, &json) {
                 Some(event) => events[i].push(event),
+                None => skipped += 1,
+            }
+        }
+
+        let mut versions: Vec<Vec<Event>> = vec![Vec::new(); rooms.len()];
+        for (i, digest_hex, json) in self.room_entries(&version_keys, &index, &mut skipped)? {
+            match decode_version(digest_hex, &json) {
+                Some(event) => versions[i].push(event),
                 None => skipped += 1,
             }
         }
@@ -483,6 +497,13 @@ impl<K: KeyValue> PeerStore<K> {
             records.extend(
                 list.into_iter()
                     .map(|event| Record::Event { room: *room, event }),
+            );
+        }
+        for (room, mut list) in ids.iter().zip(versions) {
+            list.sort_by_key(|e| (e.id, digest(e)));
+            records.extend(
+                list.into_iter()
+                    .map(|event| Record::Version { room: *room, event }),
             );
         }
         records.extend(members.into_iter().flatten());
@@ -558,6 +579,17 @@ impl<K: KeyValue> PeerStore<K> {
                 let value = to_json(event)?;
                 self.put(journal, key, old, &value)?;
             }
+            Record::Version { room, event } => {
+                let key = format!(
+                    "{VERSION_PREFIX}{room}/{}",
+                    hex::encode(digest(event).as_bytes())
+                );
+                if self.kv.get(&key)?.is_some() {
+                    return Ok(());
+                }
+                let value = to_json(event)?;
+                self.put(journal, key, None, &value)?;
+            }
             Record::Member {
                 room,
                 peer,
@@ -583,6 +615,10 @@ impl<K: KeyValue> PeerStore<K> {
                 // halfway the room is still there, and leaving it again
                 // removes the rest (no orphans that nothing ever deletes).
                 let mut doomed = self.kv.keys_with_prefix(&events_prefix(room))?;
+                doomed.extend(
+                    self.kv
+                        .keys_with_prefix(&format!("{VERSION_PREFIX}{room}/"))?,
+                );
                 doomed.extend(self.kv.keys_with_prefix(&members_prefix(room))?);
                 doomed.push(room_key(room));
                 for key in doomed {
@@ -726,6 +762,12 @@ fn decode_event(id: &str, json: &str) -> Option<Event> {
     (event_id_part(&event.id.author, event.id.seq) == id).then_some(event)
 }
 
+/// A stored version (`digest_hex`: its key after the room).
+fn decode_version(digest_hex: &str, json: &str) -> Option<Event> {
+    let event: Event = serde_json::from_str(json).ok()?;
+    (hex::encode(digest(&event).as_bytes()) == digest_hex).then_some(event)
+}
+
 /// A stored member of `room` (`peer_hex`: its key after the room).
 fn decode_member(room: RoomId, peer_hex: &str, json: &str) -> Option<Record> {
     let peer: PeerId = peer_hex.parse().ok()?;
@@ -813,6 +855,9 @@ mod tests {
             },
             token: token.to_owned(),
             floor: 0,
+            prev: None,
+            refs: Vec::new(),
+            digest: Default::default(),
         }
     }
 

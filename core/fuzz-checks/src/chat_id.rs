@@ -64,7 +64,8 @@ fn check_parsed(id: &ChatId) {
         id.name().clone(),
         id.bootstrap().to_vec(),
     )
-    .and_then(|c| c.with_quota(id.quota()));
+    .and_then(|c| c.with_quota(id.quota()))
+    .map(|c| if id.chained() { c } else { c.unchained() });
     assert_eq!(rebuilt.as_ref(), Ok(id));
     let q = id.quota();
     assert!(q.events_per_s >= 1 && q.burst_events >= 1 && q.bytes_per_s >= 1);

@@ -517,6 +517,17 @@ impl Run {
                         text: String::from_utf8_lossy(&text).into_owned(),
                     }
                 };
+                // The hash chain to the versions the node holds (zeros
+                // where it holds none, as a careless author would write).
+                let (prev, refs) = self
+                    .h
+                    .node
+                    .history(&fx.room())
+                    .and_then(|h| h.commitments(&author_id, seq, &deps))
+                    .unwrap_or_else(|| {
+                        let zero = p2pchat_core::equivocation::Digest::default();
+                        ((seq > 1).then_some(zero), vec![zero; deps.len()])
+                    });
                 let ev = EventWire {
                     seq,
                     lamport,
@@ -524,6 +535,8 @@ impl Run {
                     time: self.h.now,
                     name: user_name(usize::from(name)),
                     body,
+                    prev,
+                    refs,
                 };
                 let payload = serde_json::to_vec(&Sealed::Ev(ev)).unwrap();
                 self.send(author, claim, RoomKind::Ev, &payload, via);

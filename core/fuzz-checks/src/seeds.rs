@@ -100,17 +100,21 @@ fn summary(stamp: u64) -> Summary {
 
 fn event(seq: u64, text: &str) -> EventWire {
     let fx = fixtures::get();
+    let deps = if seq > 1 {
+        vec![EventId::new(fx.peer_id(0), seq - 1)]
+    } else {
+        Vec::new()
+    };
+    let digest = p2pchat_core::equivocation::Digest::from_bytes([seq as u8; 32]);
     EventWire {
         seq,
         lamport: seq,
-        deps: if seq > 1 {
-            vec![EventId::new(fx.peer_id(0), seq - 1)]
-        } else {
-            Vec::new()
-        },
+        refs: vec![digest; deps.len()],
+        deps,
         time: T0,
         name: "alice".into(),
         body: Body::Text { text: text.into() },
+        prev: (seq > 1).then_some(digest),
     }
 }
 

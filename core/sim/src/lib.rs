@@ -522,6 +522,11 @@ impl Sim {
                         .push(format!("{} {} late {} {}", self.now, i, room, id));
                 }
             }
+            AppEvent::Reshown { room } => {
+                // Only a fork hides messages: with honest authors, a bug.
+                self.violations
+                    .push(format!("node {i} hid messages in {room} with no fork"));
+            }
             AppEvent::Equivocation { room, author, seq } => {
                 // Every author in the simulator is honest: an accusation
                 // is a bug.
@@ -765,4 +770,26 @@ pub fn settle(node: &mut Node, store: &mut MemoryStore) -> (Vec<Settled>, Option
 /// A simulated user's name (the harness names them itself).
 pub fn user_name(name: &str) -> UserName {
     UserName::new(name).expect("simulated users have valid names")
+}
+
+/// `ev`, written by `author`, with the hash chain a room's events carry:
+/// the digest of the author's previous event and of each dependency, as
+/// `history` holds them on its main chains (zeros for what it does not
+/// hold, as a careless or hostile author would write). A test that writes
+/// on another branch sets `prev` and `refs` itself
+/// ([`p2pchat_core::equivocation::wire_digest`]).
+pub fn chained(
+    mut ev: p2pchat_core::wire::EventWire,
+    author: PeerId,
+    history: Option<&p2pchat_core::history::History>,
+) -> p2pchat_core::wire::EventWire {
+    use p2pchat_core::equivocation::Digest;
+    let digest_of = |id: &EventId| {
+        history
+            .and_then(|h| h.get(id))
+            .map_or(Digest::default(), |e| e.digest)
+    };
+    ev.prev = (ev.seq > 1).then(|| digest_of(&EventId::new(author, ev.seq - 1)));
+    ev.refs = ev.deps.iter().map(digest_of).collect();
+    ev
 }

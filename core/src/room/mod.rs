@@ -261,6 +261,8 @@ pub(crate) struct Room {
     discovery: Discovery,
     /// History drops already counted into the node's counters.
     history_seen: HistoryStats,
+    /// When the members were last asked for versions waiting events need.
+    versions_asked_at: UnixMillis,
     /// The Chat ID last announced, and the member-table generation it was
     /// derived at.
     announced: (String, u64),
@@ -281,11 +283,12 @@ impl Room {
             name: chat_id.name().clone(),
             key,
             link,
-            history: History::with_quota(chat_id.quota()),
+            history: History::with_rules(chat_id.quota(), chat_id.chained()),
             members: Members::new(local.me, timeouts),
             repl: Replication::new(local.config.replication),
             discovery: Discovery::new(now, chat_id.bootstrap(), chat_id.key(), &local.me),
             history_seen: HistoryStats::default(),
+            versions_asked_at: 0,
             announced: (String::new(), 0),
         };
         room.announced = (
@@ -321,10 +324,15 @@ impl Room {
         let quota = self.history.budgets().quota();
         let bare = || ChatId::without_bootstrap(self.id, self.key.clone(), self.name.clone());
         // The quota is the room's own, valid since it was parsed or built.
-        ChatId::new(self.id, self.key.clone(), self.name.clone(), bootstrap)
+        let id = ChatId::new(self.id, self.key.clone(), self.name.clone(), bootstrap)
             .unwrap_or_else(|_| bare())
             .with_quota(quota)
-            .unwrap_or_else(|_| bare())
+            .unwrap_or_else(|_| bare());
+        if self.history.chained() {
+            id
+        } else {
+            id.unchained()
+        }
     }
 
     /// Handles one input.
@@ -374,7 +382,7 @@ impl Room {
         if let Some(t) = self.history.next_expiry() {
             next = next.min(t);
         }
-        if let Some(t) = self.repl.next_retry(self.history.version_vector()) {
+        if let Some(t) = self.repl.next_retry(self.history.shared_vector()) {
             next = next.min(t);
         }
         next.min(self.discovery.deadline(&self.members, signaling))
@@ -386,8 +394,34 @@ impl Room {
         // store cannot break the order. What it marks late is read from
         // the history when the chat is shown.
         let taken = self.history.offer(event, now).is_ok();
-        self.history.take_marked_late();
+        self.forget_restore_output();
         taken
+    }
+
+    /// Offers a stored version (kept off a main chain) back at restore:
+    /// used if it is held again or proves its author's fork again (a
+    /// proof may be a version no history takes, or one that reached the
+    /// main chain since).
+    pub fn restore_version(&mut self, event: Event, now: UnixMillis) -> bool {
+        let (author, seq) = (event.id.author, event.id.seq);
+        let used = match self.history.offer(event, now) {
+            Ok(_) | Err(history::Refused::Duplicate) => true,
+            Err(_) => self
+                .history
+                .forks()
+                .get(&author)
+                .is_some_and(|f| f.seq() <= seq),
+        };
+        self.forget_restore_output();
+        used
+    }
+
+    /// What a restore changes is read from the history when the chat is
+    /// shown, and is stored already.
+    fn forget_restore_output(&mut self) {
+        self.history.take_marked_late();
+        self.history.take_reshown();
+        self.history.take_to_store();
     }
 
     fn on_token(
@@ -430,14 +464,15 @@ impl Room {
                         sender,
                         out,
                     ),
-                    Received::Dropped => equivocation::on_new_forks(
-                        &mut self.history,
-                        self.id,
-                        &self.members,
-                        &self.link,
-                        out,
-                    ),
+                    Received::Dropped => {}
                 }
+                equivocation::on_new_forks(
+                    &mut self.history,
+                    self.id,
+                    &self.members,
+                    &self.link,
+                    out,
+                );
             }
             _ => out.count(DropReason::BadPayload),
         }
@@ -523,6 +558,14 @@ impl Room {
             out,
         );
         discovery::on_signal_timeout(&mut self.discovery, &self.members, self.link.tag, now, out);
+        equivocation::on_timeout(
+            &self.history,
+            &self.members,
+            &self.link,
+            &mut self.versions_asked_at,
+            now,
+            out,
+        );
     }
 
     /// After any input: history drops go into the node's counters, and a
@@ -536,6 +579,10 @@ impl Room {
             .add(DropReason::OverQuota, stats.over_quota - seen.over_quota);
         out.counters()
             .add(DropReason::PendingEvicted, stats.evicted - seen.evicted);
+        out.counters().add(
+            DropReason::Equivocation,
+            stats.equivocations - seen.equivocations,
+        );
         self.history_seen = stats;
         self.refresh_invite(out, false);
     }

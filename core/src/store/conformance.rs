@@ -26,6 +26,7 @@ pub fn check_all<S: Store>(mut fresh: impl FnMut() -> S) {
     the_first_copy_of_an_event_wins(fresh());
     a_member_keeps_its_name_unless_given_a_new_one(fresh());
     leaving_deletes_the_room_its_events_and_members(fresh());
+    versions_are_kept_once_each_and_erased_with_their_room(fresh());
     records_of_a_batch_apply_in_order(fresh());
     a_node_restored_from_the_store_is_the_node_that_wrote_it(fresh());
 }
@@ -74,6 +75,9 @@ pub fn event(author: PeerId, seq: u64, lamport: u64, deps: Vec<EventId>, text: &
         },
         token: format!("token-{text}"),
         floor: 0,
+        prev: None,
+        refs: Vec::new(),
+        digest: Default::default(),
     }
 }
 
@@ -397,4 +401,60 @@ pub fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: Store>(mut st
         .and_then(|m| m.get(&helper))
         .and_then(|m| m.name.clone());
     assert_eq!(helper_name.as_deref(), Some("helper"), "members come back");
+}
+
+/// Versions: kept once per digest (another version of the same id is kept
+/// beside it), loaded after the room's events, erased on `Left`.
+pub fn versions_are_kept_once_each_and_erased_with_their_room<S: Store>(mut store: S) {
+    let (room, record) = room_record(7);
+    let a = peer(1);
+    let one = event(a, 1, 1, vec![], "one");
+    let other = event(a, 1, 1, vec![], "another one");
+    let version = |event: &Event| Record::Version {
+        room,
+        event: event.clone(),
+    };
+    apply(
+        &mut store,
+        &[
+            record,
+            Record::Event {
+                room,
+                event: one.clone(),
+            },
+            version(&other),
+            version(&other),
+            version(&one),
+        ],
+    );
+    let loaded = load(&store);
+    let versions: Vec<&Event> = loaded
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Version { room: r, event } if *r == room => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(versions.len(), 2, "rule 2: one copy per digest");
+    assert!(versions.contains(&&other) && versions.contains(&&one));
+    assert_eq!(events_of(&loaded, room), vec![one], "rule 2: events apart");
+    let first_version = loaded
+        .records
+        .iter()
+        .position(|r| matches!(r, Record::Version { .. }));
+    let last_event = loaded
+        .records
+        .iter()
+        .rposition(|r| matches!(r, Record::Event { .. }));
+    assert!(first_version > last_event, "rule 3: versions after events");
+    apply(&mut store, &[Record::Left { room }]);
+    let loaded = load(&store);
+    assert!(
+        !loaded
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::Version { .. })),
+        "rule 2: Left erases versions"
+    );
 }

@@ -94,9 +94,10 @@ fn round_trips_with_and_without_bootstrap_addresses() {
 }
 
 #[test]
-fn a_room_with_another_quota_has_a_version_2_chat_id_that_keeps_it() {
+fn a_room_with_another_quota_has_a_chat_id_that_keeps_it() {
     let plain = chat_id(30, "general", &["192.0.2.1:5000"]);
     assert_eq!(plain.quota(), Quota::default());
+    assert!(plain.chained(), "a new room's events carry the hash chain");
     let quota = Quota {
         events_per_s: 1_000,
         burst_events: 5_000,
@@ -106,11 +107,22 @@ fn a_room_with_another_quota_has_a_version_2_chat_id_that_keeps_it() {
     };
     let custom = plain.clone().with_quota(quota).expect("a valid quota");
     let text = custom.to_string();
-    assert!(text.len() > plain.to_string().len());
     let parsed: ChatId = text.parse().expect("round trip");
     assert_eq!(parsed, custom);
     assert_eq!(parsed.quota(), quota);
-    // The default quota is written as version 1, as before quotas.
+    assert!(parsed.chained());
+    // A room from before the chain keeps its version: 2 with a quota of
+    // its own, 1 with the default one, as before quotas; longer with one.
+    let old = custom.clone().unchained();
+    let parsed: ChatId = old.to_string().parse().expect("round trip");
+    assert_eq!((parsed.quota(), parsed.chained()), (quota, false));
+    let old_plain = plain.clone().unchained();
+    assert!(old.to_string().len() > old_plain.to_string().len());
+    let parsed: ChatId = old_plain.to_string().parse().expect("round trip");
+    assert_eq!(
+        (parsed.quota(), parsed.chained()),
+        (Quota::default(), false)
+    );
     let back = custom.with_quota(Quota::default()).expect("default");
     assert_eq!(back.to_string(), plain.to_string());
     let zero = Quota {
@@ -299,12 +311,13 @@ fn crafted_bodies_with_valid_checksums_are_validated_field_by_field() {
         craft(&body)
     };
 
-    let mut v3 = ok.clone();
-    v3[0] = 3;
+    let mut v4 = ok.clone();
+    v4[0] = 4;
     assert_eq!(
-        craft(&v3).parse::<ChatId>(),
-        Err(ChatIdError::UnsupportedVersion(3))
+        craft(&v4).parse::<ChatId>(),
+        Err(ChatIdError::UnsupportedVersion(4))
     );
+    assert!(!parsed.chained(), "version 1: a room from before the chain");
 
     // Version 2 carries a quota: 4 u32s and a u64, each at least 1, and
     // never the default one (that is written as version 1).
@@ -347,6 +360,18 @@ fn crafted_bodies_with_valid_checksums_are_validated_field_by_field() {
     let mut short = ok.clone();
     short[0] = 2;
     assert_eq!(craft(&short).parse::<ChatId>(), Err(ChatIdError::Truncated));
+    // Version 3 (events carry the hash chain) always carries its quota,
+    // the default one too.
+    short[0] = 3;
+    assert_eq!(craft(&short).parse::<ChatId>(), Err(ChatIdError::Truncated));
+    let mut v3 = ok.clone();
+    v3[0] = 3;
+    for f in default {
+        v3.extend_from_slice(&f.to_be_bytes());
+    }
+    v3.extend_from_slice(&d.total_bytes.to_be_bytes());
+    let parsed: ChatId = craft(&v3).parse().expect("version 3");
+    assert_eq!((parsed.quota(), parsed.chained()), (d, true));
 
     let mut no_name = body_with_name(b"");
     no_name.push(0);

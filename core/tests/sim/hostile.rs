@@ -157,7 +157,13 @@ impl Bench {
         .expect("fits")
     }
 
+    /// An event of Mallory's, chained to what Bob holds.
     fn mallory_event(&self, seq: u64, lamport: u64, deps: Vec<EventId>) -> Vec<Vec<u8>> {
+        let ev = self.mallory_wire(seq, lamport, deps);
+        self.mallory_datagram(RoomKind::Ev, self.mallory.peer_id(), &Sealed::Ev(ev))
+    }
+
+    fn mallory_wire(&self, seq: u64, lamport: u64, deps: Vec<EventId>) -> EventWire {
         let ev = EventWire {
             seq,
             lamport,
@@ -167,8 +173,10 @@ impl Bench {
             body: Body::Text {
                 text: "evil".into(),
             },
+            prev: None,
+            refs: Vec::new(),
         };
-        self.mallory_datagram(RoomKind::Ev, self.mallory.peer_id(), &Sealed::Ev(ev))
+        p2pchat_sim::chained(ev, self.mallory.peer_id(), self.bob.history(&self.room()))
     }
 }
 
@@ -331,6 +339,8 @@ fn a_forged_author_is_refused() {
         body: Body::Text {
             text: "I owe mallory money".into(),
         },
+        prev: None,
+        refs: Vec::new(),
     });
     let payload = serde_json::to_vec(&ev).expect("json");
     let mut signed = b"p2pchat/v1/seal\0".to_vec();
@@ -443,7 +453,13 @@ fn absurd_sequence_numbers_and_clocks_are_refused() {
         counters(&b.bob).get(DropReason::DuplicateEvent),
         duplicates + 1
     );
-    assert_eq!(b.bob_history(), kept);
+    // Two signed versions of her event 1: Mallory is frozen from 1, and
+    // her events from there on are hidden, on every member alike.
+    let m = b.mallory.peer_id();
+    let history = b.bob.history(&b.room()).expect("bob is in the room");
+    assert_eq!(history.frozen_from(&m), Some(1));
+    assert_eq!(b.bob_history(), before);
+    assert_eq!(kept.len(), before.len() + 1);
 }
 
 /// Found by the `control` fuzz target: an event of Mallory's that waits
@@ -454,12 +470,28 @@ fn an_event_delivered_with_ones_own_is_not_shown_as_ones_own() {
     let mut b = Bench::new();
     let room = b.room();
     let bob = b.bob.peer_id();
-    let (seq, _, lamport) = b
-        .bob
-        .history(&room)
-        .and_then(|h| h.next_for(&bob))
-        .expect("bob can write");
-    for d in b.mallory_event(1, lamport + 1, vec![EventId::new(bob, seq)]) {
+    let history = b.bob.history(&room).expect("bob is in the room");
+    let (seq, deps, lamport) = history.next_for(&bob).expect("bob can write");
+    // Bob's next words are predictable, and so is their digest, which
+    // Mallory's event names.
+    let (prev, refs) = history.commitments(&bob, seq, &deps).expect("held");
+    let time = b.now.max(history.floor_of(&bob, seq, &deps));
+    let bobs = EventWire {
+        seq,
+        lamport,
+        deps,
+        time,
+        name: "bob".into(),
+        body: Body::Text {
+            text: "bob's words".into(),
+        },
+        prev,
+        refs,
+    };
+    let mut ev = b.mallory_wire(1, lamport + 1, vec![EventId::new(bob, seq)]);
+    ev.refs = vec![p2pchat_core::equivocation::wire_digest(bob, &bobs)];
+    let m = b.mallory.peer_id();
+    for d in b.mallory_datagram(RoomKind::Ev, m, &Sealed::Ev(ev)) {
         b.inject(&d);
     }
     b.bob.send_text(b.now, &room, "bob's words").expect("send");
@@ -520,17 +552,26 @@ fn fragment_floods_stay_bounded_and_real_messages_still_arrive() {
 }
 
 /// Two different events under one number while both wait for the
-/// author's earlier event: the pair is a proof all the same, kept once,
-/// and the first version is the one delivered when the gap is filled.
+/// author's earlier event: the pair is a proof all the same, kept once.
+/// When the gap is filled both are kept beside Mallory's main chain (for
+/// events that may name them) and her events from the fork on are
+/// hidden.
 #[test]
 fn two_versions_waiting_in_the_buffer_prove_a_fork() {
     let mut b = Bench::new();
     let alice = b.alice.peer_id();
     let m = b.mallory.peer_id();
-    let deps = vec![EventId::new(alice, 1)];
-    let first = b.mallory_event(2, 3, vec![EventId::new(m, 1)]);
+    let one = b.mallory_wire(1, 2, vec![EventId::new(alice, 1)]);
+    let d1 = p2pchat_core::equivocation::wire_digest(m, &one);
+    let two = |b: &Bench| {
+        let mut ev = b.mallory_wire(2, 3, vec![EventId::new(m, 1)]);
+        ev.prev = Some(d1);
+        ev.refs = vec![d1];
+        b.mallory_datagram(RoomKind::Ev, m, &Sealed::Ev(ev))
+    };
+    let first = two(&b);
     b.now += 1000;
-    let second = b.mallory_event(2, 3, vec![EventId::new(m, 1)]);
+    let second = two(&b);
     for d in first.iter().chain(&second) {
         b.inject(d);
     }
@@ -538,14 +579,49 @@ fn two_versions_waiting_in_the_buffer_prove_a_fork() {
     let history = b.bob.history(&b.room()).expect("bob is in the room");
     let fork = history.forks().get(&m).expect("the fork is kept").clone();
     assert!(fork.is_proof());
-    assert_eq!((fork.seq(), history.pending_len()), (2, 1));
-    b.now -= 1000;
-    for d in b.mallory_event(1, 2, deps) {
+    assert_eq!((fork.seq(), history.pending_len()), (2, 2));
+    let shown = history.len();
+    for d in b.mallory_datagram(RoomKind::Ev, m, &Sealed::Ev(one)) {
         b.inject(&d);
     }
     let history = b.bob.history(&b.room()).expect("bob is in the room");
-    let two = history.get(&EventId::new(m, 2)).expect("delivered");
-    assert_eq!(two.time, fork.held.time);
+    assert_eq!(history.pending_len(), 0);
+    // Frozen from 2: neither version joins her main chain, both are kept.
+    assert!(history.get(&EventId::new(m, 2)).is_none());
+    for version in [&fork.held, &fork.other] {
+        assert!(history.version(&version.digest).is_some(), "kept");
+    }
+    assert_eq!(
+        history.len(),
+        shown + 1,
+        "only Mallory's first event is shown"
+    );
+    assert_eq!(history.frozen_from(&m), Some(2));
+    // Bob restarts from what he stored: the proof was stored with the
+    // rest, so the same history is shown, the fork proven again.
+    let _ = settle(&mut b.bob, &mut b.disks[1]);
+    let Ok(loaded) = p2pchat_core::Store::load(&b.disks[1]);
+    let config = Config {
+        local_addrs: vec![addr(2)],
+        ..Config::default()
+    };
+    let (restored, skipped) = Node::restore(
+        Identity::generate(&mut ChaCha20Rng::seed_from_u64(5)),
+        user_name("bob"),
+        config,
+        [7; 32],
+        b.now,
+        loaded.records,
+    );
+    assert_eq!(skipped, 0);
+    let before = b.bob.history(&b.room()).expect("bob is in the room");
+    let after = restored.history(&b.room()).expect("restored");
+    assert_eq!(after.frozen_from(&m), Some(2));
+    let ids = |h: &p2pchat_core::history::History| h.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(after), ids(before));
+    for version in [&fork.held, &fork.other] {
+        assert!(after.version(&version.digest).is_some(), "kept");
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine as _;
 use p2pchat_core::clock::{EventId, VersionVector};
+use p2pchat_core::equivocation::{wire_digest, Digest};
 use p2pchat_core::history::Body;
 use p2pchat_core::membership::{Beat, Hint, Status, MAX_HINTS, MAX_MEMBERS};
 use p2pchat_core::replication::Summary;
@@ -55,6 +56,9 @@ struct Room {
     quota: p2pchat_core::quota::Quota,
     /// Per node, the equivocations it told its user about.
     accused: Vec<Vec<(PeerId, u64)>>,
+    /// The digests of the events Mallory made by hand, by id (the last
+    /// one of each).
+    crafted: std::collections::HashMap<EventId, Digest>,
 }
 
 impl Room {
@@ -83,6 +87,7 @@ impl Room {
             stamp: T0 * 1000,
             quota,
             accused: Vec::new(),
+            crafted: std::collections::HashMap::new(),
         };
         for name in ["alice", "bob", "mallory"] {
             let identity = if name == "mallory" {
@@ -382,8 +387,27 @@ impl Room {
         self.mallory_writes_to(&[ALICE, BOB], ev);
     }
 
-    /// Mallory seals an event of her own making and sends it to `to`.
+    /// Mallory seals an event of her own making and sends it to `to`;
+    /// unless it names them already, with the hash chain to her last
+    /// event of the number before and to the versions Alice holds.
     fn mallory_writes_to(&mut self, to: &[usize], ev: EventWire) {
+        let m = self.mallory.peer_id();
+        let mut ev = ev;
+        if ev.prev.is_none() && ev.refs.is_empty() {
+            let room = *self.chat.room_id();
+            let lookup = |id: &EventId| {
+                self.crafted.get(id).copied().unwrap_or_else(|| {
+                    self.nodes[ALICE]
+                        .history(&room)
+                        .and_then(|h| h.get(id))
+                        .map_or(Digest::default(), |e| e.digest)
+                })
+            };
+            ev.prev = (ev.seq > 1).then(|| lookup(&EventId::new(m, ev.seq - 1)));
+            ev.refs = ev.deps.iter().map(lookup).collect();
+        }
+        self.crafted
+            .insert(EventId::new(m, ev.seq), wire_digest(m, &ev));
         self.mallory_sends(to, Sealed::Ev(ev));
     }
 
@@ -428,6 +452,8 @@ fn backdated_messages_are_clamped_and_marked_everywhere(seed: u64) -> Check {
         time,
         name: "mallory".into(),
         body: Body::Text { text: text.into() },
+        prev: None,
+        refs: Vec::new(),
     };
     room.mallory_writes(ev(seq, lamport, deps, YEAR_2000, "I was here first"));
     let future = room.now + 24 * 3_600_000;
@@ -505,6 +531,8 @@ fn a_first_message_from_the_past_is_late_everywhere(seed: u64) -> Check {
         body: Body::Text {
             text: "I was here first".into(),
         },
+        prev: None,
+        refs: Vec::new(),
     });
     room.run_until(room.now + 2_000);
     let carol = room.add_node("carol", None);
@@ -687,6 +715,8 @@ fn a_flood_is_refused_alike_across_a_partition(seed: u64) -> Check {
             body: Body::Text {
                 text: format!("flood {k}"),
             },
+            prev: None,
+            refs: Vec::new(),
         });
         deps = vec![EventId::new(m, seq + k)];
     }
@@ -733,9 +763,11 @@ fn a_flood_is_refused_alike_on_both_sides_of_a_partition() {
 
 /// The equivocation: Mallory signs two different events under one
 /// sequence number, one sent to Alice and Bob, the other to Carol, and
-/// goes on writing on each branch; then Alice and Carol talk. Every honest
-/// member finds the fork and holds the proof (both signed versions), and
-/// marks Mallory as equivocating from that number.
+/// goes on writing on each branch; then Alice and Carol talk, each
+/// answering the branch it saw. Every honest member finds the fork, holds
+/// the proof (both signed versions) and marks Mallory as equivocating
+/// from that number; and all show one history: Mallory's events from the
+/// fork on hidden, both answers shown.
 fn forks_are_found_and_proven_everywhere(seed: u64) -> Check {
     let mut room = Room::new(seed);
     let carol = room.add_node("carol", None);
@@ -761,18 +793,21 @@ fn forks_are_found_and_proven_everywhere(seed: u64) -> Check {
         time,
         name: "mallory".into(),
         body: Body::Text { text: text.into() },
+        prev: None,
+        refs: Vec::new(),
     };
     // Her own node would find the fork too (it hears both versions) and
     // tell everyone: she keeps it quiet.
     room.up[MALLORY] = false;
     let now = room.now;
-    room.mallory_writes_to(&[ALICE, BOB], ev(seq, lamport, deps.clone(), "yes", now));
-    room.mallory_writes_to(&[carol], ev(seq, lamport, deps, "no", now));
     let after = vec![EventId::new(m, seq)];
+    // Each branch chained to its own first event.
+    room.mallory_writes_to(&[ALICE, BOB], ev(seq, lamport, deps.clone(), "yes", now));
     room.mallory_writes_to(
         &[ALICE, BOB],
         ev(seq + 1, lamport + 1, after.clone(), "I said yes", now),
     );
+    room.mallory_writes_to(&[carol], ev(seq, lamport, deps, "no", now));
     room.mallory_writes_to(&[carol], ev(seq + 1, lamport + 1, after, "I said no", now));
     room.run_until(room.now + 2_000);
     room.nodes[ALICE]
@@ -788,7 +823,7 @@ fn forks_are_found_and_proven_everywhere(seed: u64) -> Check {
             .map(|h| h.forks().iter().map(|f| (f.author(), f.seq())).collect())
             .unwrap_or_default();
         expect(
-            forks == vec![(m, seq)] || forks == vec![(m, seq + 1)],
+            forks == vec![(m, seq)],
             &format!("node {i} holds the forks {forks:?}"),
         )?;
         let proven = room.nodes[i]
@@ -800,6 +835,28 @@ fn forks_are_found_and_proven_everywhere(seed: u64) -> Check {
         expect(
             told.len() == 1 && told[0].0 == m,
             &format!("node {i} told its user {told:?}"),
+        )?;
+    }
+    // One history: Mallory's events from the fork on are hidden on every
+    // member, whichever branch it saw, and the others' answers, which
+    // name one branch or the other, are shown everywhere.
+    let alice = room.shown(ALICE);
+    let texts = |i: usize| -> Vec<String> {
+        room.nodes[i]
+            .history(&id)
+            .map(|h| h.iter().map(|e| e.body.shown().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    expect(
+        texts(ALICE) == ["hello", "did you?", "she did"]
+            || texts(ALICE) == ["hello", "she did", "did you?"],
+        &format!("alice shows {:?}", texts(ALICE)),
+    )?;
+    for i in [BOB, carol] {
+        let shown = room.shown(i);
+        expect(
+            shown == alice,
+            &format!("node {i} shows {shown:?}, alice {alice:?}"),
         )?;
     }
     Ok(())
