@@ -452,3 +452,95 @@ async fn a_members_hints_reflect_nothing() -> Result<()> {
     bob.quit()?;
     Ok(())
 }
+
+/// The equivocation, with real nodes: Mallory signs two different
+/// messages under one number, one sent to Alice, the other to Bob, goes on
+/// writing on each branch and then stays quiet (her own node stops); Alice
+/// and Bob each answer the branch they saw. Both are warned, and both end
+/// up showing the same history: neither version of Mallory's, both
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_member_cannot_split_the_room() -> Result<()> {
+    let Room {
+        _signal,
+        dirs: _dirs,
+        mut alice,
+        mut bob,
+        mut mallory,
+    } = Room::start().await?;
+    alice.say("general", "hello")?;
+    bob.expect_message("hello")?;
+    let deadline = Instant::now() + WAIT;
+    let room = *mallory.chat.room_id();
+    while mallory.engine.history(&room).map_or(0, |h| h.len()) < 1 {
+        if Instant::now() > deadline {
+            bail!("mallory never got the first message");
+        }
+        mallory.run_for(200).await?;
+    }
+    let me = mallory.identity.peer_id();
+    let from = mallory
+        .engine
+        .history(&room)
+        .and_then(|h| h.next_for(&me))
+        .context("mallory cannot write")?;
+    // Each branch chained to its own first message.
+    mallory
+        .write(&[alice.udp], from.clone(), 0, "yes".into())
+        .await?;
+    mallory
+        .write(&[alice.udp], from.clone(), 1, "I said yes".into())
+        .await?;
+    mallory
+        .write(&[bob.udp], from.clone(), 0, "no".into())
+        .await?;
+    mallory
+        .write(&[bob.udp], from, 1, "I said no".into())
+        .await?;
+    alice.expect_message("I said yes")?;
+    bob.expect_message("I said no")?;
+    alice.say("general", "did you?")?;
+    bob.say("general", "she did")?;
+    for node in [&mut alice, &mut bob] {
+        // Already read past while waiting for a message, or still to come.
+        let told = node
+            .process
+            .transcript()
+            .lines()
+            .any(|l| l.contains("\"event\":\"equivocation\"") && l.contains(&me.to_string()));
+        if !told {
+            node.event("a warning about mallory", |v| {
+                v["event"] == "equivocation" && v["peer"] == me.to_string()
+            })?;
+        }
+    }
+    alice.expect_message("she did")?;
+    bob.expect_message("did you?")?;
+    // The same history on both, whatever branch each saw first.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let a = alice.history("general")?;
+        let b = bob.history("general")?;
+        let (ta, tb) = (
+            p2pchat_tests::chat::texts(&a),
+            p2pchat_tests::chat::texts(&b),
+        );
+        let mallorys = ["yes", "no", "I said yes", "I said no"];
+        let clean = |t: &[String]| !t.iter().any(|x| mallorys.contains(&x.as_str()));
+        if p2pchat_tests::chat::order(&a) == p2pchat_tests::chat::order(&b)
+            && ta == tb
+            && clean(&ta)
+        {
+            println!("equivocation: alice and bob both show {ta:?}");
+            assert_eq!(ta.len(), 3, "{ta:?}");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("alice shows {ta:?}, bob {tb:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    alice.quit()?;
+    bob.quit()?;
+    Ok(())
+}
