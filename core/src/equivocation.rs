@@ -310,30 +310,41 @@ pub fn heads(history: &History, stamp: u64) -> Vec<u64> {
 
 /// A member wants exact versions: sends each we hold, and the versions
 /// before it on its author's chain as far as we hold them, newest first,
-/// at most [`MAX_SENT_PER_WANT`] events and one batch of bytes in all.
+/// at most [`MAX_SENT_PER_WANT`] events and one batch of bytes in all,
+/// within the member's repair budget ([`crate::replication`]).
 pub(crate) fn on_want(want: Want, at: crate::room::Incoming<'_>, out: &mut Outbox<'_>) {
     let crate::room::Incoming {
+        now,
         from,
         history,
+        repl,
         link,
         ..
     } = at;
-    let mut sent: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    let mut seen: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    let mut chosen: Vec<&Arc<Event>> = Vec::new();
     let mut bytes = 0usize;
-    let budget = crate::replication::ReplicationConfig::default().batch_bytes;
+    let max_bytes = crate::replication::ReplicationConfig::default().batch_bytes;
     'wanted: for digest in &want.digests {
         let mut next = history.version(digest);
         while let Some(event) = next {
-            if sent.len() >= MAX_SENT_PER_WANT || bytes >= budget {
+            if chosen.len() >= MAX_SENT_PER_WANT || bytes >= max_bytes {
                 break 'wanted;
             }
-            if !sent.insert(event.digest) {
+            if !seen.insert(event.digest) {
                 break;
             }
             bytes = bytes.saturating_add(event.token.len());
-            link.event(from.addr, &event.token, out);
+            chosen.push(event);
             next = event.prev.as_ref().and_then(|p| history.version(p));
         }
+    }
+    let allowed = repl.spend(now, from.peer, chosen.len());
+    if allowed < chosen.len() {
+        out.counters().rate_limited += 1;
+    }
+    for event in chosen.into_iter().take(allowed) {
+        link.event(from.addr, &event.token, out);
     }
 }
 

@@ -176,6 +176,22 @@ impl Replication {
         }
     }
 
+    /// Spends up to `n` events of `peer`'s repair budget at `now`; returns
+    /// how many may be sent (what a [`crate::equivocation::Want`] is
+    /// answered with counts against the same budget as pushes).
+    pub fn spend(&mut self, now: UnixMillis, peer: PeerId, n: usize) -> usize {
+        let config = self.config;
+        let sync = self.peers.entry(peer).or_default();
+        let budget = sync
+            .budget
+            .get_or_insert_with(|| TokenBucket::full(config.burst, now));
+        let allowed = usize::try_from(budget.available(now, config.rate, config.burst))
+            .unwrap_or(usize::MAX)
+            .min(n);
+        budget.spend(allowed as u64);
+        allowed
+    }
+
     /// Whether to ask `peer` for a summary now: it has (or may have) events
     /// we lack, and no question is outstanding — or the last one was
     /// answered with progress, or went unanswered for `retry_ms`.
