@@ -107,6 +107,19 @@ impl Room {
         room
     }
 
+    /// The room come together, and Alice's "hello" delivered everywhere;
+    /// with the room's id.
+    fn after_hello(seed: u64) -> Result<(Self, p2pchat_core::RoomId), String> {
+        let mut room = Room::new(seed);
+        room.run_until(T0 + 5_000);
+        let id = *room.chat.room_id();
+        room.nodes[ALICE]
+            .send_text(room.now, &id, "hello")
+            .map_err(|e| e.to_string())?;
+        room.run_until(room.now + 2_000);
+        Ok((room, id))
+    }
+
     /// A node (not in the room yet); returns its index.
     fn add_node(&mut self, name: &str, identity: Option<Identity>) -> usize {
         let i = self.nodes.len();
@@ -433,13 +446,7 @@ const YEAR_2000: u64 = 946_684_800_000;
 /// backdated, and nobody takes the one from the future until its day
 /// comes; Bob's answer is not marked.
 fn backdated_messages_are_clamped_and_marked_everywhere(seed: u64) -> Check {
-    let mut room = Room::new(seed);
-    room.run_until(T0 + 5_000);
-    let id = *room.chat.room_id();
-    room.nodes[ALICE]
-        .send_text(room.now, &id, "hello")
-        .map_err(|e| e.to_string())?;
-    room.run_until(room.now + 2_000);
+    let (mut room, id) = Room::after_hello(seed)?;
     let m = room.mallory.peer_id();
     let (seq, deps, lamport) = room.nodes[MALLORY]
         .history(&id)
@@ -509,13 +516,7 @@ fn backdated_messages_are_clamped_and_marked_everywhere(seed: u64) -> Check {
 /// every member marks it late — Carol too, who joins afterwards and gets
 /// everything in canonical order. Honest messages are not marked.
 fn a_first_message_from_the_past_is_late_everywhere(seed: u64) -> Check {
-    let mut room = Room::new(seed);
-    room.run_until(T0 + 5_000);
-    let id = *room.chat.room_id();
-    room.nodes[ALICE]
-        .send_text(room.now, &id, "hello")
-        .map_err(|e| e.to_string())?;
-    room.run_until(room.now + 2_000);
+    let (mut room, id) = Room::after_hello(seed)?;
     room.nodes[BOB]
         .send_text(room.now, &id, "hi")
         .map_err(|e| e.to_string())?;
@@ -589,13 +590,7 @@ fn backdated_messages_are_clamped_and_marked_on_every_member() {
 /// last possible sequence number overflowed an addition in replication
 /// (a panic in debug builds). Bob goes on as before.
 fn absurd_summaries_change_nothing(seed: u64) -> Check {
-    let mut room = Room::new(seed);
-    room.run_until(T0 + 5_000);
-    let id = *room.chat.room_id();
-    room.nodes[ALICE]
-        .send_text(room.now, &id, "hello")
-        .map_err(|e| e.to_string())?;
-    room.run_until(room.now + 2_000);
+    let (mut room, id) = Room::after_hello(seed)?;
     let alice = room.nodes[ALICE].peer_id();
     for seq in [u64::MAX, u64::MAX - 1, 0] {
         let mut vv = VersionVector::new();
@@ -631,13 +626,7 @@ fn absurd_summaries_from_a_member_change_nothing() {
 /// That is a copy of Alice's message, not Alice signing two different
 /// messages under one number: nobody may count it as her equivocation.
 fn re_encrypted_copies_are_not_equivocation(seed: u64) -> Check {
-    let mut room = Room::new(seed);
-    room.run_until(T0 + 5_000);
-    let id = *room.chat.room_id();
-    room.nodes[ALICE]
-        .send_text(room.now, &id, "hello")
-        .map_err(|e| e.to_string())?;
-    room.run_until(room.now + 2_000);
+    let (mut room, id) = Room::after_hello(seed)?;
     let token = room.nodes[BOB]
         .history(&id)
         .and_then(|h| h.iter().next().map(|e| e.token.clone()))
