@@ -157,18 +157,12 @@ impl Replication {
         history: &History,
     ) -> Push {
         let config = self.config;
-        let sync = self.peers.entry(peer).or_default();
-        let budget = sync
-            .budget
-            .get_or_insert_with(|| TokenBucket::full(config.burst, now));
-        let allowed = usize::try_from(budget.available(now, config.rate, config.burst))
-            .unwrap_or(usize::MAX)
-            .min(config.batch);
+        let allowed = self.available(now, peer).min(config.batch);
         let (events, more_than_taken) = missing_for(history, &theirs, allowed, config.batch_bytes);
-        budget.spend(events.len() as u64);
+        self.spend(now, peer, events.len());
         // Held back by the budget (not by the batch limits).
         let rate_limited = more_than_taken && allowed < config.batch && events.len() == allowed;
-        sync.theirs = Some(theirs);
+        self.peers.entry(peer).or_default().theirs = Some(theirs);
         Push {
             events,
             more: more_than_taken,
@@ -180,16 +174,26 @@ impl Replication {
     /// how many may be sent (what a [`crate::equivocation::Want`] is
     /// answered with counts against the same budget as pushes).
     pub fn spend(&mut self, now: UnixMillis, peer: PeerId, n: usize) -> usize {
-        let config = self.config;
-        let sync = self.peers.entry(peer).or_default();
-        let budget = sync
-            .budget
-            .get_or_insert_with(|| TokenBucket::full(config.burst, now));
-        let allowed = usize::try_from(budget.available(now, config.rate, config.burst))
-            .unwrap_or(usize::MAX)
-            .min(n);
-        budget.spend(allowed as u64);
+        let allowed = self.available(now, peer).min(n);
+        self.bucket(now, peer).spend(allowed as u64);
         allowed
+    }
+
+    /// Events `peer`'s repair budget allows at `now`.
+    fn available(&mut self, now: UnixMillis, peer: PeerId) -> usize {
+        let ReplicationConfig { rate, burst, .. } = self.config;
+        let budget = self.bucket(now, peer).available(now, rate, burst);
+        usize::try_from(budget).unwrap_or(usize::MAX)
+    }
+
+    /// `peer`'s repair budget, full at first contact.
+    fn bucket(&mut self, now: UnixMillis, peer: PeerId) -> &mut TokenBucket {
+        let burst = self.config.burst;
+        self.peers
+            .entry(peer)
+            .or_default()
+            .budget
+            .get_or_insert_with(|| TokenBucket::full(burst, now))
     }
 
     /// Whether to ask `peer` for a summary now: it has (or may have) events

@@ -521,14 +521,7 @@ impl Peer {
                             ..
                         } => Some(Action::Restored {
                             room: *room,
-                            events: engine
-                                .history(room)
-                                .map(|h| {
-                                    h.iter()
-                                        .map(|e| (Arc::clone(e), h.is_late(&e.id)))
-                                        .collect()
-                                })
-                                .unwrap_or_default(),
+                            events: shown_history(engine, room),
                             members: engine
                                 .members(room)
                                 .map(|m| m.iter().cloned().collect())
@@ -536,14 +529,7 @@ impl Peer {
                         }),
                         AppEvent::Reshown { room } => Some(Action::Reshown {
                             room: *room,
-                            events: engine
-                                .history(room)
-                                .map(|h| {
-                                    h.iter()
-                                        .map(|e| (Arc::clone(e), h.is_late(&e.id)))
-                                        .collect()
-                                })
-                                .unwrap_or_default(),
+                            events: shown_history(engine, room),
                         }),
                         _ => None,
                     };
@@ -657,4 +643,16 @@ impl KeyValue for Backend {
 /// through the UI.
 fn tracing_error(message: &str) {
     web_sys::console::warn_1(&message.into());
+}
+
+/// A room's history as the node shows it, each message with its late mark.
+fn shown_history(engine: &Node, room: &RoomId) -> Vec<(Arc<p2pchat_core::history::Event>, bool)> {
+    engine
+        .history(room)
+        .map(|h| {
+            h.iter()
+                .map(|e| (Arc::clone(e), h.is_late(&e.id)))
+                .collect()
+        })
+        .unwrap_or_default()
 }

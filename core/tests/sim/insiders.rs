@@ -437,6 +437,21 @@ impl Room {
     }
 }
 
+/// An event of Mallory's making, without its hash chain (which
+/// [`Room::mallory_writes_to`] adds unless a test sets it).
+fn mallory_event(seq: u64, lamport: u64, deps: Vec<EventId>, time: u64, text: &str) -> EventWire {
+    EventWire {
+        seq,
+        lamport,
+        deps,
+        time,
+        name: "mallory".into(),
+        body: Body::Text { text: text.into() },
+        prev: None,
+        refs: Vec::new(),
+    }
+}
+
 /// 2000-01-01, in ms since the Unix epoch.
 const YEAR_2000: u64 = 946_684_800_000;
 
@@ -452,16 +467,7 @@ fn backdated_messages_are_clamped_and_marked_everywhere(seed: u64) -> Check {
         .history(&id)
         .and_then(|h| h.next_for(&m))
         .ok_or("mallory cannot write")?;
-    let ev = |seq, lamport, deps, time, text: &str| EventWire {
-        seq,
-        lamport,
-        deps,
-        time,
-        name: "mallory".into(),
-        body: Body::Text { text: text.into() },
-        prev: None,
-        refs: Vec::new(),
-    };
+    let ev = mallory_event;
     room.mallory_writes(ev(seq, lamport, deps, YEAR_2000, "I was here first"));
     let future = room.now + 24 * 3_600_000;
     room.mallory_writes(ev(seq + 1, lamport + 1, vec![], future, "from tomorrow"));
@@ -523,18 +529,7 @@ fn a_first_message_from_the_past_is_late_everywhere(seed: u64) -> Check {
     room.run_until(room.now + 2_000);
     room.up[MALLORY] = false;
     let m = room.mallory.peer_id();
-    room.mallory_writes(EventWire {
-        seq: 1,
-        lamport: 1,
-        deps: vec![],
-        time: YEAR_2000,
-        name: "mallory".into(),
-        body: Body::Text {
-            text: "I was here first".into(),
-        },
-        prev: None,
-        refs: Vec::new(),
-    });
+    room.mallory_writes(mallory_event(1, 1, vec![], YEAR_2000, "I was here first"));
     room.run_until(room.now + 2_000);
     let carol = room.add_node("carol", None);
     let chat = room.chat.clone();
@@ -695,18 +690,13 @@ fn a_flood_is_refused_alike_across_a_partition(seed: u64) -> Check {
     let mut events = Vec::new();
     let mut deps = deps;
     for k in 0..10u64 {
-        events.push(EventWire {
-            seq: seq + k,
-            lamport: lamport + k,
-            deps: deps.clone(),
-            time: room.now,
-            name: "mallory".into(),
-            body: Body::Text {
-                text: format!("flood {k}"),
-            },
-            prev: None,
-            refs: Vec::new(),
-        });
+        events.push(mallory_event(
+            seq + k,
+            lamport + k,
+            deps.clone(),
+            room.now,
+            &format!("flood {k}"),
+        ));
         deps = vec![EventId::new(m, seq + k)];
     }
     for ev in &events {
@@ -775,16 +765,7 @@ fn forks_are_found_and_proven_everywhere(seed: u64) -> Check {
         .history(&id)
         .and_then(|h| h.next_for(&m))
         .ok_or("mallory cannot write")?;
-    let ev = |seq, lamport, deps, text: &str, time| EventWire {
-        seq,
-        lamport,
-        deps,
-        time,
-        name: "mallory".into(),
-        body: Body::Text { text: text.into() },
-        prev: None,
-        refs: Vec::new(),
-    };
+    let ev = |seq, lamport, deps, text: &str, time| mallory_event(seq, lamport, deps, time, text);
     // Her own node would find the fork too (it hears both versions) and
     // tell everyone: she keeps it quiet.
     room.up[MALLORY] = false;
