@@ -7,6 +7,10 @@
 //! - `receive`: a fresh receiver handling 1000 pre-captured event datagrams
 //!   (decode, reassemble, decrypt, verify, deliver, record).
 //! - `receive_16k`: the same for 16 KiB messages, about 20 fragments each.
+//! - `receive_burst`: `receive`, the datagrams handed over 64 at a time
+//!   ([`Node::handle_datagrams`]): their signatures checked in one batch.
+//! - `open_batch/64`: decrypt 64 tokens and check their signatures in one
+//!   batch ([`p2pchat_core::verification::Batch`]), per token.
 //!
 //! Run with `cargo bench -p p2pchat-core --bench pipeline`. Every bench
 //! reports elements per second (criterion's `Throughput::Elements`).
@@ -26,6 +30,8 @@ mod native {
     use std::time::Duration;
 
     use criterion::{criterion_group, BatchSize, Criterion, SamplingMode, Throughput};
+    use p2pchat_core::node::CommandError;
+    use p2pchat_core::verification::Batch;
     use p2pchat_core::{
         ChatId, Config, Identity, Node, Output, RoomCipher, RoomId, RoomKey, Transmit, UserName,
     };
@@ -47,7 +53,7 @@ mod native {
         config = Criterion::default()
             .warm_up_time(Duration::from_secs(2))
             .measurement_time(Duration::from_secs(5));
-        targets = seal_open, send, receive, receive_16k
+        targets = seal_open, open_batch, send, receive, receive_burst, receive_16k
     }
 
     fn addr(i: u8) -> SocketAddr {
@@ -209,7 +215,14 @@ mod native {
             let body = text(len);
             let mut out = Vec::new();
             for _ in 0..count {
-                self.sender.send_text(self.now, &room, &body).expect("send");
+                // The room's quota holds the sender to its rate: it waits
+                // as long as it is told, in its own time.
+                while let Err(e) = self.sender.send_text(self.now, &room, &body) {
+                    match e {
+                        CommandError::OverQuota(q) => self.now += q.retry_after_ms,
+                        e => panic!("send: {e}"),
+                    }
+                }
                 for t in drain(&mut self.sender).0 {
                     if t.to == addr(RECEIVER) {
                         out.push(t.bytes);
@@ -234,6 +247,30 @@ mod native {
             b.iter(|| cipher.seal(black_box(&author), black_box(&payload), T0))
         });
         g.bench_function("open", |b| b.iter(|| cipher.open(black_box(&token))));
+        g.finish();
+    }
+
+    fn open_batch(c: &mut Criterion) {
+        const N: usize = 64;
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let cipher = RoomCipher::new(RoomId::generate(&mut rng), &RoomKey::generate(&mut rng));
+        let authors: Vec<Identity> = (0..4).map(|_| Identity::generate(&mut rng)).collect();
+        let payload = text(100).into_bytes();
+        let tokens: Vec<String> = (0..N)
+            .map(|i| cipher.seal(&authors[i % 4], &payload, T0).expect("seal"))
+            .collect();
+        let open_all = |tokens: &[String]| {
+            let unsealed: Vec<_> = tokens
+                .iter()
+                .map(|t| cipher.unseal(t).expect("unseal"))
+                .collect();
+            let checks = unsealed.iter().map(|u| u.check.clone()).collect();
+            Batch::new(checks, [7; 32]).verdicts()
+        };
+        assert_eq!(open_all(&tokens), vec![true; N]);
+        let mut g = c.benchmark_group("open_batch");
+        g.throughput(Throughput::Elements(N as u64));
+        g.bench_function(format!("{N}"), |b| b.iter(|| open_all(black_box(&tokens))));
         g.finish();
     }
 
@@ -299,7 +336,7 @@ mod native {
             let mut check = fixture.pair.fresh_receiver();
             assert_eq!(check.members(&room).expect("joined").live().count(), 1);
             assert_eq!(check.history(&room).expect("joined").len(), 0);
-            fixture.run(&mut check, count);
+            fixture.run(&mut check, count, 1);
             println!(
                 "{name}: {count} messages of {len} characters in {} datagrams ({} bytes)",
                 fixture.datagrams.len(),
@@ -308,11 +345,13 @@ mod native {
             fixture
         }
 
-        /// Feeds every datagram to `receiver` as a host would, draining
-        /// after each; checks that all `count` events were delivered.
-        fn run(&self, receiver: &mut Node, count: usize) {
-            for d in &self.datagrams {
-                receiver.handle_datagram(self.now, addr(SENDER), d);
+        /// Feeds the datagrams to `receiver` as a host would, `burst` at
+        /// a time, draining after each burst; checks that all `count`
+        /// events were delivered.
+        fn run(&self, receiver: &mut Node, count: usize, burst: usize) {
+            for chunk in self.datagrams.chunks(burst) {
+                receiver
+                    .handle_datagrams(self.now, chunk.iter().map(|d| (addr(SENDER), d.as_slice())));
                 drain(receiver);
             }
             // Cheap: the bench cannot silently measure drops.
@@ -328,7 +367,7 @@ mod native {
 
     /// A fresh receiver (joined, knowing the sender) handles `count`
     /// messages of `len` characters.
-    fn receive_bench(c: &mut Criterion, name: &str, count: usize, len: usize) {
+    fn receive_bench(c: &mut Criterion, name: &str, count: usize, len: usize, burst: usize) {
         let mut fixture = None;
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(count as u64));
@@ -340,7 +379,7 @@ mod native {
             b.iter_batched(
                 || f.pair.fresh_receiver(),
                 |mut receiver| {
-                    f.run(&mut receiver, count);
+                    f.run(&mut receiver, count, burst);
                     receiver
                 },
                 BatchSize::PerIteration,
@@ -350,7 +389,11 @@ mod native {
     }
 
     fn receive(c: &mut Criterion) {
-        receive_bench(c, "receive", RECEIVE_N, 100);
+        receive_bench(c, "receive", RECEIVE_N, 100, 1);
+    }
+
+    fn receive_burst(c: &mut Criterion) {
+        receive_bench(c, "receive_burst", RECEIVE_N, 100, 64);
     }
 
     fn receive_16k(c: &mut Criterion) {
@@ -359,6 +402,7 @@ mod native {
             "receive_16k",
             RECEIVE_16K_N,
             p2pchat_core::wire::MAX_TEXT_LEN,
+            1,
         );
     }
 }

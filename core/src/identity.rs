@@ -179,7 +179,8 @@ mod fuzzing_hook {
 
     use super::*;
 
-    fn signature(key: &[u8; PEER_ID_LEN], message: &[u8]) -> [u8; SIGNATURE_LEN] {
+    /// The "signature" of `message` by `key` in fuzzing builds.
+    pub(crate) fn hook_signature(key: &[u8; PEER_ID_LEN], message: &[u8]) -> [u8; SIGNATURE_LEN] {
         Sha512::new()
             .chain_update(key)
             .chain_update(message)
@@ -190,7 +191,7 @@ mod fuzzing_hook {
     impl Identity {
         /// Fuzzing builds: see the module docs.
         pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
-            signature(self.peer_id().as_bytes(), message)
+            hook_signature(self.peer_id().as_bytes(), message)
         }
     }
 
@@ -200,7 +201,7 @@ mod fuzzing_hook {
         message: &[u8],
         signature_bytes: &[u8; SIGNATURE_LEN],
     ) -> Result<(), VerifyError> {
-        if signature(key.as_bytes(), message) == *signature_bytes {
+        if hook_signature(key.as_bytes(), message) == *signature_bytes {
             Ok(())
         } else {
             Err(VerifyError::BadSignature)
@@ -208,6 +209,8 @@ mod fuzzing_hook {
     }
 }
 
+#[cfg(fuzzing)]
+pub(crate) use fuzzing_hook::hook_signature;
 #[cfg(fuzzing)]
 pub use fuzzing_hook::verify_with;
 

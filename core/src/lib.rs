@@ -83,6 +83,7 @@ pub mod room;
 pub mod seal;
 pub mod signaling;
 pub mod store;
+pub mod verification;
 pub mod wire;
 
 pub use chat_id::{ChatId, ChatIdError};
@@ -91,7 +92,7 @@ pub use identity::{Identity, PeerId, PeerIdError, UserName, UserNameError};
 pub use node::{CommandError, Config, Node};
 pub use output::{AppEvent, BatchId, Output, Persist, Transmit};
 pub use room::{RendezvousTag, RoomId, RoomKey, RoomName, RoomNameError};
-pub use seal::{Opened, RoomCipher, SealError};
+pub use seal::{Opened, RoomCipher, SealError, SealVersion};
 pub use store::{Loaded, MemoryStore, Record, Store};
 
 /// Time as the host passes it in: milliseconds since the Unix epoch.

@@ -4,8 +4,8 @@
 //! identity key and then **encrypted** as a Fernet token under the room key:
 //!
 //! ```text
-//! Fernet_roomkey( version u8 = 1 | author peer id (32) | signature (64) | payload )
-//! signature = Ed25519_author( "p2pchat/v1/seal\0" | room id (16) | payload )
+//! Fernet_roomkey( version u8 | author peer id (32) | signature (64) | payload )
+//! signature = Ed25519_author( "p2pchat/v<version>/seal\0" | room id (16) | payload )
 //! ```
 //!
 //! Encryption keeps outsiders (the signaling server, relays, anyone on the
@@ -15,6 +15,24 @@
 //! id as well stops a member of two rooms from replaying a message from one
 //! room into the other. Since the signature is inside the token, events stay
 //! verifiable when they are relayed or replicated by third parties.
+//!
+//! **Versions.** The version says which rule judges the signature (see
+//! [`crate::verification`]): version 2, what this code seals, is judged
+//! by ZIP 215, under which members may verify many tokens in one batch and
+//! still agree with members verifying one at a time; version 1, sealed by
+//! earlier releases, by RFC 8032 strict verification, as it always was.
+//! Both open. The version is part of the signed domain, so relabelling a
+//! token only makes its signature fail. An author key of small order is
+//! refused under either version (it is nobody's: every message verifies
+//! under it). Migration: a room's history keeps
+//! its version 1 tokens (they are forwarded unchanged and keep their
+//! verdicts); what members write from now on is version 2, which earlier
+//! releases refuse as an unknown version, so everyone in a room upgrades.
+//!
+//! **Opening in two steps.** [`RoomCipher::unseal`] decrypts and parses and
+//! hands back the signature still to check, so the engine can verify the
+//! signatures of many tokens together ([`crate::verification::Batch`]);
+//! [`RoomCipher::open`] does both steps for one token.
 //!
 //! Time is passed in: the token's Fernet timestamp is the host's `now`. On
 //! opening, tokens are accepted whatever their timestamp. Fernet's own TTL
@@ -29,8 +47,9 @@ use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
 
-use crate::identity::{verify_with, Identity, PeerId, PEER_ID_LEN, SIGNATURE_LEN};
+use crate::identity::{Identity, PeerId, PEER_ID_LEN, SIGNATURE_LEN};
 use crate::room::{RoomId, RoomKey};
+use crate::verification::{Check, Rule};
 use crate::UnixMillis;
 
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -39,8 +58,38 @@ use base64::Engine as _;
 /// Largest payload that can be sealed.
 pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
 
-const SEAL_VERSION: u8 = 1;
-const SIGN_DOMAIN: &[u8] = b"p2pchat/v1/seal\0";
+/// The seal versions (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealVersion {
+    /// Sealed by earlier releases; signatures judged by RFC 8032 strict
+    /// verification.
+    V1Strict = 1,
+    /// What this code seals; signatures judged by ZIP 215.
+    V2Zip215 = 2,
+}
+
+impl SealVersion {
+    /// The version this code seals.
+    pub const CURRENT: SealVersion = SealVersion::V2Zip215;
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            1 => Some(SealVersion::V1Strict),
+            2 => Some(SealVersion::V2Zip215),
+            _ => None,
+        }
+    }
+
+    /// What the signature covers before the room id and payload.
+    fn domain(self) -> &'static [u8] {
+        match self {
+            SealVersion::V1Strict => b"p2pchat/v1/seal\0",
+            SealVersion::V2Zip215 => b"p2pchat/v2/seal\0",
+        }
+    }
+}
+
+const SIGN_DOMAIN_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + PEER_ID_LEN + SIGNATURE_LEN;
 /// Fernet token bytes: version, timestamp, IV, ciphertext (padded), HMAC.
 const MAX_TOKEN_BYTES: usize = 1 + 8 + 16 + (HEADER_LEN + MAX_PAYLOAD_LEN + 16) + 32;
@@ -75,6 +124,16 @@ pub struct Opened {
     /// The token's Fernet timestamp (seconds since the Unix epoch): the
     /// sealer's clock, not authenticated by the author's signature.
     pub sealed_at_secs: u64,
+}
+
+/// A token decrypted and parsed, its signature not yet checked: open it
+/// by checking [`Unsealed::check`] (alone or in a batch).
+#[derive(Debug, Clone)]
+pub struct Unsealed {
+    /// What the token says, if the signature holds.
+    pub opened: Opened,
+    /// The author's signature over the payload, to check.
+    pub check: Check,
 }
 
 /// Why a payload could not be sealed or a token could not be opened.
@@ -126,15 +185,27 @@ impl RoomCipher {
         payload: &[u8],
         now: UnixMillis,
     ) -> Result<String, SealError> {
+        self.seal_as(SealVersion::CURRENT, author, payload, now)
+    }
+
+    /// [`RoomCipher::seal`] as `version`: tests of the migration seal
+    /// version 1 tokens the way earlier releases did.
+    pub fn seal_as(
+        &self,
+        version: SealVersion,
+        author: &Identity,
+        payload: &[u8],
+        now: UnixMillis,
+    ) -> Result<String, SealError> {
         if payload.len() > MAX_PAYLOAD_LEN {
             return Err(SealError::PayloadTooLarge {
                 len: payload.len(),
                 max: MAX_PAYLOAD_LEN,
             });
         }
-        let signature = author.sign(&self.signed_message(payload));
+        let signature = author.sign(&self.signed_message(version, payload));
         let mut plain = Vec::with_capacity(HEADER_LEN + payload.len());
-        plain.push(SEAL_VERSION);
+        plain.push(version as u8);
         plain.extend_from_slice(author.peer_id().as_bytes());
         plain.extend_from_slice(&signature);
         plain.extend_from_slice(payload);
@@ -144,6 +215,17 @@ impl RoomCipher {
     /// Decrypts `token` with this room's key and verifies its author's
     /// signature. Any failure means the token must be dropped.
     pub fn open(&self, token: &str) -> Result<Opened, SealError> {
+        let unsealed = self.unseal(token)?;
+        if unsealed.check.verify() {
+            Ok(unsealed.opened)
+        } else {
+            Err(SealError::BadSignature)
+        }
+    }
+
+    /// Decrypts `token` and parses it, leaving its signature to be checked
+    /// (see the module docs). An error means the token must be dropped.
+    pub fn unseal(&self, token: &str) -> Result<Unsealed, SealError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(SealError::TokenTooLarge {
                 len: token.len(),
@@ -163,21 +245,34 @@ impl RoomCipher {
             return Err(SealError::Malformed("shorter than its header"));
         }
         let (header, payload) = plain.split_at(HEADER_LEN);
-        if header[0] != SEAL_VERSION {
-            return Err(SealError::Malformed("unknown seal version"));
-        }
+        let version = SealVersion::from_byte(header[0])
+            .ok_or(SealError::Malformed("unknown seal version"))?;
         let mut author = [0u8; PEER_ID_LEN];
         author.copy_from_slice(&header[1..1 + PEER_ID_LEN]);
         let author = PeerId::from_bytes(author);
         let mut signature = [0u8; SIGNATURE_LEN];
         signature.copy_from_slice(&header[1 + PEER_ID_LEN..]);
         let key = self.key_of(&author)?;
-        verify_with(&key, &self.signed_message(payload), &signature)
-            .map_err(|_| SealError::BadSignature)?;
-        Ok(Opened {
+        let rule = match version {
+            SealVersion::V1Strict => Rule::Strict(key),
+            // A key of small order is nobody's: under ZIP 215 anyone can
+            // sign as it. Version 1 refuses it at verification.
+            SealVersion::V2Zip215 if key.is_weak() => return Err(SealError::BadSignature),
+            SealVersion::V2Zip215 => Rule::Zip215,
+        };
+        let check = Check::new(
+            rule,
             author,
-            payload: payload.to_vec(),
-            sealed_at_secs,
+            self.signed_message(version, payload),
+            signature,
+        );
+        Ok(Unsealed {
+            opened: Opened {
+                author,
+                payload: payload.to_vec(),
+                sealed_at_secs,
+            },
+            check,
         })
     }
 
@@ -196,9 +291,9 @@ impl RoomCipher {
         Ok(key)
     }
 
-    fn signed_message(&self, payload: &[u8]) -> Vec<u8> {
-        let mut msg = Vec::with_capacity(SIGN_DOMAIN.len() + 16 + payload.len());
-        msg.extend_from_slice(SIGN_DOMAIN);
+    fn signed_message(&self, version: SealVersion, payload: &[u8]) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(SIGN_DOMAIN_LEN + 16 + payload.len());
+        msg.extend_from_slice(version.domain());
         msg.extend_from_slice(self.room_id.as_bytes());
         msg.extend_from_slice(payload);
         msg

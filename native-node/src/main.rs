@@ -14,6 +14,7 @@ mod repl;
 mod store;
 mod udp;
 mod ui;
+mod verify;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -87,7 +88,7 @@ async fn run(args: Args) -> Result<()> {
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
     let (chats, messages) = (loaded.rooms(), loaded.events());
-    let (engine, unused) = Node::restore(
+    let (mut engine, unused) = Node::restore(
         identity,
         args.user_name()?,
         config,
@@ -95,6 +96,7 @@ async fn run(args: Args) -> Result<()> {
         now_ms(),
         loaded.records,
     );
+    engine.set_verifier(verify::on_all_cores);
     if unused > 0 {
         tracing::warn!(
             records = unused,

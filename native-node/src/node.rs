@@ -141,18 +141,21 @@ impl Driver {
                 r = socket.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         let now = now_ms();
-                        let bytes = buf.get(..n).unwrap_or_default();
-                        self.engine.handle_datagram(now, from, bytes);
-                        // Take what else has arrived before flushing, so a
-                        // burst (a catch-up) is stored in one transaction
-                        // instead of one per datagram.
-                        for _ in 1..BATCH {
+                        // Take what else has arrived too: a burst (a
+                        // catch-up) has its signatures checked in one batch
+                        // and is stored in one transaction, instead of one
+                        // of each per datagram.
+                        let mut burst = vec![(from, buf.get(..n).unwrap_or_default().to_vec())];
+                        while burst.len() < BATCH {
                             let Ok((n, from)) = socket.try_recv_from(&mut buf) else {
                                 break;
                             };
-                            let bytes = buf.get(..n).unwrap_or_default();
-                            self.engine.handle_datagram(now, from, bytes);
+                            burst.push((from, buf.get(..n).unwrap_or_default().to_vec()));
                         }
+                        self.engine.handle_datagrams(
+                            now,
+                            burst.iter().map(|(from, bytes)| (*from, bytes.as_slice())),
+                        );
                     }
                     Err(e) => {
                         // Transient (an ICMP error surfacing, say); never

@@ -470,6 +470,27 @@ impl Sim {
 
     /// Drains node `i`'s outputs: batches stored (and confirmed) on its
     /// disk, datagrams onto the network, events checked.
+    /// The next packet in flight if it arrives at `t` at `to` too.
+    fn next_together(&mut self, t: u64, to: SocketAddr) -> Option<InFlight> {
+        loop {
+            let Reverse((at, id)) = *self.queue.peek()?;
+            if at != t {
+                return None;
+            }
+            match self.packets.get(&id) {
+                None => {
+                    // Dropped in flight: skip its slot.
+                    self.queue.pop();
+                }
+                Some(p) if p.to == to => {
+                    self.queue.pop();
+                    return self.packets.remove(&id);
+                }
+                Some(_) => return None,
+            }
+        }
+    }
+
     fn drain(&mut self, i: usize) {
         let SimNode { node, store, .. } = &mut self.nodes[i];
         let Some(node) = node.as_mut() else {
@@ -610,9 +631,20 @@ impl Sim {
                 if p.to == SIGNAL_ADDR {
                     self.signal_handle(p.from, &p.bytes);
                 } else if let Some(i) = self.index_of(p.to) {
+                    // What reaches a node at the same instant arrives
+                    // together, as a host's socket hands over what it
+                    // holds: its signatures are checked in one batch.
+                    let mut together = vec![p];
+                    while let Some(next) = self.next_together(t, together[0].to) {
+                        self.datagrams += 1;
+                        together.push(next);
+                    }
                     let now = self.now;
                     if let Some(node) = self.nodes[i].node.as_mut() {
-                        node.handle_datagram(now, p.from, &p.bytes);
+                        node.handle_datagrams(
+                            now,
+                            together.iter().map(|p| (p.from, p.bytes.as_slice())),
+                        );
                         self.drain(i);
                     }
                 }

@@ -50,7 +50,7 @@ use crate::node::{CommandError, Local};
 use crate::output::{AppEvent, OutputQueue};
 use crate::path;
 use crate::replication::{self, Replication};
-use crate::seal::{RoomCipher, SealError};
+use crate::seal::{Opened, RoomCipher, SealError, Unsealed};
 use crate::wire::{self, Control, RoomKind, Sealed};
 use crate::UnixMillis;
 
@@ -75,17 +75,24 @@ pub(crate) struct Incoming<'r> {
     pub link: &'r Link,
 }
 
+/// A whole token of `kind` arrived from `addr`, sent by `sender` (as the
+/// datagram claims), and was opened by the node: decrypted, parsed and its
+/// signature checked (in a batch with others, see
+/// [`crate::verification`]).
+#[derive(Debug)]
+pub(crate) struct Arrived {
+    pub kind: RoomKind,
+    pub addr: SocketAddr,
+    pub sender: PeerId,
+    pub token: String,
+    pub opened: Result<Opened, SealError>,
+}
+
 /// What a room is fed.
 #[derive(Debug)]
 pub(crate) enum Input {
-    /// A whole token of `kind` arrived from `addr`, sent by `sender` (as
-    /// the datagram claims).
-    Token {
-        kind: RoomKind,
-        addr: SocketAddr,
-        sender: PeerId,
-        token: String,
-    },
+    /// A whole token came for the room, opened by the node.
+    Token(Arrived),
     /// A signaling server answered.
     Found(Answer),
     /// Time passed.
@@ -338,12 +345,7 @@ impl Room {
     /// Handles one input.
     pub fn handle(&mut self, now: UnixMillis, input: Input, out: &mut Outbox<'_>) {
         match input {
-            Input::Token {
-                kind,
-                addr,
-                sender,
-                token,
-            } => self.on_token(now, kind, addr, sender, token, out),
+            Input::Token(arrived) => self.on_token(now, arrived, out),
             Input::Found(answer) => {
                 let digest = self.history.state_digest();
                 let (d, members) = (&mut self.discovery, &mut self.members);
@@ -388,6 +390,12 @@ impl Room {
         next.min(self.discovery.deadline(&self.members, signaling))
     }
 
+    /// Decrypts and parses a token that came for this room, leaving its
+    /// signature to the node's batch (see [`crate::verification`]).
+    pub fn unseal(&self, token: &str) -> Result<Unsealed, SealError> {
+        self.link.cipher.unseal(token)
+    }
+
     /// Offers a stored event back to the history at restore.
     pub fn restore_event(&mut self, event: Event, now: UnixMillis) -> bool {
         // Our own store: trusted, but checked like any event, so a damaged
@@ -424,16 +432,15 @@ impl Room {
         self.history.take_to_store();
     }
 
-    fn on_token(
-        &mut self,
-        now: UnixMillis,
-        kind: RoomKind,
-        addr: SocketAddr,
-        sender: PeerId,
-        token: String,
-        out: &mut Outbox<'_>,
-    ) {
-        let opened = match self.link.cipher.open(&token) {
+    fn on_token(&mut self, now: UnixMillis, arrived: Arrived, out: &mut Outbox<'_>) {
+        let Arrived {
+            kind,
+            addr,
+            sender,
+            token,
+            opened,
+        } = arrived;
+        let opened = match opened {
             Ok(o) => o,
             Err(e) => return out.count(DropReason::from(&e)),
         };

@@ -12,6 +12,7 @@ mod identity;
 mod room;
 mod seal;
 mod signaling;
+mod verification;
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;

@@ -4,7 +4,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine as _;
 
-use p2pchat_core::seal::{MAX_PAYLOAD_LEN, MAX_TOKEN_LEN};
+use p2pchat_core::seal::{SealVersion, MAX_PAYLOAD_LEN, MAX_TOKEN_LEN};
 use p2pchat_core::{Identity, RoomCipher, RoomId, RoomKey, SealError};
 
 use crate::rng;
@@ -31,8 +31,13 @@ fn raw_fernet(key: &RoomKey) -> fernet::Fernet {
     fernet::Fernet::new(&URL_SAFE.encode(key.as_bytes())).expect("valid fernet key")
 }
 
+/// What an author signs for a version 1 token.
 fn signed_message(room_id: &RoomId, payload: &[u8]) -> Vec<u8> {
-    let mut msg = b"p2pchat/v1/seal\0".to_vec();
+    signed_message_v(1, room_id, payload)
+}
+
+fn signed_message_v(version: u8, room_id: &RoomId, payload: &[u8]) -> Vec<u8> {
+    let mut msg = format!("p2pchat/v{version}/seal\0").into_bytes();
     msg.extend_from_slice(room_id.as_bytes());
     msg.extend_from_slice(payload);
     msg
@@ -226,14 +231,16 @@ fn malformed_plaintexts_under_the_right_key_are_refused() {
         Err(SealError::Malformed(_))
     ));
     let sig = alice.sign(&signed_message(&room.id, b"x"));
-    let v2 = f.encrypt_at_time(
-        &plaintext(2, alice.peer_id().as_bytes(), &sig, b"x"),
-        NOW / 1000,
-    );
-    assert!(matches!(
-        room.cipher.open(&v2),
-        Err(SealError::Malformed(_))
-    ));
+    for unknown in [0, 3, 255] {
+        let token = f.encrypt_at_time(
+            &plaintext(unknown, alice.peer_id().as_bytes(), &sig, b"x"),
+            NOW / 1000,
+        );
+        assert!(matches!(
+            room.cipher.open(&token),
+            Err(SealError::Malformed(_))
+        ));
+    }
     // An author field that is not a curve point: refused, no panic.
     let mut not_a_key = [0u8; 32];
     not_a_key[0] = 2;
@@ -264,4 +271,90 @@ fn any_timestamp_opens_without_panicking() {
         room.cipher.open(&token).expect("opens").sealed_at_secs,
         u64::MAX
     );
+}
+
+/// The plaintext inside a token (the room's key opens it).
+fn inside(room: &Room, token: &str) -> Vec<u8> {
+    raw_fernet(&room.key)
+        .decrypt_at_time(token, None, NOW / 1000)
+        .expect("decrypts")
+}
+
+#[test]
+fn tokens_are_sealed_as_version_2_and_version_1_tokens_still_open() {
+    let room = room(62);
+    let alice = Identity::generate(&mut rng(63));
+    let token = room.cipher.seal(&alice, b"new", NOW).expect("seal");
+    assert_eq!(inside(&room, &token)[0], 2);
+    assert_eq!(room.cipher.open(&token).expect("v2").payload, b"new");
+
+    // What earlier releases sealed (and every stored history holds).
+    let old = room
+        .cipher
+        .seal_as(SealVersion::V1Strict, &alice, b"old", NOW)
+        .expect("seal v1");
+    assert_eq!(inside(&room, &old)[0], 1);
+    let opened = room.cipher.open(&old).expect("v1 opens");
+    assert_eq!(
+        (opened.author, opened.payload),
+        (alice.peer_id(), b"old".to_vec())
+    );
+
+    // A version 2 token made by hand the same way opens too, so the
+    // relabelling test below fails for the right reason.
+    let sig = alice.sign(&signed_message_v(2, &room.id, b"hand"));
+    let hand = plaintext(2, alice.peer_id().as_bytes(), &sig, b"hand");
+    let hand = raw_fernet(&room.key).encrypt_at_time(&hand, NOW / 1000);
+    assert!(room.cipher.open(&hand).is_ok());
+}
+
+#[test]
+fn a_token_relabelled_to_the_other_version_does_not_open() {
+    // A member holding the room key re-encrypts an author's words under
+    // the other version, hoping for the other rule: the version is signed.
+    let room = room(64);
+    let alice = Identity::generate(&mut rng(65));
+    for (version, relabel) in [(SealVersion::V1Strict, 2u8), (SealVersion::V2Zip215, 1u8)] {
+        let token = room
+            .cipher
+            .seal_as(version, &alice, b"words", NOW)
+            .expect("seal");
+        let mut plain = inside(&room, &token);
+        plain[0] = relabel;
+        let relabelled = raw_fernet(&room.key).encrypt_at_time(&plain, NOW / 1000);
+        assert_eq!(
+            room.cipher.open(&relabelled),
+            Err(SealError::BadSignature),
+            "{version:?} relabelled as {relabel}"
+        );
+    }
+}
+
+#[test]
+fn an_author_key_of_small_order_is_refused_under_both_versions() {
+    // Under ZIP 215 a key of small order, an R of small order and s = 0
+    // verify for any message: such a key is nobody's, so it is refused.
+    let room = room(66);
+    let mut identity = [0u8; 32];
+    identity[0] = 1; // the neutral point: order 1
+    let sig = [[1u8].as_slice(), &[0u8; 63]].concat();
+    let sig: [u8; 64] = sig.try_into().expect("64 bytes");
+    for version in [1u8, 2] {
+        let plain = plaintext(version, &identity, &sig, b"anyone");
+        let token = raw_fernet(&room.key).encrypt_at_time(&plain, NOW / 1000);
+        assert_eq!(
+            room.cipher.open(&token),
+            Err(SealError::BadSignature),
+            "version {version}"
+        );
+    }
+    // The same signature checked without the key rule does pass ZIP 215:
+    // the refusal above is the key rule, not an accident.
+    let check = p2pchat_core::verification::Check::new(
+        p2pchat_core::verification::Rule::Zip215,
+        p2pchat_core::PeerId::from_bytes(identity),
+        signed_message_v(2, &room.id, b"anyone"),
+        sig,
+    );
+    assert!(check.verify());
 }

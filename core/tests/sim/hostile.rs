@@ -17,6 +17,7 @@ use p2pchat_core::wire::{
 };
 use p2pchat_core::{
     ChatId, Config, Counters, DropReason, Identity, MemoryStore, Node, PeerId, RoomCipher, RoomId,
+    SealVersion,
 };
 use p2pchat_sim::{settle, user_name, Settled, T0};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -369,6 +370,99 @@ fn a_forged_author_is_refused() {
     b.inject(relabelled.as_bytes());
     assert_eq!(counters(&b.bob).get(DropReason::BadPayload), 1);
     assert_eq!(b.bob_history(), before);
+}
+
+/// A token whose signature is `signer`'s but which names `claimed` as its
+/// author, sealed as `version`: what a member holding the room key can mint.
+fn forged_token(b: &Bench, claimed: PeerId, version: u8, sealed: &Sealed) -> Vec<u8> {
+    let payload = serde_json::to_vec(sealed).expect("json");
+    let mut signed = format!("p2pchat/v{version}/seal\0").into_bytes();
+    signed.extend_from_slice(b.room().as_bytes());
+    signed.extend_from_slice(&payload);
+    let mut plain = vec![version];
+    plain.extend_from_slice(claimed.as_bytes());
+    plain.extend_from_slice(&b.mallory.sign(&signed));
+    plain.extend_from_slice(&payload);
+    let fernet = fernet::Fernet::new(&URL_SAFE.encode(b.chat.key().as_bytes())).expect("key");
+    let token = fernet.encrypt_at_time(&plain, b.now / 1000);
+    let tag = b.chat.key().rendezvous_tag();
+    let mut d =
+        wire::encode_room(RoomKind::Ev, tag, b.mallory.peer_id(), &token, 1200, 1).expect("fits");
+    assert_eq!(d.len(), 1, "one datagram");
+    d.remove(0)
+}
+
+#[test]
+fn forgeries_arriving_with_good_events_are_refused_alone() {
+    // Bob's socket hands him a burst: Mallory's own events (one sealed
+    // the way earlier releases sealed, as a member who has not upgraded
+    // would), and between them two tokens naming Alice as author but
+    // signed by Mallory, one of each seal version. The burst's signatures
+    // are checked in one batch; the batch fails, and each forgery is
+    // refused on its own while every good event is taken.
+    let mut b = Bench::new();
+    let before = b.bob_history();
+    let alice = b.alice.peer_id();
+    let forged_words = |seq: u64| {
+        Sealed::Ev(EventWire {
+            seq,
+            lamport: 2,
+            deps: vec![],
+            time: b.now,
+            name: "alice".into(),
+            body: Body::Text {
+                text: "I owe mallory money".into(),
+            },
+            prev: None,
+            refs: Vec::new(),
+        })
+    };
+    let forged_v1 = forged_token(&b, alice, 1, &forged_words(2));
+    let forged_v2 = forged_token(&b, alice, 2, &forged_words(3));
+    let first_wire = b.mallory_wire(1, 1, vec![]);
+    let first = b
+        .mallory_datagram(
+            RoomKind::Ev,
+            b.mallory.peer_id(),
+            &Sealed::Ev(first_wire.clone()),
+        )
+        .remove(0);
+    let mut second_wire = b.mallory_wire(2, 2, vec![EventId::new(b.mallory.peer_id(), 1)]);
+    // Chained to her first event, which Bob does not hold yet.
+    let first_digest = p2pchat_core::equivocation::wire_digest(b.mallory.peer_id(), &first_wire);
+    second_wire.prev = Some(first_digest);
+    second_wire.refs = vec![first_digest];
+    let payload = serde_json::to_vec(&Sealed::Ev(second_wire)).expect("json");
+    let old_token = b
+        .cipher()
+        .seal_as(SealVersion::V1Strict, &b.mallory, &payload, b.now)
+        .expect("seal v1");
+    let tag = b.chat.key().rendezvous_tag();
+    let second = wire::encode_room(RoomKind::Ev, tag, b.mallory.peer_id(), &old_token, 1200, 2)
+        .expect("fits")
+        .remove(0);
+    let burst = [&first, &forged_v1, &second, &forged_v2];
+    b.bob
+        .handle_datagrams(b.now, burst.iter().map(|d| (addr(3), d.as_slice())));
+    assert_eq!(counters(&b.bob).get(DropReason::BadSignature), 2);
+    let mut expected = before.clone();
+    expected.push(EventId::new(b.mallory.peer_id(), 1));
+    expected.push(EventId::new(b.mallory.peer_id(), 2));
+    let mut got = b.bob_history();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "Mallory's two events taken, no forgery");
+
+    // The same burst to a node that takes it one datagram at a time
+    // reaches the same verdicts.
+    let mut single = Bench::new();
+    for d in burst {
+        single.inject(d);
+    }
+    assert_eq!(counters(&single.bob).get(DropReason::BadSignature), 2);
+    let mut got_single = single.bob_history();
+    got_single.sort();
+    assert_eq!(got_single, got);
 }
 
 #[test]
