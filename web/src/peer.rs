@@ -40,6 +40,8 @@ use crate::tab::{self, Claim};
 const BACKLOG: usize = 1_024;
 /// Older ones are not worth sending.
 const BACKLOG_MAX_AGE_MS: u64 = 10_000;
+/// Most datagrams from the relay held for one hand-over to the engine.
+const INBOX_MAX: usize = 256;
 
 /// The peer, shared between the UI's callbacks and the browser's events.
 pub type PeerHandle = Rc<RefCell<Peer>>;
@@ -78,6 +80,11 @@ pub struct Peer {
     /// Datagrams produced while the relay was down, sent when it is back
     /// (so the probes a restored peer sends at once are not lost).
     backlog: std::collections::VecDeque<(u64, Vec<u8>)>,
+    /// Datagrams from the relay not yet handed to the engine: those that
+    /// arrive before the page gets back to them are handed over together,
+    /// so their signatures are checked in one batch.
+    inbox: Vec<(SocketAddr, Vec<u8>)>,
+    take_inbox: Option<Timeout>,
     /// This tab's name for the tab lease.
     tab: String,
     renew: Option<Interval>,
@@ -118,6 +125,8 @@ impl Peer {
                 reconnect: None,
                 timer: None,
                 backlog: std::collections::VecDeque::new(),
+                inbox: Vec::new(),
+                take_inbox: None,
                 tab: hex::encode(seed()),
                 renew: None,
                 takeover: None,
@@ -189,6 +198,8 @@ impl Peer {
     fn stop(&mut self) {
         self.renew = None;
         self.timer = None;
+        self.take_inbox = None;
+        self.inbox.clear();
         self.reconnect = None;
         self.engine = None;
         self.backlog.clear();
@@ -471,11 +482,35 @@ impl Peer {
                 self.dispatch.emit(Action::Connected(true));
             }
             Ok(Frame::Datagram { addr, payload }) => {
-                if let Some(engine) = self.engine.as_mut() {
-                    engine.handle_datagram(now_ms(), addr, &payload);
+                self.inbox.push((addr, payload));
+                if self.inbox.len() >= INBOX_MAX {
+                    return self.on_inbox();
                 }
+                if self.take_inbox.is_none() {
+                    // After the frames already queued in the browser.
+                    let me = self.me.clone();
+                    self.take_inbox = Some(Timeout::new(0, move || {
+                        if let Some(p) = me.upgrade() {
+                            p.borrow_mut().on_inbox();
+                        }
+                    }));
+                }
+                return;
             }
             Err(e) => tracing_error(&format!("relay frame dropped: {e}")),
+        }
+        self.pump();
+    }
+
+    /// Hands the engine what came from the relay since the last time.
+    fn on_inbox(&mut self) {
+        self.take_inbox = None;
+        let inbox = std::mem::take(&mut self.inbox);
+        if let Some(engine) = self.engine.as_mut() {
+            engine.handle_datagrams(
+                now_ms(),
+                inbox.iter().map(|(addr, bytes)| (*addr, bytes.as_slice())),
+            );
         }
         self.pump();
     }
