@@ -26,3 +26,42 @@ pub fn on_all_cores(batch: Batch) -> Vec<bool> {
         .collect::<Vec<_>>()
         .concat()
 }
+
+#[cfg(test)]
+mod tests {
+    use p2pchat_core::verification::{Batch, Check, Rule};
+    use p2pchat_core::Identity;
+
+    use super::*;
+
+    #[test]
+    fn a_batch_spread_over_the_cores_gives_each_signature_its_own_verdict() {
+        // Enough signatures to be spread, a forged one among them: every
+        // verdict, in order, is the one the signature gets alone.
+        let signers: Vec<Identity> = (0..4u8)
+            .map(|i| Identity::from_secret_bytes(&[i + 1; 32]))
+            .collect();
+        let mut checks = Vec::new();
+        for i in 0..(4 * SPREAD_FROM) {
+            let message = format!("message {i}").into_bytes();
+            let signer = &signers[i % signers.len()];
+            let mut signature = signer.sign(&message);
+            if i % 13 == 5 {
+                signature[40] ^= 1;
+            }
+            checks.push(Check::new(
+                Rule::Zip215,
+                signer.peer_id(),
+                message,
+                signature,
+            ));
+        }
+        let alone: Vec<bool> = checks.iter().map(Check::verify).collect();
+        assert!(alone.iter().any(|ok| !ok) && alone.iter().filter(|ok| **ok).count() > 50);
+        assert_eq!(on_all_cores(Batch::new(checks.clone(), [1; 32])), alone);
+        // And a small batch, run in place.
+        let few: Vec<Check> = checks.into_iter().take(3).collect();
+        let alone: Vec<bool> = few.iter().map(Check::verify).collect();
+        assert_eq!(on_all_cores(Batch::new(few, [2; 32])), alone);
+    }
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
+use p2pchat_core::verification::Batch;
 use p2pchat_core::{Identity, RoomCipher, RoomId, RoomKey};
 use p2pchat_tests::{binary, Signaling};
 use serde_json::Value;
@@ -240,6 +241,8 @@ struct Limits {
     udp_recv_per_s: f64,
     seal_us: f64,
     open_us: f64,
+    /// Open with the signatures checked 64 at a time, on one core.
+    open_batched_us: f64,
 }
 
 fn machine_limits() -> Result<Limits> {
@@ -292,11 +295,26 @@ fn machine_limits() -> Result<Limits> {
         cipher.open(token)?;
     }
     let open_us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    // The same tokens opened as a node opens a burst: decrypted one by
+    // one, their signatures checked in batches of 64.
+    let t = Instant::now();
+    for chunk in tokens.chunks(64) {
+        let mut checks = Vec::with_capacity(chunk.len());
+        for token in chunk {
+            checks.push(cipher.unseal(token)?.check);
+        }
+        let verdicts = Batch::new(checks, [5; 32]).verdicts();
+        if verdicts.iter().any(|ok| !ok) {
+            bail!("a batch of honest signatures failed");
+        }
+    }
+    let open_batched_us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
     Ok(Limits {
         udp_send_per_s,
         udp_recv_per_s,
         seal_us,
         open_us,
+        open_batched_us,
     })
 }
 
@@ -468,17 +486,19 @@ fn main() -> Result<()> {
     let crypto_us = limits.seal_us + limits.open_us;
     let syscall_us = 1e6 / limits.udp_send_per_s + 1e6 / limits.udp_recv_per_s.max(1.0);
     let sequential_bound = 1e6 / (crypto_us + syscall_us);
+    // The receiver opens what arrives together in batches, so its side of
+    // the bound is the batched open.
     let pipelined_bound = 1e6
         / (limits.seal_us + 1e6 / limits.udp_send_per_s)
-            .max(limits.open_us + 1e6 / limits.udp_recv_per_s.max(1.0));
+            .max(limits.open_batched_us + 1e6 / limits.udp_recv_per_s.max(1.0));
     println!("\nmachine limits (same run)");
     println!(
         "  loopback UDP, 785-byte datagrams: send {:.0}/s, receive {:.0}/s",
         limits.udp_send_per_s, limits.udp_recv_per_s
     );
     println!(
-        "  crypto per message: seal {:.1} µs + open {:.1} µs = {:.1} µs",
-        limits.seal_us, limits.open_us, crypto_us
+        "  crypto per message: seal {:.1} µs + open {:.1} µs = {:.1} µs; open in batches of 64: {:.1} µs",
+        limits.seal_us, limits.open_us, crypto_us, limits.open_batched_us
     );
     println!("  bound for one sender and one receiver: {sequential_bound:.0} msg/s sequential, {pipelined_bound:.0} msg/s pipelined (sender and receiver on separate cores)");
 
@@ -488,7 +508,7 @@ fn main() -> Result<()> {
     println!("\nlatency, 3-node room, {total} messages at {achieved:.0} msg/s: p50 {p50:.2} ms, p99 {p99:.2} ms (target < 1 ms / < 5 ms)");
 
     let two = throughput(signal.addr, 2, args.throughput)?;
-    println!("throughput, 2 nodes, {} messages: {two:.0} msg/s = {:.0} % of the pipelined bound (target ≥ 50 %)", args.throughput, 100.0 * two / pipelined_bound);
+    println!("throughput, 2 nodes, {} messages: {two:.0} msg/s = {:.0} % of the pipelined bound (target ≥ 60 %)", args.throughput, 100.0 * two / pipelined_bound);
     let five = throughput(signal.addr, 5, args.throughput)?;
     println!(
         "throughput, 5-node room, {} messages to 4 receivers, zero loss: {five:.0} msg/s",
@@ -504,11 +524,11 @@ fn main() -> Result<()> {
     );
 
     let (catch, fill_secs) = catch_up(signal.addr, args.catch_up)?;
-    println!("catch-up of {} messages by a late joiner: {catch:.2} s (target < 5 s; writing them took {fill_secs:.1} s)", args.catch_up);
+    println!("catch-up of {} messages by a late joiner: {catch:.2} s (target < 2 s for 100,000; writing them took {fill_secs:.1} s)", args.catch_up);
 
     if !args.skip_restart {
         let (ready, rss, fill_secs) = restart(signal.addr, args.restart)?;
-        println!("restart with {} stored messages: ready in {ready:.2} s, peak RSS {rss:.0} MB (targets < 2 s, < 200 MB; filling took {fill_secs:.0} s)", args.restart);
+        println!("restart with {} stored messages: ready in {ready:.2} s, peak RSS {rss:.0} MB (targets < 1 s, < 150 MB for 1,000,000; filling took {fill_secs:.0} s)", args.restart);
     }
     Ok(())
 }
