@@ -126,6 +126,9 @@ pub struct Counters {
     pub rate_limited: u64,
     /// Requests a signaling server refused.
     pub signal_rejected: u64,
+    /// Tokens of delivered events the host's store did not give back
+    /// when asked ([`crate::Output::Read`]): a store that lost rows.
+    pub missing_tokens: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -135,6 +138,7 @@ impl Default for Counters {
             datagrams: 0,
             rate_limited: 0,
             signal_rejected: 0,
+            missing_tokens: 0,
             drops: [0; DropReason::COUNT],
         }
     }

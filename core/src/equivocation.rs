@@ -178,6 +178,7 @@ pub fn wire_digest(author: PeerId, ev: &crate::wire::EventWire) -> Digest {
         body: ev.body.clone(),
         token: String::new(),
         floor: 0,
+        token_len: 0,
         prev: ev.prev,
         refs: ev.refs.clone(),
         digest: Digest::default(),
@@ -334,7 +335,7 @@ pub(crate) fn on_want(want: Want, at: crate::room::Incoming<'_>, out: &mut Outbo
             if !seen.insert(event.digest) {
                 break;
             }
-            bytes = bytes.saturating_add(event.token.len());
+            bytes = bytes.saturating_add(event.token_len);
             chosen.push(event);
             next = event.prev.as_ref().and_then(|p| history.version(p));
         }
@@ -344,7 +345,7 @@ pub(crate) fn on_want(want: Want, at: crate::room::Incoming<'_>, out: &mut Outbo
         out.counters().rate_limited += 1;
     }
     for event in chosen.into_iter().take(allowed) {
-        link.event(from.addr, &event.token, out);
+        link.send(from.addr, event, out);
     }
 }
 
@@ -413,16 +414,9 @@ pub(crate) fn on_new_forks(
                 seq: fork.seq(),
             });
         }
-        let (me, mtu) = (out.local.me, out.local.config.mtu);
-        let mut datagrams = Vec::new();
-        for version in [&fork.held, &fork.other] {
-            if let Some(d) = link.event_datagrams(me, &version.token, mtu) {
-                datagrams.extend(d);
-            }
-        }
         for (_, addr) in push_targets(members.live()) {
-            for bytes in &datagrams {
-                out.transmit(addr, bytes.clone());
+            for version in [&fork.held, &fork.other] {
+                link.send(addr, version, out);
             }
         }
     }
@@ -443,6 +437,7 @@ mod tests {
             body: Body::Text { text: text.into() },
             token: format!("token of {text}"),
             floor: 0,
+            token_len: 0,
             prev: None,
             refs: Vec::new(),
             digest: Default::default(),

@@ -133,8 +133,16 @@ pub struct Event {
     /// What the event says.
     pub body: Body,
     /// The author's sealed token, forwarded unchanged to other members so
-    /// they can check the author's signature themselves.
+    /// they can check the author's signature themselves. Kept in records
+    /// (the store holds it) and while the event waits for its
+    /// dependencies; a history does not keep it once the event is
+    /// delivered, and reads it back from the store to send it on
+    /// ([`crate::Output::Read`]).
     pub token: String,
+    /// The token's length in bytes, set when the event is offered to a
+    /// history (what quotas and repair budgets count).
+    #[serde(skip)]
+    pub token_len: usize,
     /// The latest shown time in the event's causal past (the author's
     /// previous event and the dependencies), set on delivery; 0 before.
     #[serde(skip)]
@@ -188,8 +196,10 @@ impl Event {
 /// An event that was just delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
-    /// The event.
+    /// The event, as the history keeps it (without its token).
     pub event: Arc<Event>,
+    /// Its token, for the store.
+    pub token: String,
     /// Late ([`crate::lateness`]): a message already here sorts after it,
     /// was written well after it and did not know it.
     pub late: bool,
@@ -530,6 +540,10 @@ impl History {
     /// the main chains.
     pub fn offer(&mut self, mut event: Event, now: UnixMillis) -> Result<Vec<Delivered>, Refused> {
         event.digest = equivocation::digest(&event);
+        // A stored event comes back without its token, its length kept.
+        if !event.token.is_empty() {
+            event.token_len = event.token.len();
+        }
         let id = event.id;
         let key = (id, event.digest);
         if id.seq == 0 {
@@ -783,7 +797,7 @@ impl History {
             if self.extends_main(&event) {
                 if self
                     .budgets
-                    .charge(id.author, event.shown_time(), event.token.len())
+                    .charge(id.author, event.shown_time(), event.token_len)
                     .is_err()
                 {
                     // Likewise; the author's later events can never be
@@ -854,8 +868,10 @@ impl History {
         }
     }
 
-    /// Delivers `event` to its author's main chain, its `floor` set.
-    fn deliver(&mut self, event: Event) -> Delivered {
+    /// Delivers `event` to its author's main chain, its `floor` set; its
+    /// token goes to the store, not into the history.
+    fn deliver(&mut self, mut event: Event) -> Delivered {
+        let token = std::mem::take(&mut event.token);
         let key = event.key();
         let (forks, chained) = (&self.forks, self.chained);
         let frozen =
@@ -886,7 +902,7 @@ impl History {
         self.shared.set(event.id.author, event.id.seq);
         self.versions.insert(event.digest, Arc::clone(&event));
         self.order.insert(key, Arc::clone(&event));
-        Delivered { event, late }
+        Delivered { event, token, late }
     }
 }
 
@@ -947,6 +963,7 @@ pub(crate) fn receive(
         body: ev.body,
         token,
         floor: 0,
+        token_len: 0,
         prev: ev.prev,
         refs: ev.refs,
         digest: Digest::default(),
@@ -1019,6 +1036,7 @@ pub(crate) fn author(
         body,
         token,
         floor: 0,
+        token_len: 0,
         prev,
         refs,
         digest: Digest::default(),
@@ -1054,9 +1072,11 @@ fn announce(room: RoomId, delivered: Vec<Delivered>, own: bool, out: &mut Outbox
     let me = out.local.me;
     for d in delivered {
         let own = own && d.event.id.author == me;
+        let mut stored = (*d.event).clone();
+        stored.token = d.token;
         out.persist(Record::Event {
             room,
-            event: (*d.event).clone(),
+            event: stored,
         });
         out.event(AppEvent::Message {
             room,

@@ -90,7 +90,7 @@ pub use chat_id::{ChatId, ChatIdError};
 pub use counters::{Counters, DropReason};
 pub use identity::{Identity, PeerId, PeerIdError, UserName, UserNameError};
 pub use node::{CommandError, Config, Node};
-pub use output::{AppEvent, BatchId, Output, Persist, Transmit};
+pub use output::{AppEvent, BatchId, Output, Persist, Read, ReadId, Transmit};
 pub use room::{RendezvousTag, RoomId, RoomKey, RoomName, RoomNameError};
 pub use seal::{Opened, RoomCipher, SealError, SealVersion};
 pub use store::{Loaded, MemoryStore, Record, Store};

@@ -40,7 +40,7 @@ use crate::discovery;
 use crate::history::{History, Refused};
 use crate::identity::{Identity, PeerId, UserName};
 use crate::membership::{Members, Timeouts};
-use crate::output::{AppEvent, BatchId, Output, OutputQueue};
+use crate::output::{AppEvent, BatchId, Output, OutputQueue, ReadFor, ReadId};
 use crate::replication::ReplicationConfig;
 use crate::room::{Arrived, Input, Outbox, Room, RoomId, RoomKey, RoomName, RoomNameError};
 use crate::seal::{SealError, Unsealed};
@@ -411,6 +411,35 @@ impl Node {
         self.queue.stored(batch);
     }
 
+    /// The host read the tokens [`Output::Read`] `id` asked for: one per
+    /// event, in the order asked (`None` for one its store does not hold,
+    /// counted as [`Counters::missing_tokens`]). Each is sent on to
+    /// whoever it was read for.
+    pub fn read_done(&mut self, id: ReadId, tokens: Vec<Option<String>>) {
+        let Some(ReadFor {
+            room,
+            events,
+            sends,
+        }) = self.queue.read_done(id)
+        else {
+            return;
+        };
+        let read: HashMap<EventId, String> = events
+            .into_iter()
+            .zip(tokens)
+            .filter_map(|(e, t)| Some((e, t?)))
+            .collect();
+        let Some((room, mut out)) = self.room_and_outbox(&room) else {
+            return;
+        };
+        for (to, event) in sends {
+            match read.get(&event) {
+                Some(token) => room.link.event(to, token, &mut out),
+                None => out.counters().missing_tokens += 1,
+            }
+        }
+    }
+
     /// The host could not store the batch: what waited for it is neither
     /// sent nor shown. Returns how many outputs were dropped. (The rooms'
     /// memory still holds what the batch described; it is offered to
@@ -571,6 +600,7 @@ impl Node {
         let room = self.rooms.get_mut(id)?;
         let out = Outbox::new(
             &self.local,
+            *id,
             &mut self.rng,
             &mut self.stamp,
             &mut self.queue,

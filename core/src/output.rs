@@ -7,13 +7,17 @@
 //! - [`Output::Persist`]: a batch of [`Record`]s to store (see
 //!   [`crate::store`]). The host stores it and then confirms with
 //!   [`crate::Node::stored`] (or reports [`crate::Node::store_failed`]).
+//! - [`Output::Read`]: tokens of stored events to read back (the history
+//!   keeps its events without their tokens, see [`crate::history`]); the
+//!   host hands them over with [`crate::Node::read_done`], and the node
+//!   sends them on to whoever they were read for.
 //! - [`Output::Transmit`]: a datagram to send.
 //! - [`Output::Event`]: something to tell the user.
 //! - [`Output::Timeout`]: nothing more to do for now; call
 //!   [`crate::Node::handle_timeout`] at that time (or never, if `None`),
 //!   unless another input comes first.
 //!
-//! **Stored before sent or shown.** Every transmit and event is queued with
+//! **Stored before sent or shown.** Every transmit, read and event is queued with
 //! the number of records written before it, and leaves the queue only once
 //! the host has confirmed a batch holding all of them. A message is
 //! therefore never sent, nor shown as sent, before it is durable, whatever
@@ -31,6 +35,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::clock::EventId;
 use crate::history::Event;
 use crate::membership::StatusChange;
 use crate::room::{RoomId, RoomName};
@@ -147,11 +152,30 @@ pub struct Persist {
     pub records: Vec<Record>,
 }
 
+/// Names one read handed out with [`Output::Read`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReadId(u64);
+
+/// Tokens of stored events to read, then hand back with
+/// [`crate::Node::read_done`], one answer per event, in order (`None` for
+/// an event the store does not hold).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Read {
+    /// The read, to answer with [`crate::Node::read_done`].
+    pub id: ReadId,
+    /// The room.
+    pub room: RoomId,
+    /// The events, by id (the copy stored under each id).
+    pub events: Vec<EventId>,
+}
+
 /// One thing for the host to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Store these records, then confirm.
     Persist(Persist),
+    /// Read these tokens, then hand them back.
+    Read(Read),
     /// Send this datagram.
     Transmit(Transmit),
     /// Tell the user.
@@ -160,11 +184,30 @@ pub enum Output {
     Timeout(Option<UnixMillis>),
 }
 
-/// A transmit or an event, waiting for the records written before it.
+/// A transmit, a read or an event, waiting for the records written
+/// before it.
 #[derive(Debug)]
 enum Held {
     Transmit(Transmit),
+    /// An event's token to send to `to` once read.
+    Read {
+        room: RoomId,
+        to: SocketAddr,
+        event: EventId,
+    },
     Event(AppEvent),
+}
+
+/// Reads handed out and not answered yet: what each was for.
+const MAX_READS_OUT: usize = 1_024;
+
+/// What a read handed out was for: the room, and where each event goes.
+#[derive(Debug)]
+pub(crate) struct ReadFor {
+    pub room: RoomId,
+    /// The events asked for, in the order of the read.
+    pub events: Vec<EventId>,
+    pub sends: Vec<(SocketAddr, EventId)>,
 }
 
 /// The node's outputs, in order, with the "stored first" rule.
@@ -178,9 +221,13 @@ pub struct OutputQueue {
     handed: u64,
     /// Records the host confirmed (or gave up on).
     settled: u64,
-    /// Transmits and events, each with the number of records written
-    /// before it.
+    /// Transmits, reads and events, each with the number of records
+    /// written before it.
     held: VecDeque<(u64, Held)>,
+    /// Reads handed out, by id (at most [`MAX_READS_OUT`]; a host that
+    /// never answers loses the oldest).
+    reads_out: std::collections::BTreeMap<ReadId, ReadFor>,
+    next_read: u64,
 }
 
 impl OutputQueue {
@@ -207,6 +254,13 @@ impl OutputQueue {
         self.held.push_back((self.written, Held::Event(event)));
     }
 
+    /// The stored token of `event` in `room`, to send to `to`: read once
+    /// what was written before it is stored.
+    pub fn read(&mut self, room: RoomId, to: SocketAddr, event: EventId) {
+        self.held
+            .push_back((self.written, Held::Read { room, to, event }));
+    }
+
     /// The next output, if one is ready.
     pub fn poll(&mut self) -> Option<Output> {
         if let Some((needs, _)) = self.held.front() {
@@ -214,6 +268,7 @@ impl OutputQueue {
                 return self.held.pop_front().map(|(_, held)| match held {
                     Held::Transmit(t) => Output::Transmit(t),
                     Held::Event(e) => Output::Event(e),
+                    Held::Read { room, to, event } => self.read_out(room, (to, event)),
                 });
             }
         }
@@ -226,6 +281,43 @@ impl OutputQueue {
             }));
         }
         None
+    }
+
+    /// Hands out one read: `first` and the reads of the same room ready
+    /// right behind it, together.
+    fn read_out(&mut self, room: RoomId, first: (SocketAddr, EventId)) -> Output {
+        let mut sends = vec![first];
+        while let Some((needs, Held::Read { room: r, .. })) = self.held.front() {
+            if *needs > self.settled || *r != room {
+                break;
+            }
+            if let Some((_, Held::Read { to, event, .. })) = self.held.pop_front() {
+                sends.push((to, event));
+            }
+        }
+        let mut events: Vec<EventId> = sends.iter().map(|(_, e)| *e).collect();
+        events.sort();
+        events.dedup();
+        self.next_read += 1;
+        let id = ReadId(self.next_read);
+        if self.reads_out.len() >= MAX_READS_OUT {
+            self.reads_out.pop_first();
+        }
+        self.reads_out.insert(
+            id,
+            ReadFor {
+                room,
+                events: events.clone(),
+                sends,
+            },
+        );
+        Output::Read(Read { id, room, events })
+    }
+
+    /// What read `id` was for, once: `None` for a read never handed out,
+    /// answered already, or forgotten.
+    pub(crate) fn read_done(&mut self, id: ReadId) -> Option<ReadFor> {
+        self.reads_out.remove(&id)
     }
 
     /// The host stored `batch`. Returns false for a batch that is not the

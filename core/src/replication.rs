@@ -281,7 +281,7 @@ pub fn missing_for(
     let mut bytes = 0usize;
     while let Some(Reverse((_, run, idx))) = heap.pop() {
         let event = &runs[run][idx];
-        bytes = bytes.saturating_add(event.token.len());
+        bytes = bytes.saturating_add(event.token_len);
         if out.len() >= limit || (!out.is_empty() && bytes > max_bytes) {
             return (out, true);
         }
@@ -348,14 +348,14 @@ pub(crate) fn on_summary(summary: Summary, at: Incoming<'_>, out: &mut Outbox<'_
     let Sender { peer: sender, addr } = from;
     // Versions of events the sender holds differently: it proves the fork.
     for event in equivocation::conflicting(history, &summary) {
-        link.event(addr, &event.token, out);
+        link.send(addr, &event, out);
     }
     let push = repl.on_summary(now, sender, summary.vv, history);
     if push.rate_limited {
         out.counters().rate_limited += 1;
     }
     for event in &push.events {
-        link.event(addr, &event.token, out);
+        link.send(addr, event, out);
     }
     if summary.reply {
         send_summary(history, link, now, addr, false, out);

@@ -30,7 +30,10 @@
 //!    `(lamport, author, seq)`, then each room's versions by `(author, seq,
 //!    digest)`, then each room's members. (Events in canonical order are
 //!    events in causal order, so a restore delivers each at once instead of
-//!    buffering the history.)
+//!    buffering the history.) Events load without their tokens (`token`
+//!    empty, `token_len` its length; see [`Loaded::without_token`]): the
+//!    node does not keep them, and reads them back with
+//!    [`Store::tokens`] when it sends an event on. Versions load whole.
 //! 4. **Lenient loading.** What a store cannot decode (a damaged row, an
 //!    entry another program wrote) it skips and counts in
 //!    [`Loaded::skipped`]; it never refuses to load because of one entry.
@@ -39,8 +42,13 @@
 //!    names another room, an event or member of a room it does not have, an
 //!    event its history refuses — so one bad record never keeps a node from
 //!    starting, and stores need not check Chat IDs themselves.
+//! 5. **Tokens read back.** [`Store::tokens`] gives the token of the event
+//!    stored under each id asked for (the first copy, by rule 2), or
+//!    `None` for an id it does not hold (never stored, its room left, a
+//!    row lost); the node keeps delivered events without their tokens and
+//!    reads them back to send them on ([`crate::Output::Read`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -122,6 +130,14 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// `event` as [`Store::load`] gives it back: without its token, the
+    /// token's length kept.
+    pub fn without_token(mut event: Event) -> Event {
+        event.token_len = event.token.len();
+        event.token = String::new();
+        event
+    }
+
     /// Rooms among the records.
     pub fn rooms(&self) -> usize {
         self.count(|r| matches!(r, Record::Room { .. }))
@@ -147,6 +163,11 @@ pub trait Store {
 
     /// Everything stored, in load order.
     fn load(&self) -> Result<Loaded, Self::Error>;
+
+    /// The tokens of the events stored under `events` in `room`, in the
+    /// order asked, `None` where it holds none.
+    fn tokens(&self, room: &RoomId, events: &[EventId])
+        -> Result<Vec<Option<String>>, Self::Error>;
 }
 
 /// The rules of this module over plain maps, in memory: the reference every
@@ -158,7 +179,7 @@ pub struct MemoryStore {
     rooms: BTreeMap<u64, Record>,
     next_order: u64,
     events: BTreeMap<(RoomId, OrderKey), Event>,
-    event_ids: BTreeSet<(RoomId, EventId)>,
+    event_ids: BTreeMap<(RoomId, EventId), OrderKey>,
     versions: BTreeMap<(RoomId, EventId, Digest), Event>,
     members: BTreeMap<(RoomId, PeerId), (u64, Option<String>, SocketAddr)>,
     next_member: u64,
@@ -168,6 +189,16 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// Loses the row of event `id` in `room`, as a damaged disk would:
+    /// for tests of a node whose store cannot give back what it stored.
+    /// Returns whether there was one.
+    pub fn lose_event(&mut self, room: &RoomId, id: &EventId) -> bool {
+        match self.event_ids.remove(&(*room, *id)) {
+            Some(key) => self.events.remove(&(*room, key)).is_some(),
+            None => false,
+        }
     }
 
     fn order_of(&self, room: &RoomId) -> Option<u64> {
@@ -187,7 +218,10 @@ impl MemoryStore {
                 self.rooms.insert(order, record.clone());
             }
             Record::Event { room, event } => {
-                if self.event_ids.insert((*room, event.id)) {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    self.event_ids.entry((*room, event.id))
+                {
+                    slot.insert(event.key());
                     self.events.insert((*room, event.key()), event.clone());
                 }
             }
@@ -220,7 +254,7 @@ impl MemoryStore {
                     self.rooms.remove(&order);
                 }
                 self.events.retain(|(r, _), _| r != room);
-                self.event_ids.retain(|(r, _)| r != room);
+                self.event_ids.retain(|(r, _), _| r != room);
                 self.versions.retain(|(r, _, _), _| r != room);
                 self.members.retain(|(r, _), _| r != room);
             }
@@ -247,7 +281,7 @@ impl Store for MemoryStore {
                     .range((*room, OrderKey::MIN)..=(*room, OrderKey::MAX))
                     .map(|(_, event)| Record::Event {
                         room: *room,
-                        event: event.clone(),
+                        event: Loaded::without_token(event.clone()),
                     }),
             );
         }
@@ -279,6 +313,20 @@ impl Store for MemoryStore {
             records,
             skipped: 0,
         })
+    }
+
+    fn tokens(
+        &self,
+        room: &RoomId,
+        events: &[EventId],
+    ) -> Result<Vec<Option<String>>, Self::Error> {
+        Ok(events
+            .iter()
+            .map(|id| {
+                let key = self.event_ids.get(&(*room, *id))?;
+                self.events.get(&(*room, *key)).map(|e| e.token.clone())
+            })
+            .collect())
     }
 }
 

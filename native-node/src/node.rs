@@ -199,6 +199,12 @@ impl Driver {
                     )?;
                     self.engine.stored(p.batch);
                 }
+                Step::Read(r) => {
+                    let store = &self.store;
+                    let tokens = tokio::task::block_in_place(|| store.tokens(&r.room, &r.events))
+                        .context("cannot read from the store")?;
+                    self.engine.read_done(r.id, tokens);
+                }
                 Step::Transmit(t) => {
                     if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
                         self.send_failures += 1;

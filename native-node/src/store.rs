@@ -96,6 +96,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use p2pchat_core::clock::EventId;
 use p2pchat_core::history::Event;
 use p2pchat_core::identity::PEER_ID_LEN;
 use p2pchat_core::room::ROOM_ID_LEN;
@@ -380,6 +381,41 @@ impl Store {
         Ok(loaded)
     }
 
+    /// The tokens of the events stored under `events` in `room`, in order
+    /// (`None` for one it does not hold, or whose row does not decode):
+    /// the engine reads them back to send events on.
+    pub fn tokens(
+        &self,
+        room: &RoomId,
+        events: &[EventId],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        /// The one field read from an event's row.
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: String,
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT event FROM events WHERE room = ?1 AND author = ?2 AND seq = ?3",
+        )?;
+        let mut out = Vec::with_capacity(events.len());
+        for id in events {
+            let mut rows = stmt.query(params![
+                &room.as_bytes()[..],
+                &id.author.as_bytes()[..],
+                ordered(id.seq),
+            ])?;
+            let token = match rows.next()? {
+                Some(row) => {
+                    let json: String = row.get(0)?;
+                    serde_json::from_str::<Token>(&json).ok().map(|t| t.token)
+                }
+                None => None,
+            };
+            out.push(token);
+        }
+        Ok(out)
+    }
+
     /// Persists a batch in one transaction (all or nothing) and returns
     /// once it is durable. Called before anything the batch describes is
     /// shown or sent.
@@ -437,6 +473,10 @@ impl p2pchat_core::Store for Store {
 
     fn load(&self) -> Result<Loaded, StoreError> {
         Store::load(self)
+    }
+
+    fn tokens(&self, room: &RoomId, events: &[EventId]) -> Result<Vec<Option<String>>, StoreError> {
+        Store::tokens(self, room, events)
     }
 }
 
@@ -583,7 +623,7 @@ fn decode_event(row: &rusqlite::Row<'_>) -> Result<Event, String> {
     {
         return Err(format!("event {} does not match its row's key", event.id));
     }
-    Ok(event)
+    Ok(Loaded::without_token(event))
 }
 
 /// A `versions` row (`author, seq, event`).
@@ -855,6 +895,7 @@ mod tests {
             },
             token: format!("token-{seq}-{lamport}"),
             floor: 0,
+            token_len: 0,
             prev: None,
             refs: Vec::new(),
             digest: Default::default(),
@@ -889,6 +930,14 @@ mod tests {
 
         fn load(&self) -> Result<Loaded, StoreError> {
             self.store.load()
+        }
+
+        fn tokens(
+            &self,
+            room: &RoomId,
+            events: &[EventId],
+        ) -> Result<Vec<Option<String>>, StoreError> {
+            self.store.tokens(room, events)
         }
     }
 

@@ -544,6 +544,15 @@ impl Peer {
                         failures.push(e);
                     }
                 },
+                Output::Read(r) => match self.store.tokens(&r.room, &r.events) {
+                    Ok(tokens) => engine.read_done(r.id, tokens),
+                    Err(e) => {
+                        // Only a repair for another member is lost; it
+                        // asks again.
+                        engine.read_done(r.id, Vec::new());
+                        tracing_error(&format!("could not read browser storage: {e}"));
+                    }
+                },
                 Output::Transmit(t) => frames.push(Frame::Datagram {
                     addr: t.to,
                     payload: t.bytes,

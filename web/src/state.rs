@@ -420,6 +420,7 @@ mod tests {
             },
             token: String::new(),
             floor: 0,
+            token_len: 0,
             prev: None,
             refs: Vec::new(),
             digest: Default::default(),

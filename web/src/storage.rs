@@ -84,6 +84,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 
+use p2pchat_core::clock::EventId;
 use p2pchat_core::equivocation::digest;
 use p2pchat_core::history::Event;
 use p2pchat_core::{Identity, Loaded, PeerId, Record, RoomId};
@@ -494,10 +495,10 @@ impl<K: KeyValue> PeerStore<K> {
         records.extend(rooms.into_iter().map(|(_, _, record)| record));
         for (room, mut list) in ids.iter().zip(events) {
             list.sort_by_key(Event::key);
-            records.extend(
-                list.into_iter()
-                    .map(|event| Record::Event { room: *room, event }),
-            );
+            records.extend(list.into_iter().map(|event| Record::Event {
+                room: *room,
+                event: Loaded::without_token(event),
+            }));
         }
         for (room, mut list) in ids.iter().zip(versions) {
             list.sort_by_key(|e| (e.id, digest(e)));
@@ -508,6 +509,28 @@ impl<K: KeyValue> PeerStore<K> {
         }
         records.extend(members.into_iter().flatten());
         Ok(Loaded { records, skipped })
+    }
+
+    /// The tokens of the events stored under `events` in `room`, in order
+    /// (`None` for one it does not hold or cannot decode): the engine reads
+    /// them back to send events on.
+    pub fn tokens(
+        &self,
+        room: &RoomId,
+        events: &[EventId],
+    ) -> Result<Vec<Option<String>>, StorageError> {
+        /// The one field read from an event's entry.
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: String,
+        }
+        events
+            .iter()
+            .map(|id| {
+                let json = self.kv.get(&event_key(room, &id.author, id.seq))?;
+                Ok(json.and_then(|j| serde_json::from_str::<Token>(&j).ok().map(|t| t.token)))
+            })
+            .collect()
     }
 
     /// Persists a batch of records drained from
@@ -703,6 +726,14 @@ impl<K: KeyValue> p2pchat_core::Store for PeerStore<K> {
     fn load(&self) -> Result<Loaded, StorageError> {
         PeerStore::load(self)
     }
+
+    fn tokens(
+        &self,
+        room: &RoomId,
+        events: &[EventId],
+    ) -> Result<Vec<Option<String>>, StorageError> {
+        PeerStore::tokens(self, room, events)
+    }
 }
 
 /// `value` as JSON.
@@ -790,7 +821,8 @@ mod tests {
     use p2pchat_core::clock::EventId;
     use p2pchat_core::history::{Body, Event};
     use p2pchat_core::{
-        ChatId, Config, Identity, Node, Output, PeerId, Record, RoomId, RoomKey, RoomName, UserName,
+        ChatId, Config, Identity, Loaded, Node, Output, PeerId, Record, RoomId, RoomKey, RoomName,
+        UserName,
     };
 
     use super::{
@@ -819,7 +851,7 @@ mod tests {
                     node.stored(p.batch);
                 }
                 Output::Timeout(_) => return records,
-                Output::Transmit(_) | Output::Event(_) => {}
+                Output::Transmit(_) | Output::Event(_) | Output::Read(_) => {}
             }
         }
     }
@@ -855,6 +887,7 @@ mod tests {
             },
             token: token.to_owned(),
             floor: 0,
+            token_len: 0,
             prev: None,
             refs: Vec::new(),
             digest: Default::default(),
@@ -1251,7 +1284,7 @@ mod tests {
                 record,
                 Record::Event {
                     room,
-                    event: good.clone()
+                    event: Loaded::without_token(good.clone())
                 },
                 member(room, peer(3), Some("carol"), 1000),
             ]
@@ -1279,7 +1312,7 @@ mod tests {
         assert_eq!(loaded.skipped, 6 + 3 + 3);
         assert!(loaded.records.contains(&Record::Event {
             room,
-            event: second
+            event: Loaded::without_token(second)
         }));
     }
 

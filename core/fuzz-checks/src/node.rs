@@ -182,6 +182,11 @@ impl Harness {
                         self.node.stored(p.batch);
                     }
                 }
+                Output::Read(r) => {
+                    let Ok(tokens) = self.store.tokens(&r.room, &r.events);
+                    assert_eq!(tokens.len(), r.events.len());
+                    self.node.read_done(r.id, tokens);
+                }
                 Output::Transmit(t) => {
                     if let Some(nonce) = self.check_sent(t.to, &t.bytes) {
                         if self.challenges.len() < KEEP || self.challenges.contains_key(&t.to) {

@@ -293,6 +293,12 @@ impl Sim {
         id
     }
 
+    /// Node `i`'s store loses the row of event `id` (a damaged disk): the
+    /// node still holds it in memory, but cannot read its token back.
+    pub fn lose_event(&mut self, i: usize, room: &RoomId, id: &EventId) -> bool {
+        self.nodes[i].store.lose_event(room, id)
+    }
+
     /// Kills node `i`: its memory is gone, its records stay.
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].node = None;
@@ -782,7 +788,7 @@ pub enum Settled {
 }
 
 /// Drains `node` as a host whose store never fails: every batch is applied
-/// to `store` and confirmed at once. Returns the transmits and events in
+/// to `store` and confirmed at once, every read answered from it. Returns the transmits and events in
 /// the order the node handed them out, and its next deadline.
 pub fn settle(node: &mut Node, store: &mut MemoryStore) -> (Vec<Settled>, Option<u64>) {
     let mut out = Vec::new();
@@ -791,6 +797,10 @@ pub fn settle(node: &mut Node, store: &mut MemoryStore) -> (Vec<Settled>, Option
             Output::Persist(p) => {
                 let Ok(()) = store.apply(&p.records);
                 node.stored(p.batch);
+            }
+            Output::Read(r) => {
+                let Ok(tokens) = store.tokens(&r.room, &r.events);
+                node.read_done(r.id, tokens);
             }
             Output::Transmit(t) => out.push(Settled::Transmit(t)),
             Output::Event(e) => out.push(Settled::Event(e)),

@@ -48,6 +48,7 @@ fn event(author: PeerId, seq: u64, name: &str) -> Arc<Event> {
         },
         token: String::new(),
         floor: 0,
+        token_len: 0,
         prev: None,
         refs: Vec::new(),
         digest: Default::default(),

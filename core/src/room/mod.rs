@@ -104,6 +104,8 @@ pub(crate) enum Input {
 /// control stamps, its counters and its output queue.
 pub(crate) struct Outbox<'a> {
     pub local: &'a Local,
+    /// The room handling the input.
+    room: RoomId,
     rng: &'a mut ChaCha20Rng,
     stamp: &'a mut u64,
     queue: &'a mut OutputQueue,
@@ -113,6 +115,7 @@ pub(crate) struct Outbox<'a> {
 impl<'a> Outbox<'a> {
     pub fn new(
         local: &'a Local,
+        room: RoomId,
         rng: &'a mut ChaCha20Rng,
         stamp: &'a mut u64,
         queue: &'a mut OutputQueue,
@@ -120,6 +123,7 @@ impl<'a> Outbox<'a> {
     ) -> Self {
         Outbox {
             local,
+            room,
             rng,
             stamp,
             queue,
@@ -135,6 +139,12 @@ impl<'a> Outbox<'a> {
     /// A datagram to send.
     pub fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
         self.queue.transmit(to, bytes);
+    }
+
+    /// The stored token of the room's event `event`, to send to `to` once
+    /// the host has read it ([`crate::Output::Read`]).
+    pub fn read(&mut self, to: SocketAddr, event: EventId) {
+        self.queue.read(self.room, to, event);
     }
 
     /// The same datagram to every signaling server.
@@ -231,6 +241,17 @@ impl Link {
         let frag_id = out.random_u32();
         let (me, mtu) = (out.local.me, out.local.config.mtu);
         wire::encode_room(RoomKind::Ctl, self.tag, me, &token, mtu, frag_id).unwrap_or_default()
+    }
+
+    /// Sends a delivered event to `to`: its token if it is held in
+    /// memory, otherwise once the host has read it from its store (the
+    /// history keeps its events without their tokens).
+    pub fn send(&self, to: SocketAddr, event: &Event, out: &mut Outbox<'_>) {
+        if event.token.is_empty() {
+            out.read(to, event.id);
+        } else {
+            self.event(to, &event.token, out);
+        }
     }
 
     /// Sends an event's token (its author's, unchanged) to `to`.

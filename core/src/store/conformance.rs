@@ -28,6 +28,7 @@ pub fn check_all<S: Store>(mut fresh: impl FnMut() -> S) {
     leaving_deletes_the_room_its_events_and_members(fresh());
     versions_are_kept_once_each_and_erased_with_their_room(fresh());
     records_of_a_batch_apply_in_order(fresh());
+    tokens_are_read_back_by_id(fresh());
     a_node_restored_from_the_store_is_the_node_that_wrote_it(fresh());
 }
 
@@ -57,6 +58,11 @@ pub fn room_record(n: u8) -> (RoomId, Record) {
     (room, record)
 }
 
+/// `event` as a store loads it (rule 3).
+pub fn as_loaded(event: &Event) -> Event {
+    Loaded::without_token(event.clone())
+}
+
 /// A peer id that is a real key.
 pub fn peer(n: u8) -> PeerId {
     Identity::from_secret_bytes(&[n; 32]).peer_id()
@@ -75,6 +81,7 @@ pub fn event(author: PeerId, seq: u64, lamport: u64, deps: Vec<EventId>, text: &
         },
         token: format!("token-{text}"),
         floor: 0,
+        token_len: 0,
         prev: None,
         refs: Vec::new(),
         digest: Default::default(),
@@ -105,12 +112,20 @@ fn rooms_of(loaded: &Loaded) -> Vec<RoomId> {
         .collect()
 }
 
+/// The room's events as loaded; each must have come back without its
+/// token (rule 3), which [`as_loaded`] expects.
 fn events_of(loaded: &Loaded, room: RoomId) -> Vec<Event> {
     loaded
         .records
         .iter()
         .filter_map(|r| match r {
-            Record::Event { room: r, event } if *r == room => Some(event.clone()),
+            Record::Event { room: r, event } if *r == room => {
+                assert!(
+                    event.token.is_empty() && event.token_len > 0,
+                    "rule 3: events load without their tokens, their length kept"
+                );
+                Some(event.clone())
+            }
             _ => None,
         })
         .collect()
@@ -226,10 +241,10 @@ pub fn events_load_in_canonical_order_whatever_order_they_came_in<S: Store>(mut 
         ],
     );
     let loaded = load(&store);
-    let mut want = vec![a1, b1, a2, b2, b3, b4, a3];
+    let mut want: Vec<Event> = [a1, b1, a2, b2, b3, b4, a3].iter().map(as_loaded).collect();
     want.sort_by_key(Event::key);
     assert_eq!(events_of(&loaded, r1), want, "canonical order");
-    assert_eq!(events_of(&loaded, r2), vec![other]);
+    assert_eq!(events_of(&loaded, r2), vec![as_loaded(&other)]);
     let first_event = loaded
         .records
         .iter()
@@ -254,7 +269,44 @@ pub fn the_first_copy_of_an_event_wins<S: Store>(mut store: S) {
     };
     apply(&mut store, &[write(&first)]);
     apply(&mut store, &[write(&forged), write(&first)]);
-    assert_eq!(events_of(&load(&store), r), vec![first]);
+    assert_eq!(events_of(&load(&store), r), vec![as_loaded(&first)]);
+}
+
+/// Rule 5: tokens come back by id, in the order asked: the first copy's,
+/// `None` for what is not held, nothing once the room is left.
+pub fn tokens_are_read_back_by_id<S: Store>(mut store: S) {
+    let (r1, rec1) = room_record(1);
+    let (r2, rec2) = room_record(2);
+    let a1 = event(peer(1), 1, 1, vec![], "a1");
+    let a2 = event(peer(1), 2, 2, vec![a1.id], "a2");
+    let b1 = event(peer(2), 1, 1, vec![], "b1");
+    let mut forged = event(peer(1), 1, 1, vec![], "forged");
+    forged.token = "another token".into();
+    let write = |room: RoomId, e: &Event| Record::Event {
+        room,
+        event: e.clone(),
+    };
+    apply(&mut store, &[rec1, rec2]);
+    apply(
+        &mut store,
+        &[write(r1, &a1), write(r1, &a2), write(r2, &b1)],
+    );
+    apply(&mut store, &[write(r1, &forged)]);
+    let tokens = |store: &S, room: RoomId, ids: &[EventId]| match store.tokens(&room, ids) {
+        Ok(t) => t,
+        Err(e) => panic!("tokens failed: {e}"),
+    };
+    let unknown = EventId::new(peer(3), 1);
+    assert_eq!(
+        tokens(&store, r1, &[a2.id, unknown, a1.id, b1.id]),
+        vec![Some(a2.token.clone()), None, Some(a1.token.clone()), None],
+        "by id, in the order asked, the first copy, none from another room"
+    );
+    assert_eq!(tokens(&store, r2, &[b1.id]), vec![Some(b1.token.clone())]);
+    assert_eq!(tokens(&store, r1, &[]), Vec::<Option<String>>::new());
+    apply(&mut store, &[Record::Left { room: r1 }]);
+    assert_eq!(tokens(&store, r1, &[a1.id, a2.id]), vec![None, None]);
+    assert_eq!(tokens(&store, r2, &[b1.id]), vec![Some(b1.token)]);
 }
 
 /// Rule 2: a member's address is replaced; a `None` name keeps the name.
@@ -306,7 +358,7 @@ pub fn leaving_deletes_the_room_its_events_and_members<S: Store>(mut store: S) {
         loaded.records.iter().all(|r| *r.room() != r1),
         "nothing of the room left: {loaded:?}"
     );
-    assert_eq!(events_of(&loaded, r2), vec![e.clone()]);
+    assert_eq!(events_of(&loaded, r2), vec![as_loaded(&e)]);
     assert_eq!(members_of(&loaded, r2).len(), 1);
     // Joined again: last in the join order, and empty.
     apply(&mut store, &[rec1]);
@@ -367,6 +419,10 @@ pub fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: Store>(mut st
                 apply(&mut store, &p.records);
                 node.stored(p.batch);
             }
+            Output::Read(r) => match store.tokens(&r.room, &r.events) {
+                Ok(tokens) => node.read_done(r.id, tokens),
+                Err(e) => panic!("tokens failed: {e}"),
+            },
             Output::Timeout(_) => break,
             Output::Transmit(_) | Output::Event(_) => {}
         }
@@ -438,7 +494,11 @@ pub fn versions_are_kept_once_each_and_erased_with_their_room<S: Store>(mut stor
         .collect();
     assert_eq!(versions.len(), 2, "rule 2: one copy per digest");
     assert!(versions.contains(&&other) && versions.contains(&&one));
-    assert_eq!(events_of(&loaded, room), vec![one], "rule 2: events apart");
+    assert_eq!(
+        events_of(&loaded, room),
+        vec![as_loaded(&one)],
+        "rule 2: events apart"
+    );
     let first_version = loaded
         .records
         .iter()

@@ -17,7 +17,7 @@ use p2pchat_core::wire::{
 };
 use p2pchat_core::{
     ChatId, Config, Counters, DropReason, Identity, MemoryStore, Node, PeerId, RoomCipher, RoomId,
-    SealVersion,
+    SealVersion, Store,
 };
 use p2pchat_sim::{settle, user_name, Settled, T0};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -286,7 +286,14 @@ fn tampered_tokens_and_wrong_keys_are_refused() {
         .history(&b.room())
         .and_then(|h| h.iter().next().cloned())
         .expect("alice's hello");
-    let mut token = ev.token.clone().into_bytes();
+    // The history keeps no tokens; Alice's store has it.
+    let Ok(tokens) = b.disks[0].tokens(&b.room(), &[ev.id]);
+    let mut token = tokens
+        .into_iter()
+        .flatten()
+        .next()
+        .expect("alice stored her hello")
+        .into_bytes();
     let mid = token.len() / 2;
     token[mid] = if token[mid] == b'A' { b'B' } else { b'A' };
     let token = String::from_utf8(token).expect("ascii");

@@ -18,7 +18,7 @@ use p2pchat_core::replication::Summary;
 use p2pchat_core::wire::{self, Control, EventWire, RoomKind, Sealed};
 use p2pchat_core::{
     addr as addrs, AppEvent, ChatId, Config, DropReason, Identity, MemoryStore, Node, PeerId,
-    RoomCipher,
+    RoomCipher, Store,
 };
 use p2pchat_sim::{settle, user_name, Check, Settled, T0};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -622,10 +622,17 @@ fn absurd_summaries_from_a_member_change_nothing() {
 /// messages under one number: nobody may count it as her equivocation.
 fn re_encrypted_copies_are_not_equivocation(seed: u64) -> Check {
     let (mut room, id) = Room::after_hello(seed)?;
-    let token = room.nodes[BOB]
+    let first = room.nodes[BOB]
         .history(&id)
-        .and_then(|h| h.iter().next().map(|e| e.token.clone()))
+        .and_then(|h| h.iter().next().map(|e| e.id))
         .ok_or("bob has no message")?;
+    // The history keeps no tokens; Bob's store has it.
+    let Ok(tokens) = room.disks[BOB].tokens(&id, &[first]);
+    let token = tokens
+        .into_iter()
+        .flatten()
+        .next()
+        .ok_or("bob stored no token")?;
     let key = URL_SAFE.encode(room.chat.key().as_bytes());
     let fernet = fernet::Fernet::new(&key).ok_or("room key")?;
     // With the simulator's clock (`decrypt` reads the system's, which

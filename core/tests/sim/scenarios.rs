@@ -5,6 +5,7 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+use p2pchat_core::clock::EventId;
 use p2pchat_core::membership::Status;
 use p2pchat_core::RoomId;
 use rand_chacha::rand_core::RngCore;
@@ -131,6 +132,50 @@ fn offline_member_catches_up(seed: u64) -> Check {
     sim.restart(a);
     sim.run(SETTLE_MS);
     sim.check(&room, &[a, b, c])
+}
+
+/// A member whose store lost rows still serves the rest of the history;
+/// the lost events reach a late joiner from another member.
+fn a_store_that_lost_rows(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
+    let a = sim.add_node("alice");
+    let b = sim.add_node("bob");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    sim.join(b, &chat);
+    sim.run(2_000);
+    chatter(&mut sim, a, &room, 10, 100);
+    chatter(&mut sim, b, &room, 10, 100);
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[a, b])?;
+    // Alice's disk loses every other message; Bob goes offline.
+    let lost: Vec<EventId> = sim
+        .node(a)
+        .history(&room)
+        .map(|h| h.iter().map(|e| e.id).step_by(2).collect())
+        .unwrap_or_default();
+    for id in &lost {
+        expect(sim.lose_event(a, &room, id), "the row was there to lose")?;
+    }
+    sim.crash(b);
+    let invite = sim.node(a).invite(&room).expect("alice is in the room");
+    let c = sim.add_node("carol");
+    sim.join(c, &invite);
+    sim.run(SETTLE_MS);
+    let held = |sim: &Sim, i: usize| sim.node(i).history(&room).map_or(0, |h| h.len());
+    expect(
+        held(&sim, c) < 20,
+        "carol cannot have what alice's store lost",
+    )?;
+    expect(
+        sim.node(a).counters().missing_tokens > 0,
+        "alice counted the tokens her store did not give back",
+    )?;
+    // Bob comes back: carol gets the rest from him.
+    sim.restart(b);
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[a, b, c])?;
+    expect(held(&sim, c) == 20, "carol holds all 20 messages")
 }
 
 /// Three writers at once under 20 % loss: everyone ends with the same
@@ -277,6 +322,11 @@ fn a_late_joiner_receives_the_full_history() {
 #[test]
 fn a_member_offline_for_a_while_catches_up() {
     for_seeds("offline_member_catches_up", offline_member_catches_up);
+}
+
+#[test]
+fn a_store_that_lost_rows_serves_the_rest_and_others_fill_in() {
+    for_seeds("a_store_that_lost_rows", a_store_that_lost_rows);
 }
 
 #[test]
