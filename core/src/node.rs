@@ -40,7 +40,7 @@ use crate::discovery;
 use crate::history::{History, Refused};
 use crate::identity::{Identity, PeerId, UserName};
 use crate::membership::{Members, Timeouts};
-use crate::output::{AppEvent, BatchId, Output, OutputQueue, ReadFor, ReadId};
+use crate::output::{AppEvent, BatchId, Output, OutputQueue, ReadFor, ReadId, Transmit};
 use crate::replication::ReplicationConfig;
 use crate::room::{Arrived, Input, Outbox, Room, RoomId, RoomKey, RoomName, RoomNameError};
 use crate::seal::{SealError, Unsealed};
@@ -429,15 +429,23 @@ impl Node {
             .zip(tokens)
             .filter_map(|(e, t)| Some((e, t?)))
             .collect();
-        let Some((room, mut out)) = self.room_and_outbox(&room) else {
-            return;
-        };
-        for (to, event) in sends {
-            match read.get(&event) {
-                Some(token) => room.link.event(to, token, &mut out),
-                None => out.counters().missing_tokens += 1,
+        let (me, mtu) = (self.local.me, self.local.config.mtu);
+        let mut datagrams = Vec::new();
+        if let Some(room) = self.rooms.get(&room) {
+            for (to, event) in sends {
+                match read.get(&event) {
+                    Some(token) => datagrams.extend(
+                        room.link
+                            .event_datagrams(me, token, mtu)
+                            .into_iter()
+                            .flatten()
+                            .map(|bytes| Transmit { to, bytes }),
+                    ),
+                    None => self.counters.missing_tokens += 1,
+                }
             }
         }
+        self.queue.resume(datagrams);
     }
 
     /// The host could not store the batch: what waited for it is neither

@@ -10,7 +10,10 @@
 //! - [`Output::Read`]: tokens of stored events to read back (the history
 //!   keeps its events without their tokens, see [`crate::history`]); the
 //!   host hands them over with [`crate::Node::read_done`], and the node
-//!   sends them on to whoever they were read for.
+//!   sends them on to whoever they were read for, in the read's place:
+//!   nothing queued after a read leaves before it is answered (a summary
+//!   sent after a repair must not overtake the repair), so a host that
+//!   reads asynchronously gets `Timeout` until it answers.
 //! - [`Output::Transmit`]: a datagram to send.
 //! - [`Output::Event`]: something to tell the user.
 //! - [`Output::Timeout`]: nothing more to do for now; call
@@ -198,9 +201,6 @@ enum Held {
     Event(AppEvent),
 }
 
-/// Reads handed out and not answered yet: what each was for.
-const MAX_READS_OUT: usize = 1_024;
-
 /// What a read handed out was for: the room, and where each event goes.
 #[derive(Debug)]
 pub(crate) struct ReadFor {
@@ -224,9 +224,9 @@ pub struct OutputQueue {
     /// Transmits, reads and events, each with the number of records
     /// written before it.
     held: VecDeque<(u64, Held)>,
-    /// Reads handed out, by id (at most [`MAX_READS_OUT`]; a host that
-    /// never answers loses the oldest).
-    reads_out: std::collections::BTreeMap<ReadId, ReadFor>,
+    /// The read handed out and not answered yet: nothing behind it leaves
+    /// the queue until it is, so what it sends goes out in its place.
+    reading: Option<(ReadId, ReadFor)>,
     next_read: u64,
 }
 
@@ -263,6 +263,9 @@ impl OutputQueue {
 
     /// The next output, if one is ready.
     pub fn poll(&mut self) -> Option<Output> {
+        if self.reading.is_some() {
+            return self.next_batch();
+        }
         if let Some((needs, _)) = self.held.front() {
             if *needs <= self.settled {
                 return self.held.pop_front().map(|(_, held)| match held {
@@ -272,6 +275,11 @@ impl OutputQueue {
                 });
             }
         }
+        self.next_batch()
+    }
+
+    /// The records written so far, as a batch, unless one is out.
+    fn next_batch(&mut self) -> Option<Output> {
         let in_flight = self.handed > self.settled;
         if !in_flight && !self.records.is_empty() {
             self.handed = self.written;
@@ -300,24 +308,30 @@ impl OutputQueue {
         events.dedup();
         self.next_read += 1;
         let id = ReadId(self.next_read);
-        if self.reads_out.len() >= MAX_READS_OUT {
-            self.reads_out.pop_first();
-        }
-        self.reads_out.insert(
-            id,
-            ReadFor {
-                room,
-                events: events.clone(),
-                sends,
-            },
-        );
+        let read_for = ReadFor {
+            room,
+            events: events.clone(),
+            sends,
+        };
+        self.reading = Some((id, read_for));
         Output::Read(Read { id, room, events })
     }
 
-    /// What read `id` was for, once: `None` for a read never handed out,
-    /// answered already, or forgotten.
+    /// What read `id` was for, once: `None` for a read that is not the one
+    /// out. What it sends is then put back with [`OutputQueue::resume`].
     pub(crate) fn read_done(&mut self, id: ReadId) -> Option<ReadFor> {
-        self.reads_out.remove(&id)
+        match &self.reading {
+            Some((out, _)) if *out == id => self.reading.take().map(|(_, r)| r),
+            _ => None,
+        }
+    }
+
+    /// The datagrams a read produced, sent before anything queued after
+    /// the read (they go out where it stood).
+    pub(crate) fn resume(&mut self, datagrams: Vec<Transmit>) {
+        for t in datagrams.into_iter().rev() {
+            self.held.push_front((0, Held::Transmit(t)));
+        }
     }
 
     /// The host stored `batch`. Returns false for a batch that is not the
@@ -454,6 +468,48 @@ mod tests {
         q.stored(p2.batch);
         let out = drain(&mut q);
         assert!(matches!(&out[..], [Output::Transmit(t)] if t.to == to(2)));
+    }
+
+    #[test]
+    fn what_a_read_sends_goes_out_in_its_place() {
+        // A repair (read from the store) and then a summary: the summary
+        // must not overtake the repair, whenever the host answers.
+        let mut q = OutputQueue::new();
+        let id = |n: u8| EventId::new(crate::PeerId::from_bytes([n; 32]), 1);
+        q.read(room(1), to(1), id(1));
+        q.read(room(1), to(2), id(2));
+        q.transmit(to(1), vec![9]);
+        let Some(Output::Read(read)) = q.poll() else {
+            panic!("expected the read")
+        };
+        assert_eq!(read.room, room(1));
+        assert_eq!(read.events, vec![id(1), id(2)], "one read for both");
+        // Nothing behind the read while it is out; a batch still goes.
+        assert!(q.poll().is_none());
+        q.persist(left(1));
+        assert!(matches!(q.poll(), Some(Output::Persist(_))));
+        assert!(q.read_done(ReadId(read.id.0 + 1)).is_none(), "not this one");
+        let read_for = q.read_done(read.id).expect("the read out");
+        assert_eq!(read_for.sends, vec![(to(1), id(1)), (to(2), id(2))]);
+        q.resume(vec![
+            Transmit {
+                to: to(1),
+                bytes: vec![1],
+            },
+            Transmit {
+                to: to(2),
+                bytes: vec![2],
+            },
+        ]);
+        let sent: Vec<Vec<u8>> = drain(&mut q)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit(t) => Some(t.bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![vec![1], vec![2], vec![9]]);
+        assert!(q.read_done(read.id).is_none(), "answered once");
     }
 
     #[test]
