@@ -338,34 +338,8 @@ fn a_forged_author_is_refused() {
     assert_eq!(counters(&b.bob).get(DropReason::ForgedSender), 1);
     // A token claiming Alice as author, signed by Mallory: built by hand
     // with the room key, as a member could.
-    let ev = Sealed::Ev(EventWire {
-        seq: 2,
-        lamport: 2,
-        deps: vec![],
-        time: b.now,
-        name: "alice".into(),
-        body: Body::Text {
-            text: "I owe mallory money".into(),
-        },
-        prev: None,
-        refs: Vec::new(),
-    });
-    let payload = serde_json::to_vec(&ev).expect("json");
-    let mut signed = b"p2pchat/v1/seal\0".to_vec();
-    signed.extend_from_slice(b.room().as_bytes());
-    signed.extend_from_slice(&payload);
-    let mut plain = vec![1u8];
-    plain.extend_from_slice(b.alice.peer_id().as_bytes());
-    plain.extend_from_slice(&b.mallory.sign(&signed));
-    plain.extend_from_slice(&payload);
-    let fernet = fernet::Fernet::new(&URL_SAFE.encode(b.chat.key().as_bytes())).expect("key");
-    let token = fernet.encrypt_at_time(&plain, b.now / 1000);
-    let tag = b.chat.key().rendezvous_tag();
-    for d in
-        wire::encode_room(RoomKind::Ev, tag, b.mallory.peer_id(), &token, 1200, 1).expect("fits")
-    {
-        b.inject(&d);
-    }
+    let forged = forged_token(&b, b.alice.peer_id(), 1, &alice_owes_mallory(&b, 2));
+    b.inject(&forged);
     assert_eq!(counters(&b.bob).get(DropReason::BadSignature), 1);
     // The alice still online, not said goodbye.
     assert_eq!(b.bob_history(), before);
@@ -379,7 +353,23 @@ fn a_forged_author_is_refused() {
     assert_eq!(b.bob_history(), before);
 }
 
-/// A token whose signature is `signer`'s but which names `claimed` as its
+/// Words Mallory would like Alice to have said, as event `seq`.
+fn alice_owes_mallory(b: &Bench, seq: u64) -> Sealed {
+    Sealed::Ev(EventWire {
+        seq,
+        lamport: 2,
+        deps: vec![],
+        time: b.now,
+        name: "alice".into(),
+        body: Body::Text {
+            text: "I owe mallory money".into(),
+        },
+        prev: None,
+        refs: Vec::new(),
+    })
+}
+
+/// A token whose signature is Mallory's but which names `claimed` as its
 /// author, sealed as `version`: what a member holding the room key can mint.
 fn forged_token(b: &Bench, claimed: PeerId, version: u8, sealed: &Sealed) -> Vec<u8> {
     let payload = serde_json::to_vec(sealed).expect("json");
@@ -410,22 +400,8 @@ fn forgeries_arriving_with_good_events_are_refused_alone() {
     let mut b = Bench::new();
     let before = b.bob_history();
     let alice = b.alice.peer_id();
-    let forged_words = |seq: u64| {
-        Sealed::Ev(EventWire {
-            seq,
-            lamport: 2,
-            deps: vec![],
-            time: b.now,
-            name: "alice".into(),
-            body: Body::Text {
-                text: "I owe mallory money".into(),
-            },
-            prev: None,
-            refs: Vec::new(),
-        })
-    };
-    let forged_v1 = forged_token(&b, alice, 1, &forged_words(2));
-    let forged_v2 = forged_token(&b, alice, 2, &forged_words(3));
+    let forged_v1 = forged_token(&b, alice, 1, &alice_owes_mallory(&b, 2));
+    let forged_v2 = forged_token(&b, alice, 2, &alice_owes_mallory(&b, 3));
     let first_wire = b.mallory_wire(1, 1, vec![]);
     let first = b
         .mallory_datagram(

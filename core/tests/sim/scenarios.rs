@@ -78,8 +78,9 @@ fn creator_leaves(seed: u64) -> Check {
     )
 }
 
-/// A late joiner receives the full history from whoever is online.
-fn late_joiner(seed: u64) -> Check {
+/// Alice creates a room and Bob joins, under the seed's loss; both have
+/// had two seconds to find each other.
+fn alice_and_bob(seed: u64) -> (Sim, usize, usize, RoomId) {
     let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
     let a = sim.add_node("alice");
     let b = sim.add_node("bob");
@@ -87,6 +88,12 @@ fn late_joiner(seed: u64) -> Check {
     let room = *chat.room_id();
     sim.join(b, &chat);
     sim.run(2_000);
+    (sim, a, b, room)
+}
+
+/// A late joiner receives the full history from whoever is online.
+fn late_joiner(seed: u64) -> Check {
+    let (mut sim, a, b, room) = alice_and_bob(seed);
     chatter(&mut sim, a, &room, 20, 100);
     chatter(&mut sim, b, &room, 19, 100);
     // One message at the 16 KiB limit: about 20 fragments, under loss.
@@ -137,13 +144,7 @@ fn offline_member_catches_up(seed: u64) -> Check {
 /// A member whose store lost rows still serves the rest of the history;
 /// the lost events reach a late joiner from another member.
 fn a_store_that_lost_rows(seed: u64) -> Check {
-    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
-    let a = sim.add_node("alice");
-    let b = sim.add_node("bob");
-    let chat = sim.create(a, "general");
-    let room = *chat.room_id();
-    sim.join(b, &chat);
-    sim.run(2_000);
+    let (mut sim, a, b, room) = alice_and_bob(seed);
     chatter(&mut sim, a, &room, 10, 100);
     chatter(&mut sim, b, &room, 10, 100);
     sim.run(SETTLE_MS);
@@ -236,13 +237,7 @@ fn partition_heals(seed: u64) -> Check {
 /// A node restarts from its records: its history is intact, and it
 /// catches up what was said while it was down.
 fn restart_from_records(seed: u64) -> Check {
-    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
-    let a = sim.add_node("alice");
-    let b = sim.add_node("bob");
-    let chat = sim.create(a, "general");
-    let room = *chat.room_id();
-    sim.join(b, &chat);
-    sim.run(2_000);
+    let (mut sim, a, b, room) = alice_and_bob(seed);
     chatter(&mut sim, a, &room, 5, 100);
     chatter(&mut sim, b, &room, 5, 100);
     sim.run(15_000);
