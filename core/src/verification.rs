@@ -78,11 +78,6 @@ impl Check {
         }
     }
 
-    /// Who claims to have signed.
-    pub fn author(&self) -> PeerId {
-        self.author
-    }
-
     /// Checks this one signature alone.
     pub fn verify(&self) -> bool {
         match &self.rule {
@@ -105,8 +100,8 @@ pub struct Batch {
     seed: [u8; 32],
 }
 
-/// Runs batches for the engine: [`Batch::verdicts`] on this thread (the
-/// default), or spread over threads by the host
+/// Runs batches for the engine: [`Batch::verdicts`] on the engine's thread
+/// (the default), or spread over threads by the host
 /// ([`crate::node::Node::set_verifier`]). Whatever it does, it returns one
 /// verdict per check, in order.
 pub type Verifier = fn(Batch) -> Vec<bool>;
@@ -193,11 +188,6 @@ impl Batch {
     fn zip215_together(&self, indices: &[usize]) -> bool {
         indices.iter().all(|&i| self.checks[i].verify())
     }
-}
-
-/// Runs `batch` on this thread: the default [`Verifier`].
-pub fn verdicts(batch: Batch) -> Vec<bool> {
-    batch.verdicts()
 }
 
 #[cfg(not(fuzzing))]

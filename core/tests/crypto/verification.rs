@@ -123,29 +123,21 @@ fn cases() -> Vec<Case> {
     }
 
     for (i, t) in EIGHT_TORSION.iter().enumerate().skip(1) {
-        // A key with a torsion component: A = aB + T, R = rB, s = r + k a.
+        // s = r + k a with A = aB + ta·T and R = rB + tr·T: a key or an R
+        // with a torsion component (the cofactored equation holds).
         let a = Scalar::from_bytes_mod_order(random32(&mut r));
         let nonce = Scalar::from_bytes_mod_order(random32(&mut r));
-        let big_a = (B * a + t).compress().0;
-        let big_r = (B * nonce).compress().0;
-        let s = nonce + challenge(&big_r, &big_a, &message) * a;
-        cases.push(Case {
-            what: format!("mixed-order A (torsion {i})"),
-            key: big_a,
-            message: message.clone(),
-            signature: signature(&big_r, &s.to_bytes()),
-        });
-
-        // R with a torsion component: A = aB, R = rB + T, s = r + k a.
-        let big_a = (B * a).compress().0;
-        let big_r = (B * nonce + t).compress().0;
-        let s = nonce + challenge(&big_r, &big_a, &message) * a;
-        cases.push(Case {
-            what: format!("mixed-order R (torsion {i})"),
-            key: big_a,
-            message: message.clone(),
-            signature: signature(&big_r, &s.to_bytes()),
-        });
+        for (what, ta, tr) in [("A", 1u8, 0u8), ("R", 0, 1)] {
+            let big_a = (B * a + t * Scalar::from(ta)).compress().0;
+            let big_r = (B * nonce + t * Scalar::from(tr)).compress().0;
+            let s = nonce + challenge(&big_r, &big_a, &message) * a;
+            cases.push(Case {
+                what: format!("mixed-order {what} (torsion {i})"),
+                key: big_a,
+                message: message.clone(),
+                signature: signature(&big_r, &s.to_bytes()),
+            });
+        }
     }
 
     // Non-canonical s: an honest signature with l added to s.

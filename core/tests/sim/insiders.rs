@@ -110,14 +110,19 @@ impl Room {
     /// The room come together, and Alice's "hello" delivered everywhere;
     /// with the room's id.
     fn after_hello(seed: u64) -> Result<(Self, p2pchat_core::RoomId), String> {
-        let mut room = Room::new(seed);
+        Room::new(seed).hello()
+    }
+
+    /// This room come together, and Alice's "hello" delivered everywhere.
+    fn hello(mut self) -> Result<(Self, p2pchat_core::RoomId), String> {
+        let room = &mut self;
         room.run_until(T0 + 5_000);
         let id = *room.chat.room_id();
         room.nodes[ALICE]
             .send_text(room.now, &id, "hello")
             .map_err(|e| e.to_string())?;
         room.run_until(room.now + 2_000);
-        Ok((room, id))
+        Ok((self, id))
     }
 
     /// A node (not in the room yet); returns its index.
@@ -761,12 +766,7 @@ fn forks_are_found_and_proven_everywhere(seed: u64) -> Check {
     room.nodes[carol]
         .join_room(room.now, &chat)
         .map_err(|e| e.to_string())?;
-    room.run_until(T0 + 5_000);
-    let id = *room.chat.room_id();
-    room.nodes[ALICE]
-        .send_text(room.now, &id, "hello")
-        .map_err(|e| e.to_string())?;
-    room.run_until(room.now + 2_000);
+    let (mut room, id) = room.hello()?;
     let m = room.mallory.peer_id();
     let (seq, deps, lamport) = room.nodes[MALLORY]
         .history(&id)
