@@ -193,6 +193,17 @@ impl Event {
     }
 }
 
+/// Where a page of the shown history sits ([`History::page`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    /// The newest events.
+    Newest,
+    /// The events just before this key (older ones).
+    Before(OrderKey),
+    /// The events just after this key (newer ones).
+    After(OrderKey),
+}
+
 /// An event that was just delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivered {
@@ -446,6 +457,36 @@ impl History {
     /// equivocator's events from its fork on.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<Event>> {
         self.order.values().filter(|e| !self.is_frozen(&e.id))
+    }
+
+    /// A page of the shown history, in canonical order (oldest first): at
+    /// most `limit` shown events next to `anchor`, each with its late
+    /// mark. What a UI asks for instead of walking the whole history, so
+    /// its cost follows the page, not the history's length.
+    pub fn page(&self, anchor: Anchor, limit: usize) -> Vec<(Arc<Event>, bool)> {
+        let shown = |(_, e): (&OrderKey, &Arc<Event>)| {
+            (!self.is_frozen(&e.id)).then(|| (Arc::clone(e), self.is_late(&e.id)))
+        };
+        match anchor {
+            Anchor::Newest => self.page(Anchor::Before(OrderKey::MAX), limit),
+            Anchor::Before(key) => {
+                let mut page: Vec<_> = self
+                    .order
+                    .range(..key)
+                    .rev()
+                    .filter_map(shown)
+                    .take(limit)
+                    .collect();
+                page.reverse();
+                page
+            }
+            Anchor::After(key) => self
+                .order
+                .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+                .filter_map(shown)
+                .take(limit)
+                .collect(),
+        }
     }
 
     /// The main-chain event `id` (shown or hidden).
@@ -910,6 +951,57 @@ impl History {
 /// previous event (unless it is the first) and of each dependency.
 fn has_chain(event: &Event) -> bool {
     event.prev.is_some() == (event.id.seq > 1) && event.refs.len() == event.deps.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every page, walked back from the newest or forward from the
+    /// oldest, in any page size, gives the shown history and its marks.
+    #[test]
+    fn pages_walk_the_shown_history_both_ways() {
+        let mut marked = 0;
+        for seed in 0..16 {
+            let mut history = History::new();
+            for e in crate::lateness::tests::random_room(seed) {
+                history.offer(e, 0).expect("valid");
+            }
+            let whole: Vec<(EventId, bool)> = history
+                .iter()
+                .map(|e| (e.id, history.is_late(&e.id)))
+                .collect();
+            marked += whole.iter().filter(|(_, late)| *late).count();
+            for size in [1, 3, 7, 100] {
+                let ids = |page: &[(Arc<Event>, bool)]| -> Vec<(EventId, bool)> {
+                    page.iter().map(|(e, late)| (e.id, *late)).collect()
+                };
+                let mut back = Vec::new();
+                let mut page = history.page(Anchor::Newest, size);
+                while let Some((first, _)) = page.first() {
+                    assert!(page.len() <= size);
+                    let key = first.key();
+                    let mut older = ids(&page);
+                    older.extend(back);
+                    back = older;
+                    page = history.page(Anchor::Before(key), size);
+                }
+                assert_eq!(back, whole, "seed {seed}, pages of {size}, backwards");
+                let mut forth = Vec::new();
+                let mut page = history.page(Anchor::After(OrderKey::MIN), size);
+                while let Some((last, _)) = page.last() {
+                    let key = last.key();
+                    forth.extend(ids(&page));
+                    page = history.page(Anchor::After(key), size);
+                }
+                assert_eq!(forth, whole, "seed {seed}, pages of {size}, forwards");
+            }
+        }
+        assert!(
+            marked > 0,
+            "the rooms have late messages, so pages carry marks"
+        );
+    }
 }
 
 // ----- the room's events ------------------------------------------------------

@@ -244,7 +244,7 @@ impl Lateness {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashSet;
 
     use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -261,7 +261,7 @@ mod tests {
     /// Random events by three authors: each depends on a random subset of
     /// what its author has seen, at a random time (some well in the past,
     /// some long after), as a member that was partitioned away would.
-    fn random_room(seed: u64) -> Vec<Event> {
+    pub(crate) fn random_room(seed: u64) -> Vec<Event> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut events: Vec<Event> = Vec::new();
         let mut seqs = [0u64; 3];

@@ -29,6 +29,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -303,6 +304,19 @@ impl Node {
     /// A room's history.
     pub fn history(&self, room: &RoomId) -> Option<&History> {
         self.rooms.get(room).map(|r| &r.history)
+    }
+
+    /// A page of a room's shown history, each event with its late mark
+    /// ([`History::page`]): what UIs show, a page at a time.
+    pub fn page(
+        &self,
+        room: &RoomId,
+        anchor: crate::history::Anchor,
+        limit: usize,
+    ) -> Vec<(Arc<crate::history::Event>, bool)> {
+        self.history(room)
+            .map(|h| h.page(anchor, limit))
+            .unwrap_or_default()
     }
 
     /// A room's members (not counting this node).

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use p2pchat_core::chats::Chats;
-use p2pchat_core::history::Event;
+use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::{AppEvent, ChatId, Node, Output as Step, PeerId, RoomId, UnixMillis};
 use p2pchat_host::shutdown::Shutdown;
 use tokio::net::UdpSocket;
@@ -523,13 +523,7 @@ impl Driver {
             return self.error("not a member of that chat");
         };
         let total = history.len();
-        let mut events: Vec<(Arc<Event>, bool)> = history
-            .iter()
-            .rev()
-            .take(count)
-            .map(|e| (Arc::clone(e), history.is_late(&e.id)))
-            .collect();
-        events.reverse();
+        let events = self.engine.page(&room, Anchor::Newest, count);
         let me = self.engine.peer_id();
         let messages = events
             .iter()

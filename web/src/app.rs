@@ -8,6 +8,7 @@ use p2pchat_core::signaling::ServerSpec;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use p2pchat_core::history::Anchor;
 use p2pchat_core::RoomId;
 use yew::prelude::*;
 
@@ -70,6 +71,11 @@ impl Commands {
     /// Leaves a room.
     pub fn leave(&self, room: RoomId) {
         self.with_peer(|p| p.leave(room));
+    }
+
+    /// Loads more of a room's history into its timeline.
+    pub fn page(&self, room: RoomId, anchor: Anchor) {
+        self.with_peer(|p| p.page(room, anchor));
     }
 
     /// Shows a room.

@@ -19,10 +19,10 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
+use p2pchat_core::history::Anchor;
 use p2pchat_core::relay::Frame;
 use p2pchat_core::signaling::ServerSpec;
 use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, Output, RoomId, UserName};
@@ -32,7 +32,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use yew::Callback;
 
-use crate::state::{backoff_ms, Action, RelayStatus};
+use crate::state::{backoff_ms, Action, RelayStatus, PAGE};
 use crate::storage::{KeyValue, LocalStorage, MemoryStore, PeerStore, StorageError};
 use crate::tab::{self, Claim};
 
@@ -384,6 +384,16 @@ impl Peer {
         ok
     }
 
+    /// Loads a page of `room`'s history next to `anchor` into its
+    /// timeline (the user scrolled to one end of what is loaded).
+    pub fn page(&mut self, room: RoomId, anchor: Anchor) {
+        let Some(engine) = self.engine.as_ref() else {
+            return;
+        };
+        let page = engine.page(&room, anchor, PAGE);
+        self.dispatch.emit(Action::Page { room, anchor, page });
+    }
+
     /// Leaves `room` (its history is deleted here).
     pub fn leave(&mut self, room: RoomId) {
         let Some(engine) = self.engine.as_mut() else {
@@ -565,7 +575,11 @@ impl Peer {
                             ..
                         } => Some(Action::Restored {
                             room: *room,
-                            events: shown_history(engine, room),
+                            history: engine
+                                .history(room)
+                                .map(|h| h.iter().cloned().collect())
+                                .unwrap_or_default(),
+                            page: engine.page(room, Anchor::Newest, PAGE),
                             members: engine
                                 .members(room)
                                 .map(|m| m.iter().cloned().collect())
@@ -573,7 +587,8 @@ impl Peer {
                         }),
                         AppEvent::Reshown { room } => Some(Action::Reshown {
                             room: *room,
-                            events: shown_history(engine, room),
+                            messages: engine.history(room).map_or(0, |h| h.len()),
+                            page: engine.page(room, Anchor::Newest, PAGE),
                         }),
                         _ => None,
                     };
@@ -687,16 +702,4 @@ impl KeyValue for Backend {
 /// through the UI.
 fn tracing_error(message: &str) {
     web_sys::console::warn_1(&message.into());
-}
-
-/// A room's history as the node shows it, each message with its late mark.
-fn shown_history(engine: &Node, room: &RoomId) -> Vec<(Arc<p2pchat_core::history::Event>, bool)> {
-    engine
-        .history(room)
-        .map(|h| {
-            h.iter()
-                .map(|e| (Arc::clone(e), h.is_late(&e.id)))
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use p2pchat_core::chats::{Chat, Chats};
-use p2pchat_core::clock::EventId;
-use p2pchat_core::history::Event;
+use p2pchat_core::clock::{EventId, OrderKey};
+use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::membership::Member;
 use p2pchat_core::wire::MAX_TEXT_LEN;
 use p2pchat_core::{AppEvent, PeerId, RoomId};
@@ -113,6 +113,93 @@ impl MessageItem {
     fn key(&self) -> (u64, PeerId, u64) {
         (self.lamport, self.author, self.seq)
     }
+
+    /// Its place in the room's canonical order.
+    pub fn order_key(&self) -> OrderKey {
+        OrderKey::new(self.lamport, self.id())
+    }
+}
+
+/// Messages a timeline holds at most: whatever the history's length, the
+/// page renders and keeps this many.
+pub const MAX_LOADED: usize = 300;
+/// Messages asked of the node at a time, as the user scrolls.
+pub const PAGE: usize = 100;
+
+/// A room's timeline: a window onto its shown history, in canonical order,
+/// slid a page at a time as the user scrolls (older messages are loaded at
+/// the top, newer ones at the bottom, and the far end is let go).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// The messages loaded, in canonical order, at most [`MAX_LOADED`].
+    pub messages: Vec<MessageItem>,
+    /// Shown messages may exist before the first loaded.
+    pub older: bool,
+    /// Shown messages exist after the last loaded: the user went back in
+    /// history, and new messages are not loaded until they come back.
+    pub newer: bool,
+}
+
+impl Timeline {
+    /// A new message was delivered: loaded if it falls inside the window
+    /// (or at its end, when the window reaches the newest).
+    fn arrived(&mut self, item: MessageItem) {
+        let before_first = self.messages.first().is_some_and(|m| item.key() < m.key());
+        let after_last = self.messages.last().is_some_and(|m| item.key() > m.key());
+        if (before_first && self.older) || (after_last && self.newer) {
+            return;
+        }
+        insert(&mut self.messages, item);
+        if self.messages.len() > MAX_LOADED {
+            if self.newer {
+                self.messages.truncate(MAX_LOADED);
+            } else {
+                let extra = self.messages.len() - MAX_LOADED;
+                self.messages.drain(..extra);
+                self.older = true;
+            }
+        }
+    }
+
+    /// A page the node gave for `anchor`, asked for `PAGE` at a time (a
+    /// shorter page reached the end of the history). A page that does not
+    /// start or end where the window does any more (the window moved
+    /// since it was asked for) is ignored.
+    fn page(&mut self, anchor: Anchor, items: Vec<MessageItem>, asked: usize) {
+        let full = items.len() >= asked;
+        match anchor {
+            Anchor::Newest => {
+                self.messages = items;
+                self.older = full;
+                self.newer = false;
+            }
+            Anchor::Before(key) => {
+                if self.messages.first().map(MessageItem::order_key) != Some(key) {
+                    return;
+                }
+                let mut messages = items;
+                messages.append(&mut self.messages);
+                self.messages = messages;
+                self.older = full;
+                if self.messages.len() > MAX_LOADED {
+                    self.messages.truncate(MAX_LOADED);
+                    self.newer = true;
+                }
+            }
+            Anchor::After(key) => {
+                if self.messages.last().map(MessageItem::order_key) != Some(key) {
+                    return;
+                }
+                self.messages.extend(items);
+                self.newer = full;
+                if self.messages.len() > MAX_LOADED {
+                    let extra = self.messages.len() - MAX_LOADED;
+                    self.messages.drain(..extra);
+                    self.older = true;
+                }
+            }
+        }
+    }
 }
 
 /// The room on screen: the chat as core's chat model has it, and its
@@ -121,8 +208,8 @@ impl MessageItem {
 pub struct RoomItem {
     /// The chat: name, Chat ID, members, names, delivery state.
     pub chat: Chat,
-    /// Messages in canonical order.
-    pub messages: Vec<MessageItem>,
+    /// The messages loaded, in canonical order, and whether there are more.
+    pub timeline: Timeline,
 }
 
 /// Everything that changes the state.
@@ -142,18 +229,29 @@ pub enum Action {
     Connected(bool),
     /// Something the node reported.
     Engine(AppEvent),
-    /// A restored room's history (each event with its late mark) and
-    /// members, as the node holds them.
+    /// A restored room's history (for the chat model: names and count),
+    /// its newest page (each event with its late mark) and its members,
+    /// as the node holds them.
     Restored {
         room: RoomId,
-        events: Vec<(Arc<Event>, bool)>,
+        history: Vec<Arc<Event>>,
+        page: Vec<(Arc<Event>, bool)>,
         members: Vec<Member>,
     },
-    /// A room's history as the node shows it now, replacing the timeline
-    /// (a fork hid an equivocator's messages; marks were recomputed).
+    /// A room's history as the node shows it now: how many messages and
+    /// the newest page, replacing the timeline (a fork hid an
+    /// equivocator's messages; marks were recomputed).
     Reshown {
         room: RoomId,
-        events: Vec<(Arc<Event>, bool)>,
+        messages: usize,
+        page: Vec<(Arc<Event>, bool)>,
+    },
+    /// A page of a room's history the timeline asked for (at most
+    /// [`PAGE`] events, with their late marks).
+    Page {
+        room: RoomId,
+        anchor: Anchor,
+        page: Vec<(Arc<Event>, bool)>,
     },
     /// The user opened a room.
     Select(RoomId),
@@ -178,8 +276,8 @@ pub struct Model {
     pub connected: bool,
     /// The user's chats (core's chat model), once the user is known.
     pub chats: Option<Chats>,
-    /// Each room's messages, in canonical order.
-    pub timelines: BTreeMap<RoomId, Vec<MessageItem>>,
+    /// Each room's timeline: the messages loaded, in canonical order.
+    pub timelines: BTreeMap<RoomId, Timeline>,
     /// Errors not dismissed yet, oldest first, with their ids.
     pub errors: Vec<(u64, String)>,
     next_error: u64,
@@ -200,7 +298,7 @@ impl Model {
         let chat = chats.get(&chats.current()?)?;
         Some(RoomItem {
             chat: chat.clone(),
-            messages: self.timelines.get(&chat.id).cloned().unwrap_or_default(),
+            timeline: self.timelines.get(&chat.id).cloned().unwrap_or_default(),
         })
     }
 
@@ -228,31 +326,26 @@ impl Model {
             Action::Engine(event) => self.engine(event),
             Action::Restored {
                 room,
-                events,
+                history,
+                page,
                 members,
             } => {
                 if let Some(chats) = &mut self.chats {
-                    chats.restored(
-                        &room,
-                        events.iter().map(|(e, _)| e.as_ref()),
-                        members.iter(),
-                    );
+                    chats.restored(&room, history.iter().map(AsRef::as_ref), members.iter());
                 }
-                let timeline = self.timelines.entry(room).or_default();
-                for (event, late) in &events {
-                    insert(timeline, MessageItem::of(event, *late));
-                }
+                self.page(room, Anchor::Newest, page);
             }
-            Action::Reshown { room, events } => {
+            Action::Reshown {
+                room,
+                messages,
+                page,
+            } => {
                 if let Some(chats) = &mut self.chats {
-                    chats.reshown(&room, events.len());
+                    chats.reshown(&room, messages);
                 }
-                let timeline = self.timelines.entry(room).or_default();
-                timeline.clear();
-                for (event, late) in &events {
-                    insert(timeline, MessageItem::of(event, *late));
-                }
+                self.page(room, Anchor::Newest, page);
             }
+            Action::Page { room, anchor, page } => self.page(room, anchor, page),
             Action::Select(room) => {
                 if let Some(chats) = &mut self.chats {
                     chats.set_current(room);
@@ -261,6 +354,18 @@ impl Model {
             Action::Error(message) => self.warn(message),
             Action::Dismiss(id) => self.errors.retain(|(i, _)| *i != id),
         }
+    }
+
+    /// Puts a page the node gave in `room`'s timeline.
+    fn page(&mut self, room: RoomId, anchor: Anchor, page: Vec<(Arc<Event>, bool)>) {
+        let items = page
+            .iter()
+            .map(|(event, late)| MessageItem::of(event, *late))
+            .collect();
+        self.timelines
+            .entry(room)
+            .or_default()
+            .page(anchor, items, PAGE);
     }
 
     /// Shows `message` in the error list (the oldest goes past
@@ -289,11 +394,11 @@ impl Model {
                 room, event, late, ..
             } => {
                 let timeline = self.timelines.entry(room).or_default();
-                insert(timeline, MessageItem::of(&event, late));
+                timeline.arrived(MessageItem::of(&event, late));
             }
             AppEvent::Late { room, events } => {
                 if let Some(timeline) = self.timelines.get_mut(&room) {
-                    for item in timeline.iter_mut() {
+                    for item in timeline.messages.iter_mut() {
                         if events.iter().any(|id| *id == item.id()) {
                             item.late = true;
                         }
@@ -396,7 +501,7 @@ mod tests {
 
     use super::*;
     use p2pchat_core::chats::Delivery;
-    use p2pchat_core::history::Body;
+    use p2pchat_core::history::{Body, History};
     use p2pchat_core::membership::{Status, StatusChange};
     use p2pchat_core::{Identity, RoomName};
 
@@ -510,17 +615,143 @@ mod tests {
         ] {
             message(&mut m, r, e, false);
         }
-        // A restore racing a delivery does not show a message twice.
-        m.apply(Action::Restored {
-            room: r,
-            events: vec![(event(a, 1, 1), false)],
-            members: Vec::new(),
-        });
-        let got: Vec<(u64, PeerId, u64)> = m.timelines[&r].iter().map(|x| x.key()).collect();
+        let keys = |m: &Model| -> Vec<(u64, PeerId, u64)> {
+            m.timelines[&r].messages.iter().map(|x| x.key()).collect()
+        };
+        let got = keys(&m);
         let mut want = got.clone();
         want.sort();
         assert_eq!(got, want);
         assert_eq!(got.len(), 4);
+        // A delivery racing the page that already holds it does not show a
+        // message twice.
+        let mut page = vec![(event(a, 1, 1), false), (event(b, 1, 1), false)];
+        page.sort_by_key(|(e, _)| e.key());
+        m.apply(Action::Restored {
+            room: r,
+            history: Vec::new(),
+            page,
+            members: Vec::new(),
+        });
+        message(&mut m, r, event(a, 1, 1), false);
+        message(&mut m, r, event(a, 2, 3), false);
+        assert_eq!(keys(&m).len(), 3);
+    }
+
+    /// A room of `n` messages by one author, as a node's history.
+    fn long_history(n: u64) -> History {
+        let mut history = History::new();
+        for seq in 1..=n {
+            history.offer(next(seq), 0).expect("a valid event");
+        }
+        history
+    }
+
+    /// Message `seq` of the long history's author.
+    fn next(seq: u64) -> Event {
+        let mut e = (*event(peer(1), seq, seq)).clone();
+        // Ten a second: within the author's quota.
+        e.time = seq * 100;
+        if seq > 1 {
+            e.deps = vec![EventId::new(peer(1), seq - 1)];
+        }
+        e
+    }
+
+    /// What the peer does when the timeline asks for a page.
+    fn scroll(m: &mut Model, r: RoomId, history: &History, anchor: Anchor) {
+        m.apply(Action::Page {
+            room: r,
+            anchor,
+            page: history.page(anchor, PAGE),
+        });
+    }
+
+    fn seqs(m: &Model, r: RoomId) -> Vec<u64> {
+        m.timelines[&r].messages.iter().map(|x| x.seq).collect()
+    }
+
+    #[test]
+    fn a_long_history_is_shown_a_window_at_a_time_back_to_the_first_message() {
+        let mut m = signed_in(peer(9));
+        let r = room(1);
+        joined(&mut m, r, "general");
+        let history = long_history(1_000);
+        m.apply(Action::Reshown {
+            room: r,
+            messages: history.len(),
+            page: history.page(Anchor::Newest, PAGE),
+        });
+        let t = &m.timelines[&r];
+        assert_eq!(seqs(&m, r), (901..=1_000).collect::<Vec<_>>());
+        assert!(t.older && !t.newer);
+
+        // Up to the first message, a page at a time; never more than a
+        // window held.
+        let mut pages = 0;
+        while m.timelines[&r].older {
+            let first = m.timelines[&r].messages[0].order_key();
+            scroll(&mut m, r, &history, Anchor::Before(first));
+            assert!(m.timelines[&r].messages.len() <= MAX_LOADED);
+            pages += 1;
+            assert!(pages <= 20, "scrolling up never ends");
+        }
+        let t = &m.timelines[&r];
+        assert_eq!(seqs(&m, r), (1..=MAX_LOADED as u64).collect::<Vec<_>>());
+        assert!(t.newer, "the newest messages were let go");
+
+        // A message arriving meanwhile is not loaded out of place...
+        let mut history = history;
+        let new = history
+            .offer(next(1_001), 0)
+            .expect("valid")
+            .remove(0)
+            .event;
+        message(&mut m, r, new, false);
+        assert_eq!(m.timelines[&r].messages.len(), MAX_LOADED);
+
+        // ...and is there when the user scrolls back down to the end.
+        while m.timelines[&r].newer {
+            let last = m.timelines[&r].messages.last().unwrap().order_key();
+            scroll(&mut m, r, &history, Anchor::After(last));
+            assert!(m.timelines[&r].messages.len() <= MAX_LOADED);
+            pages += 1;
+            assert!(pages <= 40, "scrolling down never ends");
+        }
+        let got = seqs(&m, r);
+        assert_eq!(got.last(), Some(&1_001));
+        assert_eq!(got.len(), MAX_LOADED);
+        assert!(m.timelines[&r].older);
+
+        // At the end, new messages are loaded and the oldest let go.
+        let new = history
+            .offer(next(1_002), 0)
+            .expect("valid")
+            .remove(0)
+            .event;
+        message(&mut m, r, new, false);
+        let got = seqs(&m, r);
+        assert_eq!(got.last(), Some(&1_002));
+        assert_eq!(got.len(), MAX_LOADED);
+    }
+
+    #[test]
+    fn a_page_for_a_window_that_moved_since_is_ignored() {
+        let mut m = signed_in(peer(9));
+        let r = room(1);
+        joined(&mut m, r, "general");
+        let history = long_history(500);
+        scroll(&mut m, r, &history, Anchor::Newest);
+        let first = m.timelines[&r].messages[0].order_key();
+        let stale = history.page(Anchor::Before(first), PAGE);
+        scroll(&mut m, r, &history, Anchor::Before(first));
+        let before = m.timelines[&r].clone();
+        m.apply(Action::Page {
+            room: r,
+            anchor: Anchor::Before(first),
+            page: stale,
+        });
+        assert_eq!(m.timelines[&r], before, "the same page twice is shown once");
     }
 
     #[test]
@@ -537,7 +768,7 @@ mod tests {
         m.apply(Action::Select(r1));
         let shown = m.selected_room().unwrap();
         assert_eq!((shown.chat.name.as_str(), shown.chat.unread), ("one", 0));
-        assert_eq!(shown.messages.len(), 1);
+        assert_eq!(shown.timeline.messages.len(), 1);
         m.apply(Action::Engine(AppEvent::RoomLeft { room: r1 }));
         assert!(!m.timelines.contains_key(&r1));
         assert_eq!(m.selected_room().unwrap().chat.name, "two");

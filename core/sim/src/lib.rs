@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use p2pchat_core::clock::{EventId, OrderKey};
-use p2pchat_core::history::{MAX_PENDING, MAX_PENDING_BYTES};
+use p2pchat_core::history::{Anchor, MAX_PENDING, MAX_PENDING_BYTES};
 use p2pchat_core::membership::Timeouts;
 use p2pchat_core::rendezvous::{Limits, Registry};
 use p2pchat_core::wire::{self, Datagram, MAX_REASSEMBLY_BYTES};
@@ -710,19 +710,14 @@ impl Sim {
                 .node
                 .as_ref()
                 .ok_or_else(|| format!("node {i} is not running"))?;
-            let history = node
-                .history(room)
-                .ok_or_else(|| format!("node {i} is not in the room"))?;
-            let keys: Shown = history
+            if node.history(room).is_none() {
+                return Err(format!("node {i} is not in the room"));
+            }
+            // What a UI shows, read the way UIs read it.
+            let keys: Shown = node
+                .page(room, Anchor::Newest, usize::MAX)
                 .iter()
-                .map(|e| {
-                    (
-                        e.key(),
-                        e.shown_time(),
-                        e.backdated(),
-                        history.is_late(&e.id),
-                    )
-                })
+                .map(|(e, late)| (e.key(), e.shown_time(), e.backdated(), *late))
                 .collect();
             let ids: HashSet<EventId> = keys.iter().map(|k| k.0.id()).collect();
             if ids != expected {

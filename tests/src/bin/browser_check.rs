@@ -7,8 +7,10 @@
 //! page and the node hold them in the same `(author, seq)` order, see the
 //! node online in the member list, reload the page while the node writes
 //! (the identity, the room and the history survive, and the message written
-//! meanwhile is caught up), get a clear error for a damaged Chat ID, and
-//! see a second tab refuse to run a second copy of the peer.
+//! meanwhile is caught up), get a clear error for a damaged Chat ID, see a
+//! second tab refuse to run a second copy of the peer, and read back
+//! through a history longer than the timeline holds at once (it loads
+//! older messages as the user scrolls up, to the room's first message).
 //! Every wait is bounded; every process dies with the test.
 //!
 //! The page is driven through its page object,
@@ -162,8 +164,11 @@ async fn scenario(t: &mut Test, url: &str, screenshot: &Path) -> Result<String> 
     t.step("a second tab finds the peer running in the first");
     second_tab(t, url).await?;
 
+    t.step("a long history: the newest shown, scrolled back to the first message");
+    long_history(t).await?;
+
     t.step("leaving asks first, then erases the room from the browser");
-    leave(t, &chat_id, "hello from the browser").await?;
+    leave(t, &chat_id, &format!("long {LONG}")).await?;
     Ok(format!(
         "{} messages in the same (author, seq) order in the page and the node, \
          identity and room kept across a reload, screenshot at {} ({:.1}s)",
@@ -171,6 +176,75 @@ async fn scenario(t: &mut Test, url: &str, screenshot: &Path) -> Result<String> 
         screenshot.display(),
         t.started.elapsed().as_secs_f64()
     ))
+}
+
+/// Messages the node writes for the long-history step: more than the
+/// timeline holds at once.
+const LONG: usize = 320;
+/// Messages the timeline holds at most (the web UI's `MAX_LOADED`).
+const MAX_LOADED: usize = 300;
+
+/// The node writes [`LONG`] messages. The page shows the newest, holds at
+/// most [`MAX_LOADED`], loads older ones as the user scrolls up until it
+/// shows the room's first message, and jumps back to the newest.
+async fn long_history(t: &mut Test) -> Result<()> {
+    for i in 1..=LONG {
+        if i > 150 {
+            // Within the author's quota (20 a second after a burst of
+            // 200), as the members would refuse more.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        let text = format!("long {i}");
+        t.node(|n| n.say(ROOM, &text))?;
+    }
+    let last = format!("long {LONG}");
+    let page = t
+        .web
+        .wait_for(&format!("{last:?} in the timeline"), |p| {
+            p.message(&last).is_some()
+        })
+        .await?;
+    if page.messages.len() > MAX_LOADED || !page.older {
+        bail!(
+            "with {} messages in the room the page holds {} (at most {MAX_LOADED} expected), \
+             older ones to load: {}",
+            LONG + 9,
+            page.messages.len(),
+            page.older
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let top = loop {
+        t.web.scroll_timeline_to_top().await?;
+        let page = t.web.look().await?;
+        if page.messages.len() > MAX_LOADED {
+            bail!(
+                "scrolling up, the page holds {} messages\n{page}",
+                page.messages.len()
+            );
+        }
+        if page.beginning {
+            break page;
+        }
+        if Instant::now() >= deadline {
+            bail!("scrolling up never reached the beginning of the chat\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let first = top.messages.first().map(|m| m.text.as_str());
+    if first != Some("hello from the cli") || top.message(&last).is_some() || !top.jump_newest {
+        bail!(
+            "at the top of the chat the page should show its first message, not the newest, \
+             and a button back to the newest\n{top}"
+        );
+    }
+    t.web.jump_to_newest().await?;
+    t.web
+        .wait_for(&format!("{last:?} shown again after jumping back"), |p| {
+            p.message(&last).is_some() && !p.newer
+        })
+        .await?;
+    Ok(())
 }
 
 /// Creates [`ROOM`] in the page; returns the Chat ID it shows.

@@ -105,6 +105,21 @@ impl ChatPage {
         self.browser.click("#send").await
     }
 
+    /// Scrolls the open room's timeline to its top, as a user reading
+    /// back does (older messages load there).
+    pub async fn scroll_timeline_to_top(&self) -> Result<()> {
+        self.browser
+            .execute("const t = document.querySelector('#timeline'); if (t) { t.scrollTop = 0; } return null;")
+            .await
+            .context("scrolling the timeline")?;
+        Ok(())
+    }
+
+    /// Presses the button that jumps back to the newest messages.
+    pub async fn jump_to_newest(&self) -> Result<()> {
+        self.browser.click("#jump-newest").await
+    }
+
     /// Presses Leave in the open room (which only asks).
     pub async fn ask_to_leave(&self) -> Result<()> {
         self.browser.click("#leave-chat").await

@@ -29,6 +29,10 @@ return {
     lamport: attr(m, 'data-lamport'), status: attr(m, 'data-status'),
     late: attr(m, 'data-late'), name: text(q('.author', m)),
     time: text(q('.time', m)), text: text(q('.text', m)) })),
+  older: attr(q('#timeline'), 'data-older') === 'true',
+  newer: attr(q('#timeline'), 'data-newer') === 'true',
+  beginning: q('#timeline #beginning') != null,
+  jump_newest: shown(q('#jump-newest')),
   members: all('#members .member').map(m => ({
     name: text(q('.name', m)), status: attr(m, 'data-status') })),
   errors: all('#errors .error').map(text),
@@ -57,6 +61,16 @@ pub struct Page {
     pub rooms: Vec<Room>,
     /// The open room's timeline, top to bottom.
     pub messages: Vec<Message>,
+    /// The timeline has older messages than those it shows (loaded as
+    /// the user scrolls up).
+    pub older: bool,
+    /// The timeline has newer messages than those it shows (the user
+    /// scrolled back).
+    pub newer: bool,
+    /// The timeline shows the beginning of the chat.
+    pub beginning: bool,
+    /// The button that jumps back to the newest messages is shown.
+    pub jump_newest: bool,
     /// The open room's member list.
     pub members: Vec<Member>,
     /// The error messages shown.
@@ -126,6 +140,10 @@ impl Page {
                     unread: opt(r, "unread"),
                 })
                 .collect(),
+            older: v["older"] == true,
+            newer: v["newer"] == true,
+            beginning: v["beginning"] == true,
+            jump_newest: v["jump_newest"] == true,
             messages: list("messages")
                 .iter()
                 .map(|m| Message {

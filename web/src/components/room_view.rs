@@ -76,7 +76,7 @@ pub fn room_view(props: &Props) -> Html {
                     </div>
                 }
             </div>
-            <Timeline room={props.room.clone()} me={props.me} />
+            <Timeline room={props.room.clone()} me={props.me} commands={props.commands.clone()} />
             <Composer room={room.id} commands={props.commands.clone()} />
         </main>
     }
