@@ -93,7 +93,7 @@ pub use node::{CommandError, Config, Node};
 pub use output::{AppEvent, BatchId, Output, Persist, Read, ReadId, Transmit};
 pub use room::{RendezvousTag, RoomId, RoomKey, RoomName, RoomNameError};
 pub use seal::{Opened, RoomCipher, SealError, SealVersion};
-pub use store::{Loaded, MemoryStore, Record, Store};
+pub use store::{AsyncStore, Loaded, MemoryStore, Record, Store};
 
 /// Time as the host passes it in: milliseconds since the Unix epoch.
 pub type UnixMillis = u64;

@@ -170,6 +170,52 @@ pub trait Store {
         -> Result<Vec<Option<String>>, Self::Error>;
 }
 
+/// A store whose operations complete later, keeping the same rules: the
+/// browser's IndexedDB. The node needs nothing more of it (its output
+/// queue already waits for batches to be confirmed and reads to be
+/// answered), and `conformance` checks it with the same suite. Every
+/// [`Store`] is one, its operations complete at once.
+// Used by single-threaded hosts (the browser): no `Send` bound is promised.
+#[allow(async_fn_in_trait)]
+pub trait AsyncStore {
+    /// Why the store failed.
+    type Error: std::error::Error + 'static;
+
+    /// Stores a batch, all or nothing, durably.
+    async fn apply(&mut self, batch: &[Record]) -> Result<(), Self::Error>;
+
+    /// Everything stored, in load order.
+    async fn load(&self) -> Result<Loaded, Self::Error>;
+
+    /// The tokens of the events stored under `events` in `room`, in the
+    /// order asked, `None` where it holds none.
+    async fn tokens(
+        &self,
+        room: &RoomId,
+        events: &[EventId],
+    ) -> Result<Vec<Option<String>>, Self::Error>;
+}
+
+impl<S: Store> AsyncStore for S {
+    type Error = S::Error;
+
+    async fn apply(&mut self, batch: &[Record]) -> Result<(), Self::Error> {
+        Store::apply(self, batch)
+    }
+
+    async fn load(&self) -> Result<Loaded, Self::Error> {
+        Store::load(self)
+    }
+
+    async fn tokens(
+        &self,
+        room: &RoomId,
+        events: &[EventId],
+    ) -> Result<Vec<Option<String>>, Self::Error> {
+        Store::tokens(self, room, events)
+    }
+}
+
 /// The rules of this module over plain maps, in memory: the reference every
 /// other store is compared with, and the store of the simulator's nodes
 /// (whose "disk" survives their crashes).

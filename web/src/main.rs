@@ -9,6 +9,8 @@ mod app;
 #[cfg(target_arch = "wasm32")]
 mod components;
 #[cfg(target_arch = "wasm32")]
+mod database;
+#[cfg(target_arch = "wasm32")]
 mod peer;
 #[cfg_attr(
     not(target_arch = "wasm32"),

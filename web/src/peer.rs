@@ -11,6 +11,14 @@
 //! before it is stored; if storage refuses a batch, what waited for it is
 //! neither sent nor shown, and the user is told.
 //!
+//! Chats and history live in IndexedDB ([`crate::database`]), whose
+//! operations complete later: a batch or a read goes out in a task of its
+//! own, and its answer is handed to the engine when it comes (tagged with
+//! the run it belongs to, so an answer for an engine that was stopped in
+//! the meantime is dropped). The profile and the tab lease stay in
+//! `localStorage` ([`crate::storage`]); chats kept there by an earlier
+//! version move to IndexedDB the first time the page starts.
+//!
 //! The relay connection reconnects on its own with exponential backoff. Each
 //! connection gets a new UDP socket at the relay; the engine learns the new
 //! address from the `bound` frame and members learn it from our next
@@ -23,15 +31,19 @@ use std::rc::{Rc, Weak};
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::Uint8Array;
 use p2pchat_core::history::Anchor;
+use p2pchat_core::output::Persist;
 use p2pchat_core::relay::Frame;
 use p2pchat_core::signaling::ServerSpec;
-use p2pchat_core::{AppEvent, ChatId, Config, Identity, Node, Output, RoomId, UserName};
+use p2pchat_core::{
+    AppEvent, ChatId, Config, Identity, Loaded, Node, Output, Record, RoomId, Store, UserName,
+};
 use rand_core::{OsRng, RngCore};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use yew::Callback;
 
+use crate::database::{Database, DB_NAME};
 use crate::state::{backoff_ms, Action, RelayStatus, PAGE};
 use crate::storage::{KeyValue, LocalStorage, MemoryStore, PeerStore, StorageError};
 use crate::tab::{self, Claim};
@@ -64,12 +76,71 @@ struct Socket {
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
+/// Where the chats and history are kept.
+enum Records {
+    /// Not opened yet (the engine does not run before it is).
+    Opening,
+    /// IndexedDB.
+    Indexed(Rc<Database>),
+    /// Memory, when the browser offers no IndexedDB: the page chats, and
+    /// nothing new survives a reload.
+    Memory(p2pchat_core::MemoryStore),
+}
+
+/// What opening the records found.
+struct Opened {
+    records: Records,
+    loaded: Result<Loaded, StorageError>,
+    /// Whether chats kept in `localStorage` moved (if there were any).
+    moved: Option<Result<(), StorageError>>,
+    /// Why IndexedDB could not be used, if it could not.
+    unavailable: Option<StorageError>,
+}
+
+/// Opens IndexedDB, moves `legacy` records into it, and loads everything;
+/// or, without IndexedDB, keeps `legacy` in memory for this visit.
+async fn open_records(legacy: Vec<Record>) -> Opened {
+    match Database::open(DB_NAME).await {
+        Ok(db) => {
+            let moved = if legacy.is_empty() {
+                None
+            } else {
+                Some(db.apply(&legacy).await)
+            };
+            let loaded = db.load().await;
+            Opened {
+                records: Records::Indexed(Rc::new(db)),
+                loaded,
+                moved,
+                unavailable: None,
+            }
+        }
+        Err(e) => {
+            let mut memory = p2pchat_core::MemoryStore::new();
+            let _ = Store::apply(&mut memory, &legacy);
+            let loaded = Store::load(&memory).map_err(|e| match e {});
+            Opened {
+                records: Records::Memory(memory),
+                loaded,
+                moved: None,
+                unavailable: Some(e),
+            }
+        }
+    }
+}
+
 /// The engine and everything around it.
 pub struct Peer {
     me: Weak<RefCell<Peer>>,
     dispatch: Callback<Action>,
     endpoints: Endpoints,
+    /// The profile and the tab lease (`localStorage`).
     store: PeerStore<Backend>,
+    /// The chats and history.
+    records: Records,
+    /// Which run of the engine this is: answers from storage for an
+    /// earlier one are dropped.
+    run: u64,
     engine: Option<Node>,
     socket: Option<Socket>,
     open: bool,
@@ -117,6 +188,8 @@ impl Peer {
                 dispatch,
                 endpoints,
                 store: PeerStore::new(Backend::Memory(MemoryStore::default())),
+                records: Records::Opening,
+                run: 0,
                 engine: None,
                 socket: None,
                 open: false,
@@ -174,11 +247,26 @@ impl Peer {
         }
     }
 
-    /// Loads, connects, and keeps the tab lease.
+    /// Opens the records (moving those an earlier version kept in
+    /// `localStorage`), then loads and connects; keeps the tab lease.
     fn begin(&mut self) {
         self.dispatch.emit(Action::Elsewhere(false));
-        self.load();
-        self.connect();
+        self.run += 1;
+        self.records = Records::Opening;
+        let legacy = match self.store.records_to_move() {
+            Ok(loaded) => loaded.records,
+            Err(e) => {
+                self.error(format!("cannot read the chats kept in localStorage: {e}"));
+                Vec::new()
+            }
+        };
+        let (me, run) = (self.me.clone(), self.run);
+        wasm_bindgen_futures::spawn_local(async move {
+            let opened = open_records(legacy).await;
+            if let Some(p) = me.upgrade() {
+                p.borrow_mut().opened(run, opened);
+            }
+        });
         let me = self.me.clone();
         self.renew = Some(Interval::new(tab::RENEW_MS, move || {
             if let Some(p) = me.upgrade() {
@@ -196,6 +284,8 @@ impl Peer {
 
     /// Another tab took over: stop everything here.
     fn stop(&mut self) {
+        self.run += 1;
+        self.records = Records::Opening;
         self.renew = None;
         self.timer = None;
         self.take_inbox = None;
@@ -261,7 +351,41 @@ impl Peer {
         }
     }
 
-    fn load(&mut self) {
+    /// The records are open: load the engine from them and connect.
+    fn opened(&mut self, run: u64, opened: Opened) {
+        if run != self.run {
+            return;
+        }
+        let Opened {
+            records,
+            loaded,
+            moved,
+            unavailable,
+        } = opened;
+        self.records = records;
+        if let Some(e) = unavailable {
+            self.error(format!(
+                "{e}; this page will chat, but nothing new will be kept after a reload"
+            ));
+        }
+        match moved {
+            Some(Ok(())) => {
+                if let Err(e) = self.store.erase_records() {
+                    self.error(format!(
+                        "your chats moved to IndexedDB, but their old copy in localStorage could not be erased: {e}"
+                    ));
+                }
+            }
+            Some(Err(e)) => self.error(format!(
+                "your chats could not be moved from localStorage to IndexedDB ({e}); the next visit tries again"
+            )),
+            None => {}
+        }
+        self.load(loaded);
+        self.connect();
+    }
+
+    fn load(&mut self, loaded: Result<Loaded, StorageError>) {
         let profile = match self.store.profile() {
             Ok(p) => p,
             Err(e) => {
@@ -270,7 +394,7 @@ impl Peer {
             }
         };
         if let Some((name, identity)) = profile {
-            let loaded = match self.store.load() {
+            let loaded = match loaded {
                 Ok(l) => {
                     if l.skipped > 0 {
                         self.error(format!(
@@ -544,24 +668,42 @@ impl Peer {
         };
         let mut frames = Vec::new();
         let mut events = Vec::new();
-        let mut failures = Vec::new();
         let deadline = loop {
             match engine.poll_output() {
-                Output::Persist(p) => match self.store.apply(&p.records) {
-                    Ok(()) => engine.stored(p.batch),
-                    Err(e) => {
+                Output::Persist(p) => match &mut self.records {
+                    Records::Indexed(db) => {
+                        let (db, me, run) = (Rc::clone(db), self.me.clone(), self.run);
+                        wasm_bindgen_futures::spawn_local(async move {
+                            let stored = db.apply(&p.records).await;
+                            if let Some(peer) = me.upgrade() {
+                                peer.borrow_mut().persisted(run, p, stored);
+                            }
+                        });
+                    }
+                    Records::Memory(memory) => {
+                        let _ = Store::apply(memory, &p.records);
+                        engine.stored(p.batch);
+                    }
+                    // No engine runs before the records are open.
+                    Records::Opening => {
                         engine.store_failed(p.batch);
-                        failures.push(e);
                     }
                 },
-                Output::Read(r) => match self.store.tokens(&r.room, &r.events) {
-                    Ok(tokens) => engine.read_done(r.id, tokens),
-                    Err(e) => {
-                        // Only a repair for another member is lost; it
-                        // asks again.
-                        engine.read_done(r.id, Vec::new());
-                        tracing_error(&format!("could not read browser storage: {e}"));
+                Output::Read(r) => match &self.records {
+                    Records::Indexed(db) => {
+                        let (db, me, run) = (Rc::clone(db), self.me.clone(), self.run);
+                        wasm_bindgen_futures::spawn_local(async move {
+                            let tokens = db.tokens(&r.room, &r.events).await;
+                            if let Some(peer) = me.upgrade() {
+                                peer.borrow_mut().read(run, r.id, tokens);
+                            }
+                        });
                     }
+                    Records::Memory(memory) => {
+                        let tokens = Store::tokens(memory, &r.room, &r.events);
+                        engine.read_done(r.id, tokens.unwrap_or_default());
+                    }
+                    Records::Opening => engine.read_done(r.id, Vec::new()),
                 },
                 Output::Transmit(t) => frames.push(Frame::Datagram {
                     addr: t.to,
@@ -608,15 +750,53 @@ impl Peer {
         for action in events {
             self.dispatch.emit(action);
         }
-        for e in failures {
-            self.error(format!(
-                "could not save to browser storage ({e}); the last change was neither sent nor shown"
-            ));
-        }
         self.schedule_timer(deadline);
     }
 
     /// Sends a frame now, or keeps it for when the relay is back.
+    /// A batch is stored (or not): what waited for it may go (or is
+    /// dropped, and the user told).
+    fn persisted(&mut self, run: u64, batch: Persist, stored: Result<(), StorageError>) {
+        if run != self.run {
+            return;
+        }
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        match stored {
+            Ok(()) => engine.stored(batch.batch),
+            Err(e) => {
+                engine.store_failed(batch.batch);
+                self.error(format!(
+                    "could not save to browser storage ({e}); the last change was neither sent nor shown"
+                ));
+            }
+        }
+        self.pump();
+    }
+
+    /// Tokens read back for the engine (to send events on).
+    fn read(
+        &mut self,
+        run: u64,
+        id: p2pchat_core::output::ReadId,
+        tokens: Result<Vec<Option<String>>, StorageError>,
+    ) {
+        if run != self.run {
+            return;
+        }
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let tokens = tokens.unwrap_or_else(|e| {
+            // Only a repair for another member is lost; it asks again.
+            tracing_error(&format!("could not read browser storage: {e}"));
+            Vec::new()
+        });
+        engine.read_done(id, tokens);
+        self.pump();
+    }
+
     fn send_frame(&mut self, now: u64, bytes: Vec<u8>) {
         match (&self.socket, self.open) {
             (Some(socket), true) => {

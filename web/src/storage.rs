@@ -1,6 +1,10 @@
-//! The browser peer's durable state: who the user is, the chats they are in
-//! and everything said in them, kept in the browser's storage
-//! (`localStorage`) so that a page reload brings it all back.
+//! The browser peer's `localStorage`: who the user is (the profile), the
+//! tab lease ([`crate::tab`]), and — in pages before the history moved to
+//! IndexedDB ([`crate::database`]) — the chats and everything said in
+//! them. Those records are still read here once, to move them
+//! ([`PeerStore::records_to_move`], then [`PeerStore::erase_records`]);
+//! the store below keeps the whole store contract all the same (it is the
+//! fallback the contract's suite checks in Chromium too).
 //!
 //! # What is kept
 //!
@@ -430,6 +434,28 @@ impl<K: KeyValue> PeerStore<K> {
     /// another room, and the events and members of rooms not loaded.
     /// Storage is only read here, never repaired.
     pub fn load(&self) -> Result<Loaded, StorageError> {
+        self.read(false)
+    }
+
+    /// Every record kept here, as [`PeerStore::load`] gives them but with
+    /// the events' tokens: what moves to IndexedDB
+    /// ([`crate::database`]) the first time a page that has it opens.
+    pub fn records_to_move(&self) -> Result<Loaded, StorageError> {
+        self.read(true)
+    }
+
+    /// Deletes every record kept here (not the profile): once they are in
+    /// IndexedDB, `localStorage` keeps only the profile and the tab lease.
+    pub fn erase_records(&mut self) -> Result<(), StorageError> {
+        for prefix in [ROOM_PREFIX, EVENT_PREFIX, MEMBER_PREFIX, VERSION_PREFIX] {
+            for key in self.kv.keys_with_prefix(prefix)? {
+                self.kv.remove(&key)?;
+            }
+        }
+        self.kv.remove(ROOM_COUNTER_KEY)
+    }
+
+    fn read(&self, with_tokens: bool) -> Result<Loaded, StorageError> {
         let mut keys = self.kv.keys_with_prefix(PREFIX)?;
         keys.sort_unstable();
         let mut skipped = 0;
@@ -497,7 +523,11 @@ impl<K: KeyValue> PeerStore<K> {
             list.sort_by_key(Event::key);
             records.extend(list.into_iter().map(|event| Record::Event {
                 room: *room,
-                event: Loaded::without_token(event),
+                event: if with_tokens {
+                    event
+                } else {
+                    Loaded::without_token(event)
+                },
             }));
         }
         for (room, mut list) in ids.iter().zip(versions) {
@@ -940,6 +970,53 @@ mod tests {
         fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
             self.inner.keys_with_prefix(prefix)
         }
+    }
+
+    #[test]
+    fn records_move_out_with_their_tokens_and_the_profile_stays() {
+        let mut store = PeerStore::new(MemoryStore::default());
+        let identity = Identity::from_secret_bytes(&[5; 32]);
+        store.save_profile("dora", &identity).unwrap();
+        store.kv_mut().set("p2pchat/v1/tab", "lease").unwrap();
+        let (room, record) = room_record(1);
+        let a1 = event(peer(1), 1, 1, "token-1");
+        let a2 = event(peer(1), 2, 2, "token-2");
+        store
+            .apply(&[
+                record,
+                Record::Event {
+                    room,
+                    event: a2.clone(),
+                },
+                Record::Event {
+                    room,
+                    event: a1.clone(),
+                },
+                member(room, peer(2), Some("x"), 1),
+            ])
+            .unwrap();
+        let moving = store.records_to_move().unwrap();
+        let events: Vec<&Event> = moving
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event { event, .. } => Some(event),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events, vec![&a1, &a2], "whole events, tokens too, in order");
+        assert_eq!(moving.records.len(), store.load().unwrap().records.len());
+        store.erase_records().unwrap();
+        assert!(store.load().unwrap().records.is_empty(), "no record left");
+        assert_eq!(
+            store.profile().unwrap().map(|(name, _)| name).as_deref(),
+            Some("dora")
+        );
+        assert_eq!(
+            store.kv().get("p2pchat/v1/tab").unwrap().as_deref(),
+            Some("lease")
+        );
+        assert_eq!(store.kv().keys_with_prefix(super::PREFIX).unwrap().len(), 2);
     }
 
     #[test]

@@ -3,14 +3,20 @@
 //! [`MemoryStore`] all pass the same suite.
 //!
 //! Each check takes a fresh, empty store and panics with a message naming
-//! the rule it broke. [`check_all`] runs them all.
+//! the rule it broke. The checks are written once, over [`AsyncStore`]
+//! (every [`Store`] is one): [`check_all`] runs them all on a synchronous
+//! store, [`check_all_async`] on one whose operations complete later (the
+//! browser's IndexedDB, in Chromium).
 //!
 //! Built for tests only: enable the crate's `conformance` feature in a
 //! `[dev-dependencies]` entry.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
-use super::{Loaded, Record, Store};
+use super::{AsyncStore, Loaded, Record, Store};
 use crate::clock::EventId;
 use crate::history::{Body, Event};
 use crate::identity::{Identity, PeerId, UserName};
@@ -18,30 +24,46 @@ use crate::output::Output;
 use crate::room::{RoomId, RoomKey, RoomName};
 use crate::{ChatId, Config, Node};
 
-/// Runs every check, each on a store from `fresh`.
+/// Runs every check on a synchronous store, each on a store from `fresh`.
 pub fn check_all<S: Store>(mut fresh: impl FnMut() -> S) {
-    an_empty_store_loads_nothing(fresh());
-    rooms_load_in_join_order_and_keep_their_place(fresh());
-    events_load_in_canonical_order_whatever_order_they_came_in(fresh());
-    the_first_copy_of_an_event_wins(fresh());
-    a_member_keeps_its_name_unless_given_a_new_one(fresh());
-    leaving_deletes_the_room_its_events_and_members(fresh());
-    versions_are_kept_once_each_and_erased_with_their_room(fresh());
-    records_of_a_batch_apply_in_order(fresh());
-    tokens_are_read_back_by_id(fresh());
-    a_node_restored_from_the_store_is_the_node_that_wrote_it(fresh());
+    let checks = check_all_async(|| std::future::ready(fresh()));
+    match pin!(checks).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(()) => {}
+        Poll::Pending => panic!("a synchronous store's operations complete at once"),
+    }
 }
 
-fn load<S: Store>(store: &S) -> Loaded {
-    match store.load() {
+/// Runs every check, each on a store `fresh` opens.
+pub async fn check_all_async<S: AsyncStore, F: Future<Output = S>>(mut fresh: impl FnMut() -> F) {
+    an_empty_store_loads_nothing(fresh().await).await;
+    rooms_load_in_join_order_and_keep_their_place(fresh().await).await;
+    events_load_in_canonical_order_whatever_order_they_came_in(fresh().await).await;
+    the_first_copy_of_an_event_wins(fresh().await).await;
+    a_member_keeps_its_name_unless_given_a_new_one(fresh().await).await;
+    leaving_deletes_the_room_its_events_and_members(fresh().await).await;
+    versions_are_kept_once_each_and_erased_with_their_room(fresh().await).await;
+    records_of_a_batch_apply_in_order(fresh().await).await;
+    tokens_are_read_back_by_id(fresh().await).await;
+    a_node_restored_from_the_store_is_the_node_that_wrote_it(fresh().await).await;
+}
+
+async fn load<S: AsyncStore>(store: &S) -> Loaded {
+    match AsyncStore::load(store).await {
         Ok(loaded) => loaded,
         Err(e) => panic!("load failed: {e}"),
     }
 }
 
-fn apply<S: Store>(store: &mut S, batch: &[Record]) {
-    if let Err(e) = store.apply(batch) {
+async fn apply<S: AsyncStore>(store: &mut S, batch: &[Record]) {
+    if let Err(e) = AsyncStore::apply(store, batch).await {
         panic!("apply failed: {e}");
+    }
+}
+
+async fn tokens<S: AsyncStore>(store: &S, room: RoomId, ids: &[EventId]) -> Vec<Option<String>> {
+    match AsyncStore::tokens(store, &room, ids).await {
+        Ok(t) => t,
+        Err(e) => panic!("tokens failed: {e}"),
     }
 }
 
@@ -148,8 +170,8 @@ fn members_of(loaded: &Loaded, room: RoomId) -> Vec<(PeerId, Option<String>, Soc
 }
 
 /// Rule 3: nothing stored, nothing loaded.
-pub fn an_empty_store_loads_nothing<S: Store>(store: S) {
-    let loaded = load(&store);
+pub async fn an_empty_store_loads_nothing<S: AsyncStore>(store: S) {
+    let loaded = load(&store).await;
     assert!(
         loaded.records.is_empty(),
         "an empty store loaded {loaded:?}"
@@ -159,12 +181,12 @@ pub fn an_empty_store_loads_nothing<S: Store>(store: S) {
 
 /// Rules 2 and 3: rooms come back in join order; a room stored again keeps
 /// its place and takes the new record.
-pub fn rooms_load_in_join_order_and_keep_their_place<S: Store>(mut store: S) {
+pub async fn rooms_load_in_join_order_and_keep_their_place<S: AsyncStore>(mut store: S) {
     let (a, ra) = room_record(3);
     let (b, rb) = room_record(1);
     let (c, rc) = room_record(2);
-    apply(&mut store, &[ra.clone(), rb]);
-    apply(&mut store, &[rc]);
+    apply(&mut store, &[ra.clone(), rb]).await;
+    apply(&mut store, &[rc]).await;
     let Record::Room { chat_id, .. } = &ra else {
         unreachable!("room_record makes rooms")
     };
@@ -173,8 +195,8 @@ pub fn rooms_load_in_join_order_and_keep_their_place<S: Store>(mut store: S) {
         chat_id: chat_id.clone(),
         created: true,
     };
-    apply(&mut store, std::slice::from_ref(&again));
-    let loaded = load(&store);
+    apply(&mut store, std::slice::from_ref(&again)).await;
+    let loaded = load(&store).await;
     assert_eq!(rooms_of(&loaded), vec![a, b, c], "rooms in join order");
     assert!(
         loaded.records.contains(&again),
@@ -184,7 +206,9 @@ pub fn rooms_load_in_join_order_and_keep_their_place<S: Store>(mut store: S) {
 }
 
 /// Rule 3: a room's events come back in canonical order, after the rooms.
-pub fn events_load_in_canonical_order_whatever_order_they_came_in<S: Store>(mut store: S) {
+pub async fn events_load_in_canonical_order_whatever_order_they_came_in<S: AsyncStore>(
+    mut store: S,
+) {
     let (r1, rec1) = room_record(1);
     let (r2, rec2) = room_record(2);
     let (a, b) = (peer(1), peer(2));
@@ -197,7 +221,7 @@ pub fn events_load_in_canonical_order_whatever_order_they_came_in<S: Store>(mut 
     let b3 = event(b, 3, 1 << 63, vec![b2.id], "b3");
     let b4 = event(b, 4, (1 << 63) + 1, vec![b3.id], "b4");
     let other = event(a, 1, 1, vec![], "other");
-    apply(&mut store, &[rec1, rec2]);
+    apply(&mut store, &[rec1, rec2]).await;
     apply(
         &mut store,
         &[
@@ -214,7 +238,8 @@ pub fn events_load_in_canonical_order_whatever_order_they_came_in<S: Store>(mut 
                 event: a2.clone(),
             },
         ],
-    );
+    )
+    .await;
     apply(
         &mut store,
         &[
@@ -239,8 +264,9 @@ pub fn events_load_in_canonical_order_whatever_order_they_came_in<S: Store>(mut 
                 event: b3.clone(),
             },
         ],
-    );
-    let loaded = load(&store);
+    )
+    .await;
+    let loaded = load(&store).await;
     let mut want: Vec<Event> = [a1, b1, a2, b2, b3, b4, a3].iter().map(as_loaded).collect();
     want.sort_by_key(Event::key);
     assert_eq!(events_of(&loaded, r1), want, "canonical order");
@@ -257,24 +283,24 @@ pub fn events_load_in_canonical_order_whatever_order_they_came_in<S: Store>(mut 
 }
 
 /// Rule 2: another event under a stored id does not replace it.
-pub fn the_first_copy_of_an_event_wins<S: Store>(mut store: S) {
+pub async fn the_first_copy_of_an_event_wins<S: AsyncStore>(mut store: S) {
     let (r, rec) = room_record(1);
     let first = event(peer(1), 1, 1, vec![], "first");
     let mut forged = event(peer(1), 1, 1, vec![], "second");
     forged.token = "another token".into();
-    apply(&mut store, &[rec]);
+    apply(&mut store, &[rec]).await;
     let write = |e: &Event| Record::Event {
         room: r,
         event: e.clone(),
     };
-    apply(&mut store, &[write(&first)]);
-    apply(&mut store, &[write(&forged), write(&first)]);
-    assert_eq!(events_of(&load(&store), r), vec![as_loaded(&first)]);
+    apply(&mut store, &[write(&first)]).await;
+    apply(&mut store, &[write(&forged), write(&first)]).await;
+    assert_eq!(events_of(&load(&store).await, r), vec![as_loaded(&first)]);
 }
 
 /// Rule 5: tokens come back by id, in the order asked: the first copy's,
 /// `None` for what is not held, nothing once the room is left.
-pub fn tokens_are_read_back_by_id<S: Store>(mut store: S) {
+pub async fn tokens_are_read_back_by_id<S: AsyncStore>(mut store: S) {
     let (r1, rec1) = room_record(1);
     let (r2, rec2) = room_record(2);
     let a1 = event(peer(1), 1, 1, vec![], "a1");
@@ -286,41 +312,42 @@ pub fn tokens_are_read_back_by_id<S: Store>(mut store: S) {
         room,
         event: e.clone(),
     };
-    apply(&mut store, &[rec1, rec2]);
+    apply(&mut store, &[rec1, rec2]).await;
     apply(
         &mut store,
         &[write(r1, &a1), write(r1, &a2), write(r2, &b1)],
-    );
-    apply(&mut store, &[write(r1, &forged)]);
-    let tokens = |store: &S, room: RoomId, ids: &[EventId]| match store.tokens(&room, ids) {
-        Ok(t) => t,
-        Err(e) => panic!("tokens failed: {e}"),
-    };
+    )
+    .await;
+    apply(&mut store, &[write(r1, &forged)]).await;
     let unknown = EventId::new(peer(3), 1);
     assert_eq!(
-        tokens(&store, r1, &[a2.id, unknown, a1.id, b1.id]),
+        tokens(&store, r1, &[a2.id, unknown, a1.id, b1.id]).await,
         vec![Some(a2.token.clone()), None, Some(a1.token.clone()), None],
         "by id, in the order asked, the first copy, none from another room"
     );
-    assert_eq!(tokens(&store, r2, &[b1.id]), vec![Some(b1.token.clone())]);
-    assert_eq!(tokens(&store, r1, &[]), Vec::<Option<String>>::new());
-    apply(&mut store, &[Record::Left { room: r1 }]);
-    assert_eq!(tokens(&store, r1, &[a1.id, a2.id]), vec![None, None]);
-    assert_eq!(tokens(&store, r2, &[b1.id]), vec![Some(b1.token)]);
+    assert_eq!(
+        tokens(&store, r2, &[b1.id]).await,
+        vec![Some(b1.token.clone())]
+    );
+    assert_eq!(tokens(&store, r1, &[]).await, Vec::<Option<String>>::new());
+    apply(&mut store, &[Record::Left { room: r1 }]).await;
+    assert_eq!(tokens(&store, r1, &[a1.id, a2.id]).await, vec![None, None]);
+    assert_eq!(tokens(&store, r2, &[b1.id]).await, vec![Some(b1.token)]);
 }
 
 /// Rule 2: a member's address is replaced; a `None` name keeps the name.
-pub fn a_member_keeps_its_name_unless_given_a_new_one<S: Store>(mut store: S) {
+pub async fn a_member_keeps_its_name_unless_given_a_new_one<S: AsyncStore>(mut store: S) {
     let (r, rec) = room_record(1);
     let (p, q) = (peer(1), peer(2));
-    apply(&mut store, &[rec]);
+    apply(&mut store, &[rec]).await;
     apply(
         &mut store,
         &[member(r, p, Some("dora"), 1), member(r, q, None, 2)],
-    );
-    apply(&mut store, &[member(r, p, None, 3)]);
-    apply(&mut store, &[member(r, q, Some("quinn"), 4)]);
-    let mut got = members_of(&load(&store), r);
+    )
+    .await;
+    apply(&mut store, &[member(r, p, None, 3)]).await;
+    apply(&mut store, &[member(r, q, Some("quinn"), 4)]).await;
+    let mut got = members_of(&load(&store).await, r);
     got.sort();
     let mut want = vec![
         (p, Some("dora".to_owned()), addr(3)),
@@ -332,11 +359,11 @@ pub fn a_member_keeps_its_name_unless_given_a_new_one<S: Store>(mut store: S) {
 
 /// Rule 2: leaving deletes everything of the room and nothing else; a room
 /// joined again comes last.
-pub fn leaving_deletes_the_room_its_events_and_members<S: Store>(mut store: S) {
+pub async fn leaving_deletes_the_room_its_events_and_members<S: AsyncStore>(mut store: S) {
     let (r1, rec1) = room_record(1);
     let (r2, rec2) = room_record(2);
     let e = event(peer(1), 1, 1, vec![], "hi");
-    apply(&mut store, &[rec1.clone(), rec2]);
+    apply(&mut store, &[rec1.clone(), rec2]).await;
     apply(
         &mut store,
         &[
@@ -351,9 +378,10 @@ pub fn leaving_deletes_the_room_its_events_and_members<S: Store>(mut store: S) {
             member(r1, peer(2), Some("x"), 1),
             member(r2, peer(2), Some("x"), 1),
         ],
-    );
-    apply(&mut store, &[Record::Left { room: r1 }]);
-    let loaded = load(&store);
+    )
+    .await;
+    apply(&mut store, &[Record::Left { room: r1 }]).await;
+    let loaded = load(&store).await;
     assert!(
         loaded.records.iter().all(|r| *r.room() != r1),
         "nothing of the room left: {loaded:?}"
@@ -361,14 +389,14 @@ pub fn leaving_deletes_the_room_its_events_and_members<S: Store>(mut store: S) {
     assert_eq!(events_of(&loaded, r2), vec![as_loaded(&e)]);
     assert_eq!(members_of(&loaded, r2).len(), 1);
     // Joined again: last in the join order, and empty.
-    apply(&mut store, &[rec1]);
-    let loaded = load(&store);
+    apply(&mut store, &[rec1]).await;
+    let loaded = load(&store).await;
     assert_eq!(rooms_of(&loaded), vec![r2, r1]);
     assert!(events_of(&loaded, r1).is_empty());
 }
 
 /// Rule 1: the records of one batch take effect in their order.
-pub fn records_of_a_batch_apply_in_order<S: Store>(mut store: S) {
+pub async fn records_of_a_batch_apply_in_order<S: AsyncStore>(mut store: S) {
     let (r1, rec1) = room_record(1);
     let (r2, rec2) = room_record(2);
     let e = event(peer(1), 1, 1, vec![], "hi");
@@ -384,8 +412,9 @@ pub fn records_of_a_batch_apply_in_order<S: Store>(mut store: S) {
             rec2,
             rec1,
         ],
-    );
-    let loaded = load(&store);
+    )
+    .await;
+    let loaded = load(&store).await;
     assert_eq!(rooms_of(&loaded), vec![r2, r1]);
     assert!(events_of(&loaded, r1).is_empty(), "left, then joined again");
 }
@@ -393,7 +422,7 @@ pub fn records_of_a_batch_apply_in_order<S: Store>(mut store: S) {
 /// All rules together: a node writes through the output queue; a node
 /// restored from what the store loads holds the same rooms, history and
 /// members, and skips nothing.
-pub fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: Store>(mut store: S) {
+pub async fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: AsyncStore>(mut store: S) {
     let name = UserName::new("writer").unwrap_or_else(|e| panic!("{e}"));
     let identity = Identity::from_secret_bytes(&[7; 32]);
     let now = 1_750_000_000_000;
@@ -416,13 +445,13 @@ pub fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: Store>(mut st
     loop {
         match node.poll_output() {
             Output::Persist(p) => {
-                apply(&mut store, &p.records);
+                apply(&mut store, &p.records).await;
                 node.stored(p.batch);
             }
-            Output::Read(r) => match store.tokens(&r.room, &r.events) {
-                Ok(tokens) => node.read_done(r.id, tokens),
-                Err(e) => panic!("tokens failed: {e}"),
-            },
+            Output::Read(r) => {
+                let read = tokens(&store, r.room, &r.events).await;
+                node.read_done(r.id, read);
+            }
             Output::Timeout(_) => break,
             Output::Transmit(_) | Output::Event(_) => {}
         }
@@ -431,8 +460,9 @@ pub fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: Store>(mut st
     apply(
         &mut store,
         &[member(*first.room_id(), helper, Some("helper"), 9)],
-    );
-    let loaded = load(&store);
+    )
+    .await;
+    let loaded = load(&store).await;
     assert_eq!(loaded.skipped, 0);
     let (restored, skipped) = Node::restore(
         identity,
@@ -461,7 +491,7 @@ pub fn a_node_restored_from_the_store_is_the_node_that_wrote_it<S: Store>(mut st
 
 /// Versions: kept once per digest (another version of the same id is kept
 /// beside it), loaded after the room's events, erased on `Left`.
-pub fn versions_are_kept_once_each_and_erased_with_their_room<S: Store>(mut store: S) {
+pub async fn versions_are_kept_once_each_and_erased_with_their_room<S: AsyncStore>(mut store: S) {
     let (room, record) = room_record(7);
     let a = peer(1);
     let one = event(a, 1, 1, vec![], "one");
@@ -482,8 +512,9 @@ pub fn versions_are_kept_once_each_and_erased_with_their_room<S: Store>(mut stor
             version(&other),
             version(&one),
         ],
-    );
-    let loaded = load(&store);
+    )
+    .await;
+    let loaded = load(&store).await;
     let versions: Vec<&Event> = loaded
         .records
         .iter()
@@ -508,8 +539,8 @@ pub fn versions_are_kept_once_each_and_erased_with_their_room<S: Store>(mut stor
         .iter()
         .rposition(|r| matches!(r, Record::Event { .. }));
     assert!(first_version > last_event, "rule 3: versions after events");
-    apply(&mut store, &[Record::Left { room }]);
-    let loaded = load(&store);
+    apply(&mut store, &[Record::Left { room }]).await;
+    let loaded = load(&store).await;
     assert!(
         !loaded
             .records

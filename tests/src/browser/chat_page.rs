@@ -135,23 +135,54 @@ impl ChatPage {
         self.browser.click(button).await
     }
 
-    /// Whether any key or value in the page's storage contains `needle`.
+    /// Whether any key or value in the page's storage — `localStorage`
+    /// and every object store of the page's IndexedDB databases —
+    /// contains `needle`.
     pub async fn storage_contains(&self, needle: &str) -> Result<bool> {
         let needle = serde_json::to_string(needle)?;
         let script = format!(
-            "const n = {needle}; \
-             for (let i = 0; i < localStorage.length; i++) {{ \
-               const k = localStorage.key(i); \
-               if (k.includes(n) || (localStorage.getItem(k) || '').includes(n)) return true; \
-             }} \
-             return false;"
+            r#"const n = {needle}; const done = arguments[arguments.length - 1];
+            for (let i = 0; i < localStorage.length; i++) {{
+              const k = localStorage.key(i);
+              if (k.includes(n) || (localStorage.getItem(k) || '').includes(n)) return done(true);
+            }}
+            const has = v => (typeof v === 'string' ? v : JSON.stringify(v) || '').includes(n);
+            const scan = name => new Promise(resolve => {{
+              const open = indexedDB.open(name);
+              open.onerror = () => resolve('cannot open ' + name);
+              open.onsuccess = () => {{
+                const db = open.result;
+                const stores = Array.from(db.objectStoreNames);
+                if (stores.length === 0) {{ db.close(); return resolve(false); }}
+                const tx = db.transaction(stores, 'readonly');
+                let found = false, left = stores.length;
+                for (const s of stores) {{
+                  const keys = tx.objectStore(s).getAllKeys(), values = tx.objectStore(s).getAll();
+                  values.onsuccess = () => {{
+                    found = found || keys.result.some(has) || values.result.some(has);
+                    if (--left === 0) {{ db.close(); resolve(found); }}
+                  }};
+                }}
+                tx.onerror = () => {{ db.close(); resolve('cannot read ' + name); }};
+              }};
+            }});
+            indexedDB.databases()
+              .then(dbs => Promise.all(dbs.map(d => scan(d.name))))
+              .then(results => {{
+                const broken = results.find(r => typeof r === 'string');
+                done(broken !== undefined ? broken : results.some(r => r === true));
+              }})
+              .catch(e => done('cannot list the databases: ' + e));"#
         );
         let v = self
             .browser
-            .execute(&script)
+            .execute_async(&script)
             .await
             .context("reading the page's storage")?;
-        Ok(v == serde_json::Value::Bool(true))
+        match v {
+            serde_json::Value::Bool(found) => Ok(found),
+            other => anyhow::bail!("reading the page's storage: {other}"),
+        }
     }
 
     /// Reloads the page in a task of its own; await the handle for the end

@@ -116,6 +116,17 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` in the page, which ends by calling the callback it
+    /// is given as its last argument (`arguments[arguments.length - 1]`),
+    /// and returns what it passes to it.
+    pub(crate) async fn execute_async(&self, script: &str) -> Result<Value> {
+        self.bounded(
+            "running an asynchronous script in the page",
+            self.client.execute_async(script, vec![]),
+        )
+        .await
+    }
+
     /// Types `text` into the element `css`, retrying while it is missing
     /// or replaced by a re-render.
     pub(crate) async fn type_into(&self, css: &str, text: &str) -> Result<()> {
