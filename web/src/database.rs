@@ -200,8 +200,19 @@ impl Database {
     /// it is on disk.
     pub async fn apply(&self, batch: &[Record]) -> Result<(), StorageError> {
         let tx = self.transaction(TransactionMode::Readwrite)?;
-        for record in batch {
-            apply_one(&tx, record).await?;
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            let events = rest
+                .iter()
+                .take_while(|r| matches!(r, Record::Event { .. }))
+                .count();
+            if events > 0 {
+                put_events(&tx, &rest[..events]).await?;
+                rest = &rest[events..];
+            } else {
+                apply_one(&tx, first).await?;
+                rest = &rest[1..];
+            }
         }
         match tx.commit().await {
             Ok(()) => Ok(()),
@@ -415,6 +426,59 @@ fn decode_room(json: &str) -> Option<(u64, RoomId, Record)> {
     }
 }
 
+/// The key of `event` in `events`: the room's canonical order.
+fn event_key(room: &RoomId, event: &Event) -> String {
+    format!(
+        "{room}/{}/{}/{}",
+        n20(event.lamport),
+        event.id.author,
+        n20(event.id.seq)
+    )
+}
+
+/// A run of event records (what a catch-up writes): every id is looked up
+/// at once, and the new events are written without waiting for each
+/// request in turn. Every request of a transaction goes to the browser's
+/// storage process and back; one after the other they cost a round trip
+/// each, about four per event. The requests still take effect in the
+/// order they are made, and the first copy of an id wins (rule 2), within
+/// the run too.
+async fn put_events(tx: &Transaction<'_>, records: &[Record]) -> Result<(), StorageError> {
+    let ids = tx.object_store(IDS).map_err(failed)?;
+    let events = tx.object_store(EVENTS).map_err(failed)?;
+    let mut lookups = Vec::with_capacity(records.len());
+    for record in records {
+        if let Record::Event { room, event } = record {
+            let id = id_key(room, &event.id);
+            let held = ids
+                .get::<String, _, _>(id.clone())
+                .primitive()
+                .map_err(failed)?;
+            lookups.push((id, room, event, held));
+        }
+    }
+    let mut written = std::collections::HashSet::new();
+    let mut writes = Vec::new();
+    for (id, room, event, held) in lookups {
+        if held.await.map_err(failed)?.is_some() || !written.insert(id.clone()) {
+            continue;
+        }
+        let key = event_key(room, event);
+        writes.push(
+            events
+                .put(to_json(event)?)
+                .with_key(key.clone())
+                .primitive()
+                .map_err(failed)?,
+        );
+        writes.push(ids.put(key).with_key(id).primitive().map_err(failed)?);
+    }
+    for write in writes {
+        write.await.map_err(failed)?;
+    }
+    Ok(())
+}
+
 /// Applies one record inside the batch's transaction (later records see
 /// what earlier ones wrote).
 async fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StorageError> {
@@ -432,20 +496,7 @@ async fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StorageE
             };
             put(tx, ROOMS, &key, &to_json(&entry)?).await
         }
-        Record::Event { room, event } => {
-            let id = id_key(room, &event.id);
-            if get(tx, IDS, &id).await?.is_some() {
-                return Ok(());
-            }
-            let key = format!(
-                "{room}/{}/{}/{}",
-                n20(event.lamport),
-                event.id.author,
-                n20(event.id.seq)
-            );
-            put(tx, EVENTS, &key, &to_json(event)?).await?;
-            put(tx, IDS, &id, &key).await
-        }
+        Record::Event { .. } => put_events(tx, std::slice::from_ref(record)).await,
         Record::Version { room, event } => {
             let key = format!(
                 "{}/{}",

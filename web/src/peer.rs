@@ -747,8 +747,12 @@ impl Peer {
                 Err(e) => tracing_error(&format!("cannot frame a datagram: {e}")),
             }
         }
-        for action in events {
-            self.dispatch.emit(action);
+        // One action for all: the model is copied once per drain, not once
+        // per message (a catch-up delivers thousands in one).
+        match events.len() {
+            0 => {}
+            1 => events.into_iter().for_each(|a| self.dispatch.emit(a)),
+            _ => self.dispatch.emit(Action::All(events)),
         }
         self.schedule_timer(deadline);
     }

@@ -259,6 +259,8 @@ pub enum Action {
     Error(String),
     /// The user dismissed an error.
     Dismiss(u64),
+    /// Several of the above, in order (what one drain of the node gave).
+    All(Vec<Action>),
 }
 
 /// The whole UI state.
@@ -353,6 +355,7 @@ impl Model {
             }
             Action::Error(message) => self.warn(message),
             Action::Dismiss(id) => self.errors.retain(|(i, _)| *i != id),
+            Action::All(actions) => actions.into_iter().for_each(|a| self.apply(a)),
         }
     }
 
@@ -772,6 +775,55 @@ mod tests {
         m.apply(Action::Engine(AppEvent::RoomLeft { room: r1 }));
         assert!(!m.timelines.contains_key(&r1));
         assert_eq!(m.selected_room().unwrap().chat.name, "two");
+    }
+
+    #[test]
+    fn actions_given_together_apply_in_order() {
+        let (r, a) = (room(1), peer(1));
+        let one_by_one = {
+            let mut m = signed_in(peer(9));
+            joined(&mut m, r, "general");
+            message(&mut m, r, event(a, 1, 1), false);
+            message(&mut m, r, event(a, 2, 2), false);
+            m.apply(Action::Engine(AppEvent::RoomLeft { room: r }));
+            joined(&mut m, r, "general");
+            message(&mut m, r, event(a, 3, 3), false);
+            m
+        };
+        let mut together = signed_in(peer(9));
+        let msg = |e: Arc<Event>| {
+            Action::Engine(AppEvent::Message {
+                room: r,
+                event: e,
+                late: false,
+                own: false,
+            })
+        };
+        let join = || {
+            Action::Engine(AppEvent::RoomJoined {
+                room: r,
+                name: RoomName::new("general").unwrap(),
+                chat_id: "p2pchat:general".into(),
+                created: false,
+                restored: false,
+                joined_with: None,
+            })
+        };
+        together.apply(Action::All(vec![
+            join(),
+            msg(event(a, 1, 1)),
+            msg(event(a, 2, 2)),
+            Action::Engine(AppEvent::RoomLeft { room: r }),
+            join(),
+            msg(event(a, 3, 3)),
+        ]));
+        assert_eq!(together, one_by_one);
+        let seqs: Vec<u64> = together.timelines[&r]
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, vec![3], "the room left dropped what came before");
     }
 
     #[test]

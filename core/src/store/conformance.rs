@@ -296,6 +296,20 @@ pub async fn the_first_copy_of_an_event_wins<S: AsyncStore>(mut store: S) {
     apply(&mut store, &[write(&first)]).await;
     apply(&mut store, &[write(&forged), write(&first)]).await;
     assert_eq!(events_of(&load(&store).await, r), vec![as_loaded(&first)]);
+    // Within one batch too.
+    let second = event(peer(2), 1, 2, vec![first.id], "second's first");
+    let mut again = event(peer(2), 1, 3, vec![first.id], "second's other");
+    again.token = "yet another token".into();
+    apply(&mut store, &[write(&second), write(&again), write(&second)]).await;
+    assert_eq!(
+        events_of(&load(&store).await, r),
+        vec![as_loaded(&first), as_loaded(&second)],
+        "the first copy in a batch wins"
+    );
+    assert_eq!(
+        tokens(&store, r, &[second.id]).await,
+        vec![Some(second.token.clone())]
+    );
 }
 
 /// Rule 5: tokens come back by id, in the order asked: the first copy's,

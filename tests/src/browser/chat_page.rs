@@ -115,6 +115,45 @@ impl ChatPage {
         Ok(())
     }
 
+    /// Starts noting, in the page, the time (the page's `Date.now()`, ms
+    /// since the Unix epoch) at which a timeline message with this text is
+    /// first shown: read it with [`ChatPage::seen_at`]. Finer than polling
+    /// the page from here.
+    pub async fn watch_for(&self, text: &str) -> Result<()> {
+        let text = serde_json::to_string(text)?;
+        let script = format!(
+            r#"const t = {text};
+            window.__p2pchatSeen = window.__p2pchatSeen || {{}};
+            const seen = () => Array.from(document.querySelectorAll('#timeline .message .text'))
+              .some(e => e.textContent.trim() === t);
+            const note = () => {{
+              if (!(t in window.__p2pchatSeen) && seen()) {{ window.__p2pchatSeen[t] = Date.now(); }}
+            }};
+            note();
+            new MutationObserver(note).observe(document.body, {{ childList: true, subtree: true, characterData: true }});
+            return null;"#
+        );
+        self.browser
+            .execute(&script)
+            .await
+            .context("watching the timeline")?;
+        Ok(())
+    }
+
+    /// When the page first showed the text [`ChatPage::watch_for`] was
+    /// told about, if it has.
+    pub async fn seen_at(&self, text: &str) -> Result<Option<f64>> {
+        let text = serde_json::to_string(text)?;
+        let v = self
+            .browser
+            .execute(&format!(
+                "const s = window.__p2pchatSeen || {{}}; const t = {text}; return t in s ? s[t] : null;"
+            ))
+            .await
+            .context("reading the timeline watch")?;
+        Ok(v.as_f64())
+    }
+
     /// Presses the button that jumps back to the newest messages.
     pub async fn jump_to_newest(&self) -> Result<()> {
         self.browser.click("#jump-newest").await

@@ -52,9 +52,23 @@ struct Args {
     /// Skip the restart run (it takes minutes to fill the store).
     #[arg(long)]
     skip_restart: bool,
+    /// History a browser peer joins (the web UI in headless Chromium).
+    #[arg(long, default_value_t = 100_000)]
+    browser: usize,
+    /// The web UI as `trunk build --release` wrote it.
+    #[arg(long, default_value = "dist")]
+    browser_dist: std::path::PathBuf,
+    /// Skip the browser run.
+    #[arg(long)]
+    skip_browser: bool,
+    /// Run only the browser run (to work on the browser peer).
+    #[arg(long)]
+    browser_only: bool,
 }
 
 const WAIT: Duration = Duration::from_secs(600);
+
+mod browser;
 
 /// A node with timestamped output lines.
 struct Node {
@@ -62,6 +76,8 @@ struct Node {
     stdin: ChildStdin,
     lines: Receiver<(Instant, Value)>,
     peer: String,
+    /// Its relay's address, when it runs one.
+    relay: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -75,9 +91,21 @@ impl Node {
         dir: &Path,
         keep: Option<tempfile::TempDir>,
     ) -> Result<Node> {
+        Node::start_with(name, signal, dir, keep, &["--no-relay"])
+    }
+
+    /// A node with `extra` arguments (`--no-relay`, or a relay's).
+    fn start_with(
+        name: &str,
+        signal: SocketAddr,
+        dir: &Path,
+        keep: Option<tempfile::TempDir>,
+        extra: &[&str],
+    ) -> Result<Node> {
         let bin = binary("p2pchat-node")?;
         let mut child = Command::new(bin)
-            .args(["--json", "--no-relay", "--host", "127.0.0.1", "--port", "0"])
+            .args(["--json", "--host", "127.0.0.1", "--port", "0"])
+            .args(extra)
             .args(["--username", name, "--signal", &signal.to_string()])
             // The bench writes as fast as a node takes messages: its chats
             // are created with a quota that never binds (see
@@ -110,10 +138,12 @@ impl Node {
             stdin,
             lines,
             peer: String::new(),
+            relay: None,
             _dir: keep,
         };
         let (_, ready) = node.wait("ready", |v| v["event"] == "ready")?;
         node.peer = ready["peer"].as_str().unwrap_or_default().to_owned();
+        node.relay = ready["relay"].as_str().map(str::to_owned);
         Ok(node)
     }
 
@@ -473,6 +503,7 @@ fn main() -> Result<()> {
         args.idle_secs = 5;
         args.catch_up = 5_000;
         args.restart = 20_000;
+        args.browser = 2_000;
     }
     println!(
         "p2pchat bench (profile: {})",
@@ -482,6 +513,10 @@ fn main() -> Result<()> {
             "release"
         }
     );
+    if args.browser_only {
+        let signal = Signaling::start()?;
+        return browser_figures(signal.addr, &args);
+    }
     let limits = machine_limits()?;
     let crypto_us = limits.seal_us + limits.open_us;
     let syscall_us = 1e6 / limits.udp_send_per_s + 1e6 / limits.udp_recv_per_s.max(1.0);
@@ -526,9 +561,41 @@ fn main() -> Result<()> {
     let (catch, fill_secs) = catch_up(signal.addr, args.catch_up)?;
     println!("catch-up of {} messages by a late joiner: {catch:.2} s (target < 2 s for 100,000; writing them took {fill_secs:.1} s)", args.catch_up);
 
+    if !args.skip_browser {
+        browser_figures(signal.addr, &args)?;
+    }
+
     if !args.skip_restart {
         let (ready, rss, fill_secs) = restart(signal.addr, args.restart)?;
         println!("restart with {} stored messages: ready in {ready:.2} s, peak RSS {rss:.0} MB (targets < 1 s, < 150 MB for 1,000,000; filling took {fill_secs:.0} s)", args.restart);
     }
+    Ok(())
+}
+
+/// Runs the browser measurements and prints them, unless the web UI is
+/// not built.
+fn browser_figures(signal: SocketAddr, args: &Args) -> Result<()> {
+    if !args.browser_dist.join("index.html").is_file() {
+        println!(
+            "browser: skipped, no web UI in {} (run `trunk build --release` first)",
+            args.browser_dist.display()
+        );
+        return Ok(());
+    }
+    let f = browser::run(signal, &args.browser_dist, args.browser)?;
+    let mut ms = f.new_message_ms.clone();
+    ms.sort_by(f64::total_cmp);
+    let median = ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN);
+    let worst = ms.last().copied().unwrap_or(f64::NAN);
+    println!(
+        "browser peer joining a room of {} messages: newest shown after {:.1} s (target < 10 s for 100,000); first message reached by scrolling up in {:.1} s ({} scrolls, at most {} messages held); a new message shown in {median:.0} ms median, {worst:.0} ms worst of {} (target < 100 ms); renderer peak memory {:.0} MB",
+        args.browser,
+        f.newest_shown_s,
+        f.first_reached_s,
+        f.scrolls,
+        f.most_held,
+        ms.len(),
+        f.renderer_peak_mb
+    );
     Ok(())
 }
