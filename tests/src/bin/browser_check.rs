@@ -250,20 +250,22 @@ async fn long_history(t: &mut Test) -> Result<()> {
 /// Creates [`ROOM`] in the page; returns the Chat ID it shows.
 async fn create_room(t: &Test) -> Result<String> {
     t.web.create_room(ROOM).await?;
+    // Yew renders in slices of about 16 ms and lets the browser run in
+    // between, so one snapshot may show the title before the list: wait
+    // for the whole of it.
     let page = t
         .web
-        .wait_for("a Chat ID starting with \"p2pchat:\"", |p| {
-            p.chat_id
-                .as_deref()
-                .is_some_and(|id| id.starts_with("p2pchat:"))
-        })
+        .wait_for(
+            &format!("a Chat ID starting with \"p2pchat:\", {ROOM} listed and titled"),
+            |p| {
+                p.chat_id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with("p2pchat:"))
+                    && p.has_room(ROOM)
+                    && p.shows_room(ROOM)
+            },
+        )
         .await?;
-    if !page.has_room(ROOM) {
-        bail!("{ROOM} is not in the room list after creating it\n{page}");
-    }
-    if !page.shows_room(ROOM) {
-        bail!("the room title does not show {ROOM} after creating it\n{page}");
-    }
     if !page.copy_button {
         bail!("no button to copy the Chat ID next to it\n{page}");
     }
