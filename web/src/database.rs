@@ -20,18 +20,20 @@
 //! - `meta`: `room-counter` and `member-counter`, the last join-order and
 //!   first-stored numbers handed out.
 //! - `rooms`: `<room>` → `{"order", "record"}` (the `Record::Room`).
-//! - `events`: `<room>/<lamport>/<author>/<seq>` → the event (with its
-//!   token). Keys sort in the room's canonical order.
-//! - `ids`: `<room>/<author>/<seq>` → the event's key in `events`: the
-//!   first copy of an id wins (rule 2), and tokens are read back by id
-//!   (rule 5).
+//! - `events`: `<room>/<author>/<seq>` → `{"ord", "json"}`: the event
+//!   (with its token) as JSON, and `ord`, its place in the room's
+//!   canonical order, `<room>/<lamport>/<author>/<seq>`, which the index
+//!   `canonical` sorts by. Keyed by id, the first copy of an id wins (rule
+//!   2) and a token is read back with one request (rule 5); through the
+//!   index a room's events load in canonical order with one range read.
+//!   One request writes an event, its index entry with it.
 //! - `versions`: `<room>/<author>/<seq>/<digest>` → a version kept off its
 //!   author's main chain, once per digest, in load order.
 //! - `members`: `<room>/<peer>` → `{"n", "peer", "name", "addr"}`, loaded
 //!   in the order of `n` (first stored).
 //!
 //! A room's entries in every store are the keys from `<room>/` to
-//! `<room>0` (`0` follows `/`), so leaving deletes four key ranges.
+//! `<room>0` (`0` follows `/`), so leaving deletes three key ranges.
 //!
 //! # Stored before shown
 //!
@@ -54,7 +56,7 @@ use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{
     Transaction, TransactionDurability, TransactionMode, TransactionOptions,
 };
-use indexed_db_futures::KeyRange;
+use indexed_db_futures::{KeyPath, KeyRange};
 use p2pchat_core::clock::EventId;
 use p2pchat_core::equivocation::digest;
 use p2pchat_core::history::Event;
@@ -71,10 +73,11 @@ pub const DB_VERSION: u32 = 1;
 const META: &str = "meta";
 const ROOMS: &str = "rooms";
 const EVENTS: &str = "events";
-const IDS: &str = "ids";
+/// The index of `events` in canonical order.
+const CANONICAL: &str = "canonical";
 const VERSIONS: &str = "versions";
 const MEMBERS: &str = "members";
-const ALL: [&str; 6] = [META, ROOMS, EVENTS, IDS, VERSIONS, MEMBERS];
+const ALL: [&str; 5] = [META, ROOMS, EVENTS, VERSIONS, MEMBERS];
 const ROOM_COUNTER: &str = "room-counter";
 const MEMBER_COUNTER: &str = "member-counter";
 
@@ -166,7 +169,12 @@ impl Database {
             .with_on_upgrade_needed(|event, db| {
                 if event.old_version() < 1.0 {
                     for store in ALL {
-                        db.create_object_store(store).build()?;
+                        let created = db.create_object_store(store).build()?;
+                        if store == EVENTS {
+                            created
+                                .create_index(CANONICAL, KeyPath::One("ord"))
+                                .build()?;
+                        }
                     }
                 }
                 Ok(())
@@ -252,7 +260,7 @@ impl Database {
             .records
             .extend(rooms.iter().map(|(_, _, record)| record.clone()));
         for (_, room, _) in &rooms {
-            for json in range(&tx, EVENTS, room).await? {
+            for json in in_order(&tx, room).await? {
                 match serde_json::from_str::<Event>(&json) {
                     Ok(event) => loaded.records.push(Record::Event {
                         room: *room,
@@ -318,13 +326,10 @@ impl Database {
         let tx = self.transaction(TransactionMode::Readonly)?;
         let mut out = Vec::with_capacity(events.len());
         for id in events {
-            let token = match get(&tx, IDS, &id_key(room, id)).await? {
-                Some(key) => get(&tx, EVENTS, &key)
-                    .await?
-                    .and_then(|json| serde_json::from_str::<TokenOnly>(&json).ok())
-                    .map(|t| t.token),
-                None => None,
-            };
+            let token = get_event(&tx, &id_key(room, id))
+                .await?
+                .and_then(|json| serde_json::from_str::<TokenOnly>(&json).ok())
+                .map(|t| t.token);
             out.push(token);
         }
         Ok(out)
@@ -365,6 +370,38 @@ async fn get(tx: &Transaction<'_>, store: &str, key: &str) -> Result<Option<Stri
         .map_err(failed)?
         .await
         .map_err(failed)
+}
+
+/// The JSON of the event stored under the id key `key`.
+async fn get_event(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, StorageError> {
+    let entry: Option<std::collections::BTreeMap<String, String>> = tx
+        .object_store(EVENTS)
+        .map_err(failed)?
+        .get(key.to_owned())
+        .primitive()
+        .map_err(failed)?
+        .await
+        .map_err(failed)?;
+    Ok(entry.and_then(|mut e| e.remove("json")))
+}
+
+/// The JSON of `room`'s events in canonical order.
+async fn in_order(tx: &Transaction<'_>, room: &RoomId) -> Result<Vec<String>, StorageError> {
+    let entries = tx
+        .object_store(EVENTS)
+        .map_err(failed)?
+        .index(CANONICAL)
+        .map_err(failed)?
+        .get_all::<std::collections::BTreeMap<String, String>>()
+        .with_query::<String, _>(room_range(room))
+        .primitive()
+        .map_err(failed)?
+        .await
+        .map_err(failed)?;
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter_map(|mut e| e.remove("json"))
+        .collect())
 }
 
 /// Stores `value` under `key` in `store`.
@@ -436,42 +473,75 @@ fn event_key(room: &RoomId, event: &Event) -> String {
     )
 }
 
-/// A run of event records (what a catch-up writes): every id is looked up
-/// at once, and the new events are written without waiting for each
-/// request in turn. Every request of a transaction goes to the browser's
-/// storage process and back; one after the other they cost a round trip
-/// each, about four per event. The requests still take effect in the
-/// order they are made, and the first copy of an id wins (rule 2), within
-/// the run too.
+/// A run of event records (what a catch-up writes): which ids are held
+/// already is asked once per author in the run (one key-range read), and
+/// the new events are written without waiting for each request in turn.
+/// Every request of a transaction goes to the browser's storage process
+/// and back: one after the other they cost a round trip each. The
+/// requests still take effect in the order they are made, and the first
+/// copy of an id wins (rule 2), within the run too.
 async fn put_events(tx: &Transaction<'_>, records: &[Record]) -> Result<(), StorageError> {
-    let ids = tx.object_store(IDS).map_err(failed)?;
     let events = tx.object_store(EVENTS).map_err(failed)?;
-    let mut lookups = Vec::with_capacity(records.len());
+    let mut seqs: std::collections::BTreeMap<(RoomId, PeerId), Vec<u64>> =
+        std::collections::BTreeMap::new();
+    for record in records {
+        if let Record::Event { room, event } = record {
+            seqs.entry((*room, event.id.author))
+                .or_default()
+                .push(event.id.seq);
+        }
+    }
+    let mut ranges = Vec::with_capacity(seqs.len());
+    let mut singles = Vec::new();
+    for ((room, author), seqs) in seqs {
+        let (Some(&first), Some(&last)) = (seqs.iter().min(), seqs.iter().max()) else {
+            continue;
+        };
+        let key = |seq| id_key(&room, &EventId::new(author, seq));
+        if last - first <= 2 * seqs.len() as u64 + 16 {
+            // A run (what a catch-up sends): one range read.
+            let range = KeyRange::Bound(key(first), false, key(last), false);
+            ranges.push(
+                events
+                    .get_all_keys::<String>()
+                    .with_query::<String, _>(range)
+                    .primitive()
+                    .map_err(failed)?,
+            );
+        } else {
+            // Scattered ids: a range read could return a whole history.
+            for seq in seqs {
+                singles.push((
+                    key(seq),
+                    events
+                        .get_key::<String, String>(key(seq))
+                        .primitive()
+                        .map_err(failed)?,
+                ));
+            }
+        }
+    }
+    let mut held = std::collections::HashSet::new();
+    for keys in ranges {
+        held.extend(strings(keys.await.map_err(failed)?));
+    }
+    for (key, found) in singles {
+        if found.await.map_err(failed)?.is_some() {
+            held.insert(key);
+        }
+    }
+    let mut writes = Vec::new();
     for record in records {
         if let Record::Event { room, event } = record {
             let id = id_key(room, &event.id);
-            let held = ids
-                .get::<String, _, _>(id.clone())
-                .primitive()
-                .map_err(failed)?;
-            lookups.push((id, room, event, held));
+            if !held.insert(id.clone()) {
+                continue;
+            }
+            let mut entry = std::collections::BTreeMap::new();
+            entry.insert("ord", event_key(room, event));
+            entry.insert("json", to_json(event)?);
+            writes.push(events.put(entry).with_key(id).primitive().map_err(failed)?);
         }
-    }
-    let mut written = std::collections::HashSet::new();
-    let mut writes = Vec::new();
-    for (id, room, event, held) in lookups {
-        if held.await.map_err(failed)?.is_some() || !written.insert(id.clone()) {
-            continue;
-        }
-        let key = event_key(room, event);
-        writes.push(
-            events
-                .put(to_json(event)?)
-                .with_key(key.clone())
-                .primitive()
-                .map_err(failed)?,
-        );
-        writes.push(ids.put(key).with_key(id).primitive().map_err(failed)?);
     }
     for write in writes {
         write.await.map_err(failed)?;
@@ -542,7 +612,7 @@ async fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StorageE
                 .map_err(failed)?
                 .await
                 .map_err(failed)?;
-            for store in [EVENTS, IDS, VERSIONS, MEMBERS] {
+            for store in [EVENTS, VERSIONS, MEMBERS] {
                 tx.object_store(store)
                     .map_err(failed)?
                     .delete::<String, _>(room_range(room))

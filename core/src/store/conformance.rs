@@ -310,6 +310,40 @@ pub async fn the_first_copy_of_an_event_wins<S: AsyncStore>(mut store: S) {
         tokens(&store, r, &[second.id]).await,
         vec![Some(second.token.clone())]
     );
+    // A batch of one author's events, some held already: a run (what a
+    // catch-up writes) and numbers far apart (a store may look them up
+    // differently).
+    let author = peer(3);
+    let third = |seq: u64, text: &str| event(author, seq, 10 + seq, vec![], text);
+    let held: Vec<Event> = [2, 5, 6, 1000].iter().map(|&s| third(s, "held")).collect();
+    apply(&mut store, &held.iter().map(write).collect::<Vec<_>>()).await;
+    let mut batch: Vec<Record> = (1..=8).map(|s| write(&third(s, "copy"))).collect();
+    batch.push(write(&third(1000, "copy")));
+    batch.push(write(&third(500_000, "copy")));
+    apply(&mut store, &batch).await;
+    let stored = events_of(&load(&store).await, r);
+    let of_third: Vec<(u64, &str)> = stored
+        .iter()
+        .filter(|e| e.id.author == author)
+        .map(|e| match &e.body {
+            Body::Text { text } => (e.id.seq, text.as_str()),
+            _ => (e.id.seq, ""),
+        })
+        .collect();
+    let mut expected: Vec<(u64, &str)> = (1..=8)
+        .map(|s| {
+            (
+                s,
+                if [2, 5, 6].contains(&s) {
+                    "held"
+                } else {
+                    "copy"
+                },
+            )
+        })
+        .collect();
+    expected.extend([(1000, "held"), (500_000, "copy")]);
+    assert_eq!(of_third, expected, "held events stay, the others are added");
 }
 
 /// Rule 5: tokens come back by id, in the order asked: the first copy's,
