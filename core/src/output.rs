@@ -26,9 +26,21 @@
 //! therefore never sent, nor shown as sent, before it is durable, whatever
 //! the host does: a host that stores asynchronously simply gets
 //! `Timeout` until it confirms, and a host that never confirms sends
-//! nothing. Records written while a batch is out go into the next batch;
-//! a batch holds every record written so far, so a burst of input (a
-//! catch-up) is stored in one transaction.
+//! nothing but summaries (below). Records written while a batch is out go
+//! into the next batch; a batch holds every record written so far, so a
+//! burst of input (a catch-up) is stored in one transaction.
+//!
+//! **Summaries go ahead.** A replication summary carries no message, only
+//! what this node holds ([`crate::replication`]), so it need not wait for
+//! the store: [`OutputQueue::transmit_ahead`] sends it before the batch
+//! being stored is confirmed, and a catch-up asks for its next round while
+//! the store writes the last one (the round trip no longer includes a
+//! commit). If the node stops before the batch is stored, the summary
+//! named events it then lacks: the peer holds back nothing it would not
+//! resend, since the next summary after the restart names what is really
+//! held. A summary never overtakes anything queued for the same address
+//! (a push it follows must arrive first, or the peer would ask again for
+//! what is on its way); then it waits its turn like any transmit.
 //!
 //! If a batch cannot be stored, [`OutputQueue::failed`] drops everything
 //! that waited for it: what the batch described is neither sent nor shown,
@@ -228,6 +240,9 @@ pub struct OutputQueue {
     /// the queue until it is, so what it sends goes out in its place.
     reading: Option<(ReadId, ReadFor)>,
     next_read: u64,
+    /// Transmits that wait for nothing ([`OutputQueue::transmit_ahead`]),
+    /// sent before anything held.
+    ahead: VecDeque<Transmit>,
 }
 
 impl OutputQueue {
@@ -248,6 +263,27 @@ impl OutputQueue {
             .push_back((self.written, Held::Transmit(Transmit { to, bytes })));
     }
 
+    /// Datagrams that say only what this node holds (a summary): sent at
+    /// once, unless something queued for `to` is still waiting, which
+    /// they follow like any transmit.
+    pub fn transmit_ahead(&mut self, to: SocketAddr, datagrams: Vec<Vec<u8>>) {
+        let waiting_for_to = self.held.iter().any(|(_, held)| match held {
+            Held::Transmit(t) => t.to == to,
+            Held::Read { to: r, .. } => *r == to,
+            Held::Event(_) => false,
+        }) || self
+            .reading
+            .as_ref()
+            .is_some_and(|(_, r)| r.sends.iter().any(|(a, _)| *a == to));
+        for bytes in datagrams {
+            if waiting_for_to {
+                self.transmit(to, bytes);
+            } else {
+                self.ahead.push_back(Transmit { to, bytes });
+            }
+        }
+    }
+
     /// Something to tell the user once what was written before it is
     /// stored.
     pub fn event(&mut self, event: AppEvent) {
@@ -263,6 +299,9 @@ impl OutputQueue {
 
     /// The next output, if one is ready.
     pub fn poll(&mut self) -> Option<Output> {
+        if let Some(t) = self.ahead.pop_front() {
+            return Some(Output::Transmit(t));
+        }
         if self.reading.is_some() {
             return self.next_batch();
         }
@@ -510,6 +549,81 @@ mod tests {
             .collect();
         assert_eq!(sent, vec![vec![1], vec![2], vec![9]]);
         assert!(q.read_done(read.id).is_none(), "answered once");
+    }
+
+    #[test]
+    fn a_summary_goes_ahead_of_the_batch_being_stored() {
+        let mut q = OutputQueue::new();
+        q.persist(left(1));
+        q.event(left_event(1));
+        q.transmit_ahead(to(1), vec![vec![1], vec![2]]);
+        let out = drain(&mut q);
+        let sent: Vec<&[u8]> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Transmit(t) => Some(&t.bytes[..]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![&[1][..], &[2][..]], "both datagrams at once");
+        let Some(Output::Persist(p)) = out.last() else {
+            panic!("expected the batch after them, got {out:?}")
+        };
+        // While the batch is out, another summary still goes; the event
+        // waits for the batch.
+        q.transmit_ahead(to(2), vec![vec![3]]);
+        assert!(matches!(drain(&mut q)[..], [Output::Transmit(ref t)] if t.to == to(2)));
+        assert!(q.stored(p.batch));
+        assert!(matches!(drain(&mut q)[..], [Output::Event(_)]));
+    }
+
+    #[test]
+    fn a_summary_never_overtakes_what_waits_for_the_same_address() {
+        let mut q = OutputQueue::new();
+        q.persist(left(1));
+        q.transmit(to(1), vec![1]);
+        q.transmit_ahead(to(1), vec![vec![2]]);
+        q.transmit_ahead(to(2), vec![vec![3]]);
+        let out = drain(&mut q);
+        assert!(
+            matches!(&out[..], [Output::Transmit(t), Output::Persist(_)] if t.to == to(2)),
+            "only the summary to another address goes ahead: {out:?}"
+        );
+        let Output::Persist(p) = &out[1] else {
+            unreachable!()
+        };
+        q.stored(p.batch);
+        let sent: Vec<Vec<u8>> = drain(&mut q)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit(t) => Some(t.bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![vec![1], vec![2]], "in the order queued");
+
+        // Nor what a read will send there, queued or out.
+        let id = EventId::new(crate::PeerId::from_bytes([1; 32]), 1);
+        q.read(room(1), to(1), id);
+        q.transmit_ahead(to(1), vec![vec![4]]);
+        let Some(Output::Read(read)) = q.poll() else {
+            panic!("expected the read")
+        };
+        q.transmit_ahead(to(1), vec![vec![5]]);
+        assert!(q.poll().is_none(), "both wait for the read");
+        assert!(q.read_done(read.id).is_some());
+        q.resume(vec![Transmit {
+            to: to(1),
+            bytes: vec![6],
+        }]);
+        let sent: Vec<Vec<u8>> = drain(&mut q)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit(t) => Some(t.bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![vec![6], vec![4], vec![5]]);
     }
 
     #[test]

@@ -17,8 +17,10 @@
 //!    more to send; the asker then pushes what *it* has that the other
 //!    lacks.
 //! 3. An asker still behind after a response asks again at once, as long
-//!    as the last round made progress; otherwise the next heartbeat
-//!    (or the retry timer) starts a new round. So a late joiner pulls a
+//!    as the last round made progress, without waiting for the last
+//!    round to be stored (a summary names events, it carries none);
+//!    otherwise the next heartbeat (or the retry timer) starts a new
+//!    round. So a late joiner pulls a
 //!    long history in back-to-back batches, and a lost datagram costs one
 //!    round, not the event.
 //!
@@ -447,7 +449,10 @@ pub(crate) fn on_timeout(
     }
 }
 
-/// Sends our version vector to `to`; `reply` asks for theirs.
+/// Sends our version vector to `to`; `reply` asks for theirs. It goes
+/// ahead of the batch being stored, unless something for `to` is queued
+/// before it (see [`crate::output`]): an asker catching up asks for the
+/// next round while the last one is being stored.
 pub(crate) fn send_summary(
     history: &History,
     link: &Link,
@@ -465,5 +470,7 @@ pub(crate) fn send_summary(
         reply,
         heads,
     };
-    link.control(now, to, Control::Summary(summary), out);
+    // It names events, it carries none: it need not wait for the store.
+    let datagrams = link.control_datagrams(now, Control::Summary(summary), out);
+    out.transmit_ahead(to, datagrams);
 }

@@ -23,8 +23,8 @@ use p2pchat_core::membership::Timeouts;
 use p2pchat_core::rendezvous::{Limits, Registry};
 use p2pchat_core::wire::{self, Datagram, MAX_REASSEMBLY_BYTES};
 use p2pchat_core::{
-    AppEvent, ChatId, Config, Identity, MemoryStore, Node, Output, PeerId, Record, RoomId, Store,
-    Transmit, UserName,
+    AppEvent, ChatId, Config, Identity, MemoryStore, Node, Output, PeerId, Persist, Record, RoomId,
+    Store, Transmit, UserName,
 };
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -70,6 +70,15 @@ pub struct SimNode {
     /// Datagrams this node handed to the network, by kind (counted before
     /// loss), across restarts.
     pub sent: Sent,
+    /// How long its disk takes to store a batch (0: at once). A slow
+    /// store holds the batch out, as IndexedDB or an fsync does.
+    pub store_ms: u64,
+    /// The batch being written and when it will be stored; lost if the
+    /// node crashes first.
+    writing: Option<(u64, Persist)>,
+    /// The node's own deadline (its timer is the earlier of this and the
+    /// batch being written).
+    deadline: Option<u64>,
 }
 
 /// Datagrams sent, by wire kind.
@@ -171,6 +180,8 @@ pub struct Sim {
     /// the next timer without asking every node.
     timer_at: Vec<Option<u64>>,
     timers: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Rows a node's disk was made to lose ([`Sim::lose_event`]).
+    lost: HashSet<(usize, RoomId, EventId)>,
 }
 
 impl Sim {
@@ -213,6 +224,7 @@ impl Sim {
             index: HashMap::new(),
             timer_at: Vec::new(),
             timers: BinaryHeap::new(),
+            lost: HashSet::new(),
         }
     }
 
@@ -245,6 +257,9 @@ impl Sim {
             delivered: HashMap::new(),
             restarts: 0,
             sent: Sent::default(),
+            store_ms: 0,
+            writing: None,
+            deadline: None,
         });
         self.index.entry(addr).or_insert(i);
         self.timer_at.push(None);
@@ -296,12 +311,50 @@ impl Sim {
     /// Node `i`'s store loses the row of event `id` (a damaged disk): the
     /// node still holds it in memory, but cannot read its token back.
     pub fn lose_event(&mut self, i: usize, room: &RoomId, id: &EventId) -> bool {
+        self.lost.insert((i, *room, *id));
         self.nodes[i].store.lose_event(room, id)
     }
 
-    /// Kills node `i`: its memory is gone, its records stay.
+    /// Node `i`'s disk takes `ms` to store each batch from now on.
+    pub fn slow_store(&mut self, i: usize, ms: u64) {
+        self.nodes[i].store_ms = ms;
+    }
+
+    /// Whether node `i`'s slow store is writing a batch now.
+    pub fn is_writing(&self, i: usize) -> bool {
+        self.nodes[i].writing.is_some()
+    }
+
+    /// Kills node `i`: its memory is gone, its records stay, except a
+    /// batch its slow store had not finished writing.
     pub fn crash(&mut self, i: usize) {
+        // Stored before shown: whatever the user saw is on the disk that
+        // survives (unless the disk lost it, see [`Sim::lose_event`]).
+        if let (Some(node), Ok(loaded)) = (&self.nodes[i].node, self.nodes[i].store.load()) {
+            let stored: HashSet<(RoomId, EventId)> = loaded
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Event { room, event } => Some((*room, event.id)),
+                    _ => None,
+                })
+                .collect();
+            for (room, _) in node.rooms() {
+                let shown = self.nodes[i].delivered.get(&room).into_iter().flatten();
+                let lost = shown
+                    .filter(|id| !stored.contains(&(room, **id)))
+                    .filter(|id| !self.lost.contains(&(i, room, **id)))
+                    .count();
+                if lost > 0 {
+                    self.violations.push(format!(
+                        "node {i} crashed with {lost} events shown in {room} and not stored"
+                    ));
+                }
+            }
+        }
         self.nodes[i].node = None;
+        self.nodes[i].writing = None;
+        self.nodes[i].deadline = None;
         self.set_timer(i, None);
         self.trace.push(format!("{} crash {}", self.now, i));
     }
@@ -498,11 +551,42 @@ impl Sim {
     }
 
     fn drain(&mut self, i: usize) {
-        let SimNode { node, store, .. } = &mut self.nodes[i];
+        let now = self.now;
+        let SimNode {
+            node,
+            store,
+            store_ms,
+            writing,
+            deadline: own,
+            ..
+        } = &mut self.nodes[i];
         let Some(node) = node.as_mut() else {
             return;
         };
-        let (outputs, deadline) = settle(node, store);
+        let (outputs, deadline) = if *store_ms == 0 {
+            settle(node, store)
+        } else {
+            let mut out = Vec::new();
+            let deadline = loop {
+                match node.poll_output() {
+                    // The queue hands out one batch at a time.
+                    Output::Persist(p) => *writing = Some((now + *store_ms, p)),
+                    Output::Read(r) => {
+                        let Ok(tokens) = store.tokens(&r.room, &r.events);
+                        node.read_done(r.id, tokens);
+                    }
+                    Output::Transmit(t) => out.push(Settled::Transmit(t)),
+                    Output::Event(e) => out.push(Settled::Event(e)),
+                    Output::Timeout(deadline) => break deadline,
+                }
+            };
+            (out, deadline)
+        };
+        *own = deadline;
+        let deadline = match (deadline, writing.as_ref().map(|(due, _)| *due)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for (room, _) in node.rooms() {
             if let Some(h) = node.history(&room) {
                 self.max_pending = self.max_pending.max(h.pending_len());
@@ -673,8 +757,17 @@ impl Sim {
                 last_wake = Some((i, self.now.max(t)));
                 self.now = self.now.max(t);
                 let now = self.now;
-                if let Some(node) = self.nodes[i].node.as_mut() {
-                    node.handle_timeout(now);
+                let sim_node = &mut self.nodes[i];
+                if let Some(node) = sim_node.node.as_mut() {
+                    // A slow store finished its batch, or the node's own
+                    // deadline came (or both).
+                    if let Some((_, p)) = sim_node.writing.take_if(|(due, _)| *due <= now) {
+                        let Ok(()) = sim_node.store.apply(&p.records);
+                        node.stored(p.batch);
+                    }
+                    if sim_node.deadline.is_some_and(|d| d <= now) {
+                        node.handle_timeout(now);
+                    }
                     self.drain(i);
                 }
             }

@@ -141,6 +141,12 @@ impl<'a> Outbox<'a> {
         self.queue.transmit(to, bytes);
     }
 
+    /// Datagrams that say only what this node holds, sent ahead of the
+    /// batch being stored ([`crate::output::OutputQueue::transmit_ahead`]).
+    pub fn transmit_ahead(&mut self, to: SocketAddr, datagrams: Vec<Vec<u8>>) {
+        self.queue.transmit_ahead(to, datagrams);
+    }
+
     /// The stored token of the room's event `event`, to send to `to` once
     /// the host has read it ([`crate::Output::Read`]).
     pub fn read(&mut self, to: SocketAddr, event: EventId) {

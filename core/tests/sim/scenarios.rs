@@ -257,6 +257,55 @@ fn restart_from_records(seed: u64) -> Check {
     Ok(())
 }
 
+/// A joiner whose disk is slow (each batch takes 40 ms to store, as
+/// IndexedDB or an fsync may) catches up over many rounds, asking for the
+/// next round while the last is still being written. Odd seeds kill it in
+/// the middle, while a batch is being written and it has delivered events
+/// its disk does not hold yet (and its summaries have named them), then
+/// restart it from its disk: it still ends with the whole history, and
+/// nothing it had stored is lost (checked by the harness at the restart).
+fn slow_disk_joiner(seed: u64) -> Check {
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss_for(seed)));
+    // Many rounds from a short history.
+    sim.config.replication.batch = 8;
+    let a = sim.add_node("alice");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    chatter(&mut sim, a, &room, 60, 10);
+    let b = sim.add_node("bob");
+    sim.slow_store(b, 40);
+    sim.join(b, &chat);
+    if seed % 2 == 1 {
+        let stored = |sim: &Sim| {
+            p2pchat_core::Store::load(&sim.nodes[b].store).map_or(0, |l| {
+                l.records
+                    .iter()
+                    .filter(|r| matches!(r, p2pchat_core::Record::Event { .. }))
+                    .count()
+            })
+        };
+        let mut midway = false;
+        for _ in 0..2_000 {
+            sim.run(5);
+            let held = sim.node(b).history(&room).map_or(0, |h| h.len());
+            if (16..60).contains(&held) && held > stored(&sim) && sim.is_writing(b) {
+                midway = true;
+                break;
+            }
+        }
+        expect(midway, "bob was caught midway, a batch being written")?;
+        sim.crash(b);
+        sim.run(500);
+        sim.restart(b);
+    }
+    sim.run(SETTLE_MS);
+    sim.check(&room, &[a, b])?;
+    expect(
+        sim.node(b).history(&room).map_or(0, |h| h.len()) == 60,
+        "bob holds all 60 messages",
+    )
+}
+
 /// Members find each other through each other: with the signaling server
 /// down from the start, every joiner knows only the creator's address (the
 /// one in the Chat ID), and still every member ends up seeing every other
@@ -327,6 +376,11 @@ fn a_store_that_lost_rows_serves_the_rest_and_others_fill_in() {
 #[test]
 fn three_writers_at_once_under_20_percent_loss() {
     for_seeds("three_writers_under_loss", three_writers_under_loss);
+}
+
+#[test]
+fn a_joiner_with_a_slow_disk_catches_up_even_if_it_dies_midway() {
+    for_seeds("slow_disk_joiner", slow_disk_joiner);
 }
 
 #[test]
