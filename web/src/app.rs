@@ -42,6 +42,15 @@ impl PartialEq for Commands {
 }
 
 impl Commands {
+    /// Commands with no peer behind them (a component under test).
+    #[cfg(test)]
+    pub(crate) fn detached(dispatch: UseReducerDispatcher<Model>) -> Commands {
+        Commands {
+            peer: Rc::new(RefCell::new(None)),
+            dispatch,
+        }
+    }
+
     fn with_peer<T>(&self, f: impl FnOnce(&mut Peer) -> T) -> Option<T> {
         let handle = self.peer.borrow().clone()?;
         let mut peer = handle.borrow_mut();

@@ -129,62 +129,204 @@ pub fn timeline(props: &Props) -> Html {
         let id = room.chat.id;
         Callback::from(move |_| commands.page(id, Anchor::Newest))
     };
+    // Every row is keyed, the markers too: a list with one unkeyed child
+    // is diffed by position, and a window that slid by one message would
+    // then replace every row (hundreds of DOM removals per render while a
+    // long history arrives).
+    let marker = if timeline.older {
+        html! { <li class="more" id="older" key="older">{ "Older messages load as you scroll up…" }</li> }
+    } else if !timeline.messages.is_empty() {
+        html! { <li class="more" id="beginning" key="beginning">{ "The beginning of this chat." }</li> }
+    } else {
+        html! { <li class="empty" key="empty">{ "No messages yet. Say hello!" }</li> }
+    };
+    let rows = timeline.messages.iter().map(|m| {
+        let own = m.author == props.me;
+        let shown = room.chat.shown_name(&m.author, &m.name);
+        let delivery = room.chat.delivery(&props.me, &m.id());
+        let equivocator = room.chat.equivocates(&m.author);
+        html! {
+            <li class={classes!("message", own.then_some("own"), m.late.then_some("late"))}
+                key={row_id(m)}
+                id={row_id(m)}
+                data-author={m.author.to_string()}
+                data-seq={m.seq.to_string()}
+                data-lamport={m.lamport.to_string()}
+                data-status={delivery.code()}
+                data-late={m.late.to_string()}
+                data-backdated={m.claimed_time.is_some().to_string()}
+                data-equivocator={equivocator.to_string()}>
+                <div class="meta">
+                    <span class="author" title={m.author.to_string()}>{ shown }</span>
+                    <span class="time">{ clock(m.time) }</span>
+                    <span class="lamport" title="Lamport clock">{ format!("LC {}", m.lamport) }</span>
+                    if m.late {
+                        <span class="late-mark" title="Written before newer messages that did not know it: placed where it was written">{ "↑ late" }</span>
+                    }
+                    if let Some(claimed) = m.claimed_time {
+                        <span class="backdated-mark" title={format!("Its author's clock said {}: before the messages it follows", date_and_clock(claimed))}>{ "backdated" }</span>
+                    }
+                    if equivocator {
+                        <span class="equivocator-mark" title="Its author signed two different messages under one number and showed them to different members: others may have been told otherwise">{ "⚠ equivocator" }</span>
+                    }
+                    if delivery == Delivery::Pending {
+                        <span class="delivery pending" title="Saved here; goes out when a member is reachable">{ "pending" }</span>
+                    } else if own {
+                        <span class="delivery sent">{ "sent" }</span>
+                    }
+                </div>
+                <div class="text">{ &m.text }</div>
+            </li>
+        }
+    });
+    let end_row = html! { <li class="end" key="end" ref={end}></li> };
+    let children = std::iter::once(marker)
+        .chain(rows)
+        .chain(std::iter::once(end_row));
     html! {
         <>
         <ol id="timeline" class="timeline" ref={list} {onscroll}
             data-older={timeline.older.to_string()} data-newer={timeline.newer.to_string()}>
-            if timeline.older {
-                <li class="more" id="older">{ "Older messages load as you scroll up…" }</li>
-            } else if !timeline.messages.is_empty() {
-                <li class="more" id="beginning">{ "The beginning of this chat." }</li>
-            }
-            if timeline.messages.is_empty() {
-                <li class="empty">{ "No messages yet. Say hello!" }</li>
-            }
-            { for timeline.messages.iter().map(|m| {
-                let own = m.author == props.me;
-                let shown = room.chat.shown_name(&m.author, &m.name);
-                let delivery = room.chat.delivery(&props.me, &m.id());
-                let equivocator = room.chat.equivocates(&m.author);
-                html! {
-                    <li class={classes!("message", own.then_some("own"), m.late.then_some("late"))}
-                        key={row_id(m)}
-                        id={row_id(m)}
-                        data-author={m.author.to_string()}
-                        data-seq={m.seq.to_string()}
-                        data-lamport={m.lamport.to_string()}
-                        data-status={delivery.code()}
-                        data-late={m.late.to_string()}
-                        data-backdated={m.claimed_time.is_some().to_string()}
-                        data-equivocator={equivocator.to_string()}>
-                        <div class="meta">
-                            <span class="author" title={m.author.to_string()}>{ shown }</span>
-                            <span class="time">{ clock(m.time) }</span>
-                            <span class="lamport" title="Lamport clock">{ format!("LC {}", m.lamport) }</span>
-                            if m.late {
-                                <span class="late-mark" title="Written before newer messages that did not know it: placed where it was written">{ "↑ late" }</span>
-                            }
-                            if let Some(claimed) = m.claimed_time {
-                                <span class="backdated-mark" title={format!("Its author's clock said {}: before the messages it follows", date_and_clock(claimed))}>{ "backdated" }</span>
-                            }
-                            if equivocator {
-                                <span class="equivocator-mark" title="Its author signed two different messages under one number and showed them to different members: others may have been told otherwise">{ "⚠ equivocator" }</span>
-                            }
-                            if delivery == Delivery::Pending {
-                                <span class="delivery pending" title="Saved here; goes out when a member is reachable">{ "pending" }</span>
-                            } else if own {
-                                <span class="delivery sent">{ "sent" }</span>
-                            }
-                        </div>
-                        <div class="text">{ &m.text }</div>
-                    </li>
-                }
-            }) }
-            <li class="end" ref={end}></li>
+            { for children }
         </ol>
         if timeline.newer {
             <button id="jump-newest" class="jump" onclick={newest}>{ "↓ Newest messages" }</button>
         }
         </>
+    }
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use std::sync::Arc;
+
+    use p2pchat_core::clock::EventId;
+    use p2pchat_core::history::{Body, Event};
+    use p2pchat_core::{AppEvent, Identity, RoomId, RoomName};
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::state::{Action, Model, Timeline as Window};
+
+    #[derive(Properties, PartialEq)]
+    struct HarnessProps {
+        room: RoomItem,
+        me: PeerId,
+    }
+
+    /// The timeline as the room view mounts it, with commands that go
+    /// nowhere.
+    #[function_component(Harness)]
+    fn harness(props: &HarnessProps) -> Html {
+        let model = use_reducer(Model::default);
+        let commands = use_memo((), |_| Commands::detached(model.dispatcher()));
+        html! { <Timeline room={props.room.clone()} me={props.me} commands={(*commands).clone()} /> }
+    }
+
+    fn message(author: PeerId, seq: u64) -> MessageItem {
+        let event = Event {
+            id: EventId::new(author, seq),
+            lamport: seq,
+            deps: Vec::new(),
+            time: seq * 1_000,
+            name: "alice".into(),
+            body: Body::Text {
+                text: format!("message {seq}"),
+            },
+            token: String::new(),
+            floor: 0,
+            token_len: 0,
+            prev: None,
+            refs: Vec::new(),
+            digest: Default::default(),
+        };
+        MessageItem::of(&Arc::new(event), false)
+    }
+
+    /// A room whose window holds messages `from..=to` of one author, with
+    /// older ones before them.
+    fn room(me: PeerId, author: PeerId, from: u64, to: u64) -> RoomItem {
+        let mut model = Model::default();
+        model.apply(Action::Profile {
+            name: "me".into(),
+            peer: me,
+        });
+        model.apply(Action::Engine(AppEvent::RoomJoined {
+            room: RoomId::from_bytes([7; 16]),
+            name: RoomName::new("general").expect("a valid name"),
+            chat_id: "p2pchat:general".into(),
+            created: false,
+            restored: false,
+            joined_with: None,
+        }));
+        let mut room = model.selected_room().expect("the room joined is shown");
+        room.timeline = Window {
+            messages: (from..=to).map(|seq| message(author, seq)).collect(),
+            older: true,
+            newer: false,
+        };
+        room
+    }
+
+    fn row(seq: u64, author: PeerId) -> Option<web_sys::Element> {
+        web_sys::window()?
+            .document()?
+            .get_element_by_id(&format!("m-{author}-{seq}"))
+    }
+
+    /// Lets Yew render what was scheduled.
+    async fn rendered() {
+        gloo_timers::future::TimeoutFuture::new(0).await;
+    }
+
+    /// A long history arriving slides the window one message at a time:
+    /// the rows still in it must stay the same elements (a text the user
+    /// is selecting stays selected, and the page does not rebuild hundreds
+    /// of rows for every message).
+    #[test]
+    async fn rows_stay_the_same_elements_as_the_window_slides() {
+        let me = Identity::from_secret_bytes(&[1; 32]).peer_id();
+        let author = Identity::from_secret_bytes(&[2; 32]).peer_id();
+        let document = web_sys::window()
+            .and_then(|w| w.document())
+            .expect("a document");
+        let root = document.create_element("div").expect("a div");
+        document
+            .body()
+            .expect("a body")
+            .append_child(&root)
+            .expect("mounted");
+        let mut app = yew::Renderer::<Harness>::with_root_and_props(
+            root.clone(),
+            HarnessProps {
+                room: room(me, author, 1, 300),
+                me,
+            },
+        )
+        .render();
+        rendered().await;
+        let marked = row(150, author).expect("message 150 is shown");
+        marked
+            .set_attribute("data-probe", "kept")
+            .expect("an attribute set");
+
+        // One message more: the first one leaves the window.
+        app.update(HarnessProps {
+            room: room(me, author, 2, 301),
+            me,
+        });
+        rendered().await;
+        assert!(row(1, author).is_none(), "the first message left");
+        assert!(row(301, author).is_some(), "the new one is shown");
+        let now = row(150, author).expect("message 150 is still shown");
+        assert_eq!(
+            now.get_attribute("data-probe").as_deref(),
+            Some("kept"),
+            "message 150's row was rebuilt"
+        );
+        assert!(now.is_same_node(Some(marked.unchecked_ref())));
+        app.destroy();
+        root.remove();
     }
 }
