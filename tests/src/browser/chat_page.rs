@@ -35,6 +35,53 @@ impl ChatPage {
         self.browser.goto(url).await
     }
 
+    /// The renderer's counters for the current tab (Chrome DevTools
+    /// `Performance.getMetrics`, collection switched on at the first
+    /// call): name → value, e.g. `LayoutDuration` in seconds.
+    pub async fn metrics(&self) -> Result<std::collections::BTreeMap<String, f64>> {
+        self.browser
+            .devtools("Performance.enable", serde_json::json!({}))
+            .await?;
+        let v = self
+            .browser
+            .devtools("Performance.getMetrics", serde_json::json!({}))
+            .await?;
+        Ok(v["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["name"].as_str()?.to_owned(), m["value"].as_f64()?)))
+            .collect())
+    }
+
+    /// Starts the DevTools sampling profiler in the current tab (every
+    /// `interval_us` microseconds), for [`ChatPage::stop_profiler`].
+    pub async fn start_profiler(&self, interval_us: u32) -> Result<()> {
+        self.browser
+            .devtools("Profiler.enable", serde_json::json!({}))
+            .await?;
+        self.browser
+            .devtools(
+                "Profiler.setSamplingInterval",
+                serde_json::json!({ "interval": interval_us }),
+            )
+            .await?;
+        self.browser
+            .devtools("Profiler.start", serde_json::json!({}))
+            .await?;
+        Ok(())
+    }
+
+    /// Stops the profiler: the profile as DevTools saves it (a
+    /// `.cpuprofile`: nodes with their call frames and hit counts).
+    pub async fn stop_profiler(&self) -> Result<serde_json::Value> {
+        let v = self
+            .browser
+            .devtools("Profiler.stop", serde_json::json!({}))
+            .await?;
+        Ok(v["profile"].clone())
+    }
+
     /// What the page shows now.
     pub async fn look(&self) -> Result<Page> {
         let v = self

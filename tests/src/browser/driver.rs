@@ -240,6 +240,18 @@ impl Browser {
             .collect())
     }
 
+    /// Runs a Chrome DevTools Protocol command in the current tab
+    /// (ChromeDriver's `goog/cdp/execute`), e.g. `Performance.getMetrics`.
+    pub async fn devtools(&self, cmd: &str, params: Value) -> Result<Value> {
+        self.bounded("asking for the session id", self.client.session_id())
+            .await?
+            .ok_or_else(|| anyhow!("no WebDriver session"))?;
+        let command = DevTools {
+            body: serde_json::json!({ "cmd": cmd, "params": params }).to_string(),
+        };
+        self.bounded(cmd, self.client.issue_cmd(command)).await
+    }
+
     /// What a failure report needs from the browser: the console and the
     /// page's HTML (cut at 6,000 characters).
     pub async fn diagnostics(&self) -> String {
@@ -263,6 +275,25 @@ impl Browser {
     }
 }
 
+/// ChromeDriver's DevTools endpoint (`POST /session/{id}/goog/cdp/execute`).
+#[derive(Debug)]
+struct DevTools {
+    body: String,
+}
+
+impl WebDriverCompatibleCommand for DevTools {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        (Method::POST, Some(self.body.clone()))
+    }
+}
+
 /// ChromeDriver's console log endpoint (`POST /session/{id}/se/log`), which
 /// fantoccini does not wrap: sent through the session like any command.
 #[derive(Debug)]
@@ -279,15 +310,30 @@ impl WebDriverCompatibleCommand for BrowserLog {
 }
 
 /// Connects to ChromeDriver, retrying while it starts up.
+/// Extra Chromium flags from `P2PCHAT_CHROMIUM_ARGS` (split on
+/// whitespace), to look inside the page: `--js-flags=--perf-basic-prof`
+/// lets `perf` name the page's JavaScript and WebAssembly functions.
 async fn connect(port: u16, chromium: &str) -> Result<Client> {
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,800",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Ok(extra) = std::env::var("P2PCHAT_CHROMIUM_ARGS") {
+        args.extend(extra.split_whitespace().map(str::to_owned));
+    }
     let caps = serde_json::json!({
         "goog:chromeOptions": {
             "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=1280,800"
-            ]
+            "args": args
         },
         "goog:loggingPrefs": { "browser": "ALL" }
     });

@@ -39,6 +39,45 @@ pub struct Figures {
     pub new_message_ms: Vec<f64>,
     /// The peak resident memory of Chromium's renderer processes, MB.
     pub renderer_peak_mb: f64,
+    /// Where the page's main thread spent the join (the renderer's own
+    /// counters, Chrome DevTools `Performance.getMetrics`): busy, script,
+    /// layout and style seconds, and how many layouts and style
+    /// recalculations.
+    pub join_work: JoinWork,
+    /// With a profile asked for: the functions the page's main thread
+    /// spent the join in, by self time (name, share of the samples), most
+    /// first.
+    pub join_profile: Vec<(String, f64)>,
+}
+
+/// The renderer's work while joining, from its counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JoinWork {
+    pub task_s: f64,
+    pub script_s: f64,
+    pub layout_s: f64,
+    pub layouts: f64,
+    pub style_s: f64,
+    pub styles: f64,
+}
+
+impl JoinWork {
+    fn between(
+        before: &std::collections::BTreeMap<String, f64>,
+        after: &std::collections::BTreeMap<String, f64>,
+    ) -> JoinWork {
+        let d = |name: &str| {
+            after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
+        };
+        JoinWork {
+            task_s: d("TaskDuration"),
+            script_s: d("ScriptDuration"),
+            layout_s: d("LayoutDuration"),
+            layouts: d("LayoutCount"),
+            style_s: d("RecalcStyleDuration"),
+            styles: d("RecalcStyleCount"),
+        }
+    }
 }
 
 fn now_ms() -> f64 {
@@ -49,15 +88,21 @@ fn now_ms() -> f64 {
 
 /// Runs the browser measurements on `n` messages with the web UI built in
 /// `dist`.
-pub fn run(signal: SocketAddr, dist: &Path, n: usize) -> Result<Figures> {
+/// With `profile`, the join is profiled and the profile written there.
+pub fn run(signal: SocketAddr, dist: &Path, n: usize, profile: Option<&Path>) -> Result<Figures> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(measure(signal, dist, n))
+    runtime.block_on(measure(signal, dist, n, profile))
 }
 
-async fn measure(signal: SocketAddr, dist: &Path, n: usize) -> Result<Figures> {
+async fn measure(
+    signal: SocketAddr,
+    dist: &Path,
+    n: usize,
+    profile: Option<&Path>,
+) -> Result<Figures> {
     let site = StaticServer::start(dist).await?;
     let origin = format!("http://{}", site.addr());
     let dir = tempfile::tempdir()?;
@@ -90,6 +135,7 @@ async fn measure(signal: SocketAddr, dist: &Path, n: usize) -> Result<Figures> {
         &format!("{origin}/?relay=ws://{relay}/"),
         &chat_id,
         n,
+        profile,
     )
     .await;
     page.close().await;
@@ -104,6 +150,7 @@ async fn on_the_page(
     url: &str,
     chat_id: &str,
     n: usize,
+    profile: Option<&Path>,
 ) -> Result<Figures> {
     page.open(url).await?;
     page.wait_for("the page connected to the node's relay", Page::connected)
@@ -114,6 +161,10 @@ async fn on_the_page(
     // Join, and wait for the newest message.
     let newest = format!("history message number {}", n.saturating_sub(1));
     page.watch_for(&newest).await?;
+    let work_before = page.metrics().await?;
+    if profile.is_some() {
+        page.start_profiler(250).await?;
+    }
     let joined = now_ms();
     page.join(chat_id).await?;
     let mut most_held = 0;
@@ -128,6 +179,14 @@ async fn on_the_page(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let newest_shown_s = (shown - joined) / 1000.0;
+    let join_work = JoinWork::between(&work_before, &page.metrics().await?);
+    let mut join_profile = Vec::new();
+    if let Some(path) = profile {
+        let cpuprofile = page.stop_profiler().await?;
+        std::fs::write(path, cpuprofile.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+        join_profile = self_time(&cpuprofile);
+    }
     most_held = most_held.max(page.look().await?.messages.len());
 
     // Up to the first message.
@@ -188,7 +247,32 @@ async fn on_the_page(
         most_held,
         new_message_ms,
         renderer_peak_mb: renderer_peak_mb(),
+        join_work,
+        join_profile,
     })
+}
+
+/// Self time by function name in a DevTools CPU profile, as shares of all
+/// samples, most first.
+fn self_time(profile: &serde_json::Value) -> Vec<(String, f64)> {
+    let mut by_name: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    let mut total = 0.0;
+    for node in profile["nodes"].as_array().into_iter().flatten() {
+        let hits = node["hitCount"].as_f64().unwrap_or(0.0);
+        let frame = &node["callFrame"];
+        let name = match frame["functionName"].as_str() {
+            Some("") | None => format!("(anonymous) {}", frame["url"].as_str().unwrap_or("")),
+            Some(name) => name.to_owned(),
+        };
+        *by_name.entry(name).or_default() += hits;
+        total += hits;
+    }
+    let mut shares: Vec<(String, f64)> = by_name
+        .into_iter()
+        .map(|(name, hits)| (name, 100.0 * hits / total.max(1.0)))
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    shares
 }
 
 /// The largest peak resident memory among Chromium's renderer processes

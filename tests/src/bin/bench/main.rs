@@ -61,9 +61,42 @@ struct Args {
     /// Skip the browser run.
     #[arg(long)]
     skip_browser: bool,
-    /// Run only the browser run (to work on the browser peer).
+    /// Profile the browser peer's join (DevTools' sampling profiler) and
+    /// write the profile there (a `.cpuprofile` DevTools can open); the
+    /// functions it spent most time in are printed.
     #[arg(long)]
-    browser_only: bool,
+    browser_profile: Option<std::path::PathBuf>,
+    /// Run only these runs (repeat the flag; all of them when absent),
+    /// to work on one figure.
+    #[arg(long, value_enum)]
+    only: Vec<Run>,
+}
+
+/// One run of the bench, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Run {
+    Latency,
+    Throughput,
+    Idle,
+    CatchUp,
+    Browser,
+    Restart,
+}
+
+impl Args {
+    /// Whether `run` is to be run.
+    fn runs(&self, run: Run) -> bool {
+        let skipped = match run {
+            Run::Browser => self.skip_browser,
+            Run::Restart => self.skip_restart,
+            _ => false,
+        };
+        if self.only.is_empty() {
+            !skipped
+        } else {
+            self.only.contains(&run)
+        }
+    }
 }
 
 const WAIT: Duration = Duration::from_secs(600);
@@ -513,10 +546,6 @@ fn main() -> Result<()> {
             "release"
         }
     );
-    if args.browser_only {
-        let signal = Signaling::start()?;
-        return browser_figures(signal.addr, &args);
-    }
     let limits = machine_limits()?;
     let crypto_us = limits.seal_us + limits.open_us;
     let syscall_us = 1e6 / limits.udp_send_per_s + 1e6 / limits.udp_recv_per_s.max(1.0);
@@ -539,33 +568,41 @@ fn main() -> Result<()> {
 
     let signal = Signaling::start()?;
 
-    let (p50, p99, achieved, total) = latency(signal.addr, args.rate, args.latency_secs)?;
-    println!("\nlatency, 3-node room, {total} messages at {achieved:.0} msg/s: p50 {p50:.2} ms, p99 {p99:.2} ms (target < 1 ms / < 5 ms)");
+    if args.runs(Run::Latency) {
+        let (p50, p99, achieved, total) = latency(signal.addr, args.rate, args.latency_secs)?;
+        println!("\nlatency, 3-node room, {total} messages at {achieved:.0} msg/s: p50 {p50:.2} ms, p99 {p99:.2} ms (target < 1 ms / < 5 ms)");
+    }
 
-    let two = throughput(signal.addr, 2, args.throughput)?;
-    println!("throughput, 2 nodes, {} messages: {two:.0} msg/s = {:.0} % of the pipelined bound (target ≥ 60 %)", args.throughput, 100.0 * two / pipelined_bound);
-    let five = throughput(signal.addr, 5, args.throughput)?;
-    println!(
-        "throughput, 5-node room, {} messages to 4 receivers, zero loss: {five:.0} msg/s",
-        args.throughput
-    );
+    if args.runs(Run::Throughput) {
+        let two = throughput(signal.addr, 2, args.throughput)?;
+        println!("throughput, 2 nodes, {} messages: {two:.0} msg/s = {:.0} % of the pipelined bound (target ≥ 60 %)", args.throughput, 100.0 * two / pipelined_bound);
+        let five = throughput(signal.addr, 5, args.throughput)?;
+        println!(
+            "throughput, 5-node room, {} messages to 4 receivers, zero loss: {five:.0} msg/s",
+            args.throughput
+        );
+    }
 
-    let idle = idle_cpu(signal.addr, args.idle_secs)?;
-    let idle_text: Vec<String> = idle.iter().map(|c| format!("{c:.2} %")).collect();
-    println!(
-        "idle CPU over {} s, 3 nodes in a room: {} (target < 1 %)",
-        args.idle_secs,
-        idle_text.join(", ")
-    );
+    if args.runs(Run::Idle) {
+        let idle = idle_cpu(signal.addr, args.idle_secs)?;
+        let idle_text: Vec<String> = idle.iter().map(|c| format!("{c:.2} %")).collect();
+        println!(
+            "idle CPU over {} s, 3 nodes in a room: {} (target < 1 %)",
+            args.idle_secs,
+            idle_text.join(", ")
+        );
+    }
 
-    let (catch, fill_secs) = catch_up(signal.addr, args.catch_up)?;
-    println!("catch-up of {} messages by a late joiner: {catch:.2} s (target < 2 s for 100,000; writing them took {fill_secs:.1} s)", args.catch_up);
+    if args.runs(Run::CatchUp) {
+        let (catch, fill_secs) = catch_up(signal.addr, args.catch_up)?;
+        println!("catch-up of {} messages by a late joiner: {catch:.2} s (target < 2 s for 100,000; writing them took {fill_secs:.1} s)", args.catch_up);
+    }
 
-    if !args.skip_browser {
+    if args.runs(Run::Browser) {
         browser_figures(signal.addr, &args)?;
     }
 
-    if !args.skip_restart {
+    if args.runs(Run::Restart) {
         let (ready, rss, fill_secs) = restart(signal.addr, args.restart)?;
         println!("restart with {} stored messages: ready in {ready:.2} s, peak RSS {rss:.0} MB (targets < 1 s, < 150 MB for 1,000,000; filling took {fill_secs:.0} s)", args.restart);
     }
@@ -582,7 +619,12 @@ fn browser_figures(signal: SocketAddr, args: &Args) -> Result<()> {
         );
         return Ok(());
     }
-    let f = browser::run(signal, &args.browser_dist, args.browser)?;
+    let f = browser::run(
+        signal,
+        &args.browser_dist,
+        args.browser,
+        args.browser_profile.as_deref(),
+    )?;
     let mut ms = f.new_message_ms.clone();
     ms.sort_by(f64::total_cmp);
     let median = ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN);
@@ -597,5 +639,16 @@ fn browser_figures(signal: SocketAddr, args: &Args) -> Result<()> {
         ms.len(),
         f.renderer_peak_mb
     );
+    let w = f.join_work;
+    println!(
+        "  the page's main thread while joining: busy {:.1} s, of which script {:.1} s, layout {:.1} s ({:.0} layouts), style {:.1} s ({:.0} recalculations)",
+        w.task_s, w.script_s, w.layout_s, w.layouts, w.style_s, w.styles
+    );
+    if let Some(path) = &args.browser_profile {
+        println!("  profile of the join in {} (self time):", path.display());
+        for (name, share) in f.join_profile.iter().take(25) {
+            println!("    {share:5.1} %  {name}");
+        }
+    }
     Ok(())
 }
