@@ -285,7 +285,8 @@ fn slow_disk_joiner(seed: u64) -> Check {
             })
         };
         let mut midway = false;
-        for _ in 0..2_000 {
+        // Under 30 % loss, finding alice alone can take ten seconds.
+        for _ in 0..12_000 {
             sim.run(5);
             let held = sim.node(b).history(&room).map_or(0, |h| h.len());
             if (16..60).contains(&held) && held > stored(&sim) && sim.is_writing(b) {
@@ -378,9 +379,18 @@ fn three_writers_at_once_under_20_percent_loss() {
     for_seeds("three_writers_under_loss", three_writers_under_loss);
 }
 
+/// Seeds a 5,000-seed soak found failing at 0d31fa2: the joiner found
+/// alice only after ten seconds (30 % loss), when the scenario had stopped
+/// looking for the middle of its catch-up.
+const SLOW_DISK_JOINER_REGRESSIONS: &[u64] = &[557];
+
 #[test]
 fn a_joiner_with_a_slow_disk_catches_up_even_if_it_dies_midway() {
-    for_seeds("slow_disk_joiner", slow_disk_joiner);
+    for_seeds_and(
+        "slow_disk_joiner",
+        slow_disk_joiner,
+        SLOW_DISK_JOINER_REGRESSIONS,
+    );
 }
 
 #[test]
