@@ -153,10 +153,18 @@ impl ChatPage {
     }
 
     /// Scrolls the open room's timeline to its top, as a user reading
-    /// back does (older messages load there).
+    /// back does with the mouse wheel (older messages load there; the
+    /// wheel turned up is what tells the page the user left the newest).
     pub async fn scroll_timeline_to_top(&self) -> Result<()> {
         self.browser
-            .execute("const t = document.querySelector('#timeline'); if (t) { t.scrollTop = 0; } return null;")
+            .execute(
+                "const t = document.querySelector('#timeline'); \
+                 if (t) { \
+                   t.dispatchEvent(new WheelEvent('wheel', { deltaY: -120, bubbles: true, cancelable: true })); \
+                   t.scrollTop = 0; \
+                 } \
+                 return null;",
+            )
             .await
             .context("scrolling the timeline")?;
         Ok(())

@@ -70,13 +70,19 @@ pub fn timeline(props: &Props) -> Html {
     let timeline = &room.timeline;
     let list = use_node_ref();
     let end = use_node_ref();
-    // Whether the user was at the bottom when last seen scrolling: then new
-    // messages keep the newest in view.
-    let at_bottom = use_mut_ref(|| true);
+    // Whether the user follows the newest messages: then new ones are
+    // brought into view. Only the user stops following, by scrolling up
+    // (wheel, keys, touch, the scrollbar); scroll events alone never do,
+    // as the page moves the list itself while a long history arrives
+    // (rows leave at the top, the browser keeps the rows in view in
+    // place), and taking that for the user would leave the view behind,
+    // up to the top, where it would load older pages and stop at an old
+    // window, with the newest never shown.
+    let following = use_mut_ref(|| true);
     // The row to keep in view once an older page is in (it was the first).
     let keep = use_mut_ref(|| None::<String>);
     {
-        let (end, at_bottom, keep) = (end.clone(), at_bottom.clone(), keep.clone());
+        let (end, following, keep) = (end.clone(), following.clone(), keep.clone());
         let ends = (
             timeline.messages.first().map(MessageItem::order_key),
             timeline.messages.last().map(MessageItem::order_key),
@@ -90,7 +96,7 @@ pub fn timeline(props: &Props) -> Html {
                 .and_then(|id| web_sys::window()?.document()?.get_element_by_id(&id));
             if let Some(row) = kept {
                 row.scroll_into_view_with_bool(true);
-            } else if *at_bottom.borrow() && !newer {
+            } else if *following.borrow() && !newer {
                 if let Some(el) = end.cast::<web_sys::Element>() {
                     el.scroll_into_view();
                 }
@@ -98,7 +104,7 @@ pub fn timeline(props: &Props) -> Html {
         });
     }
     let onscroll = {
-        let list = list.clone();
+        let (list, following) = (list.clone(), following.clone());
         let commands = props.commands.clone();
         let id = room.chat.id;
         let (older, newer) = (timeline.older, timeline.newer);
@@ -113,7 +119,12 @@ pub fn timeline(props: &Props) -> Html {
             };
             let top = el.scroll_top();
             let below = el.scroll_height() - top - el.client_height();
-            *at_bottom.borrow_mut() = below < 48 && !newer;
+            if below < 48 && !newer {
+                *following.borrow_mut() = true;
+            }
+            if *following.borrow() {
+                return;
+            }
             match (&first, last) {
                 (Some((key, row)), _) if older && top < NEAR => {
                     *keep.borrow_mut() = Some(row.clone());
@@ -127,7 +138,49 @@ pub fn timeline(props: &Props) -> Html {
     let newest = {
         let commands = props.commands.clone();
         let id = room.chat.id;
-        Callback::from(move |_| commands.page(id, Anchor::Newest))
+        let following = following.clone();
+        Callback::from(move |_| {
+            *following.borrow_mut() = true;
+            commands.page(id, Anchor::Newest)
+        })
+    };
+    // What the user does to leave the newest messages.
+    let stop_following = {
+        let following = following.clone();
+        move || *following.borrow_mut() = false
+    };
+    let onwheel = {
+        let stop = stop_following.clone();
+        Callback::from(move |e: WheelEvent| {
+            if e.delta_y() < 0.0 {
+                stop();
+            }
+        })
+    };
+    let onkeydown = {
+        let stop = stop_following.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if matches!(e.key().as_str(), "ArrowUp" | "PageUp" | "Home") {
+                stop();
+            }
+        })
+    };
+    let ontouchmove = {
+        let stop = stop_following.clone();
+        Callback::from(move |_: TouchEvent| stop())
+    };
+    // On the list itself, not a message in it: its scrollbar.
+    let onpointerdown = {
+        let (stop, list) = (stop_following, list.clone());
+        Callback::from(move |e: PointerEvent| {
+            let on_list = e
+                .target()
+                .zip(list.get())
+                .is_some_and(|(target, list)| target == list.into());
+            if on_list {
+                stop();
+            }
+        })
     };
     // Every row is keyed, the markers too: a list with one unkeyed child
     // is diffed by position, and a window that slid by one message would
@@ -185,7 +238,8 @@ pub fn timeline(props: &Props) -> Html {
         .chain(std::iter::once(end_row));
     html! {
         <>
-        <ol id="timeline" class="timeline" ref={list} {onscroll}
+        <ol id="timeline" class="timeline" ref={list} tabindex="0"
+            {onscroll} {onwheel} {onkeydown} {ontouchmove} {onpointerdown}
             data-older={timeline.older.to_string()} data-newer={timeline.newer.to_string()}>
             { for children }
         </ol>
@@ -326,6 +380,61 @@ mod tests {
             "message 150's row was rebuilt"
         );
         assert!(now.is_same_node(Some(marked.unchecked_ref())));
+        app.destroy();
+        root.remove();
+    }
+
+    /// While a long history arrives the page moves the list itself (rows
+    /// leave at the top, the browser keeps the rows in view in place): a
+    /// scroll that the user did not make must not stop the timeline from
+    /// following the newest messages (it used to: the view was left
+    /// behind, reached the top, loaded older pages, and the newest were
+    /// never shown).
+    #[test]
+    async fn the_page_moving_the_list_does_not_stop_it_following_the_newest() {
+        let me = Identity::from_secret_bytes(&[1; 32]).peer_id();
+        let author = Identity::from_secret_bytes(&[2; 32]).peer_id();
+        let document = web_sys::window()
+            .and_then(|w| w.document())
+            .expect("a document");
+        let root = document.create_element("div").expect("a div");
+        document
+            .body()
+            .expect("a body")
+            .append_child(&root)
+            .expect("mounted");
+        let props = |from, to| HarnessProps {
+            room: room(me, author, from, to),
+            me,
+        };
+        let mut app =
+            yew::Renderer::<Harness>::with_root_and_props(root.clone(), props(1, 300)).render();
+        rendered().await;
+        let list = document
+            .get_element_by_id("timeline")
+            .expect("the timeline");
+        // A list that scrolls, as the page's stylesheet makes it.
+        list.set_attribute("style", "display: block; height: 300px; overflow: auto")
+            .expect("a style");
+        let at_bottom = |list: &web_sys::Element| {
+            list.scroll_height() - list.scroll_top() - list.client_height() < 48
+        };
+        app.update(props(2, 301));
+        rendered().await;
+        assert!(at_bottom(&list), "the newest are in view");
+
+        // The page moves the list up to its top (not the user).
+        list.set_scroll_top(0);
+        gloo_timers::future::TimeoutFuture::new(50).await;
+        app.update(props(3, 302));
+        rendered().await;
+        assert!(
+            at_bottom(&list),
+            "the newest are brought into view again: scroll top {} of {}",
+            list.scroll_top(),
+            list.scroll_height()
+        );
+        assert!(row(302, author).is_some());
         app.destroy();
         root.remove();
     }
