@@ -10,6 +10,11 @@ mod app;
 mod components;
 #[cfg(target_arch = "wasm32")]
 mod database;
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    allow(dead_code, reason = "natively only the tests use it")
+)]
+mod pacer;
 #[cfg(target_arch = "wasm32")]
 mod peer;
 #[cfg_attr(

@@ -44,6 +44,7 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use yew::Callback;
 
 use crate::database::{Database, DB_NAME};
+use crate::pacer::Pacer;
 use crate::state::{backoff_ms, Action, RelayStatus, PAGE};
 use crate::storage::{KeyValue, LocalStorage, MemoryStore, PeerStore, StorageError};
 use crate::tab::{self, Claim};
@@ -156,6 +157,10 @@ pub struct Peer {
     /// so their signatures are checked in one batch.
     inbox: Vec<(SocketAddr, Vec<u8>)>,
     take_inbox: Option<Timeout>,
+    /// What the engine reported and the UI has not been given yet
+    /// ([`crate::pacer`]), and the timer that will.
+    pacer: Pacer,
+    show: Option<Timeout>,
     /// This tab's name for the tab lease.
     tab: String,
     renew: Option<Interval>,
@@ -200,6 +205,8 @@ impl Peer {
                 backlog: std::collections::VecDeque::new(),
                 inbox: Vec::new(),
                 take_inbox: None,
+                pacer: Pacer::default(),
+                show: None,
                 tab: hex::encode(seed()),
                 renew: None,
                 takeover: None,
@@ -237,8 +244,8 @@ impl Peer {
         match tab::claim(self.store.kv_mut(), &tab, now_ms(), false) {
             Ok(Claim::Held) => self.begin(),
             Ok(Claim::Elsewhere) => {
-                self.dispatch.emit(Action::Elsewhere(true));
-                self.dispatch.emit(Action::Ready);
+                self.emit(Action::Elsewhere(true));
+                self.emit(Action::Ready);
             }
             Err(e) => {
                 self.error(format!("cannot check for other tabs: {e}"));
@@ -250,7 +257,7 @@ impl Peer {
     /// Opens the records (moving those an earlier version kept in
     /// `localStorage`), then loads and connects; keeps the tab lease.
     fn begin(&mut self) {
-        self.dispatch.emit(Action::Elsewhere(false));
+        self.emit(Action::Elsewhere(false));
         self.run += 1;
         self.records = Records::Opening;
         let legacy = match self.store.records_to_move() {
@@ -300,8 +307,8 @@ impl Peer {
             s.ws.set_onclose(None);
             let _ = s.ws.close();
         }
-        self.dispatch.emit(Action::Relay(RelayStatus::NotConnected));
-        self.dispatch.emit(Action::Elsewhere(true));
+        self.emit(Action::Relay(RelayStatus::NotConnected));
+        self.emit(Action::Elsewhere(true));
     }
 
     /// The user wants p2pchat in this tab: take the lease, wait for the
@@ -333,8 +340,8 @@ impl Peer {
         }
     }
 
-    fn error(&self, message: impl Into<String>) {
-        self.dispatch.emit(Action::Error(message.into()));
+    fn error(&mut self, message: impl Into<String>) {
+        self.emit(Action::Error(message.into()));
     }
 
     fn config(&self) -> Config {
@@ -434,13 +441,13 @@ impl Peer {
                             "{unused} stored entries could not be used and were skipped"
                         ));
                     }
-                    self.dispatch.emit(Action::Profile { name, peer });
+                    self.emit(Action::Profile { name, peer });
                     self.engine = Some(engine);
                 }
                 Err(e) => self.error(format!("your saved name cannot be used: {e}")),
             }
         }
-        self.dispatch.emit(Action::Ready);
+        self.emit(Action::Ready);
         self.pump();
     }
 
@@ -457,7 +464,7 @@ impl Peer {
         let peer = identity.peer_id();
         let name = user.as_str().to_owned();
         self.engine = Some(Node::new(identity, user, self.config(), seed()));
-        self.dispatch.emit(Action::Profile { name, peer });
+        self.emit(Action::Profile { name, peer });
         self.pump();
     }
 
@@ -515,7 +522,7 @@ impl Peer {
             return;
         };
         let page = engine.page(&room, anchor, PAGE);
-        self.dispatch.emit(Action::Page { room, anchor, page });
+        self.emit(Action::Page { room, anchor, page });
     }
 
     /// Leaves `room` (its history is deleted here).
@@ -533,7 +540,7 @@ impl Peer {
 
     fn connect(&mut self) {
         self.reconnect = None;
-        self.dispatch.emit(Action::Relay(RelayStatus::Connecting));
+        self.emit(Action::Relay(RelayStatus::Connecting));
         let ws = match WebSocket::new(&self.endpoints.relay_url) {
             Ok(ws) => ws,
             Err(e) => {
@@ -578,7 +585,7 @@ impl Peer {
     fn on_open(&mut self) {
         self.open = true;
         self.attempts = 0;
-        self.dispatch.emit(Action::Relay(RelayStatus::Connected));
+        self.emit(Action::Relay(RelayStatus::Connected));
     }
 
     fn on_close(&mut self) {
@@ -588,8 +595,8 @@ impl Peer {
             s.ws.set_onmessage(None);
             s.ws.set_onclose(None);
         }
-        self.dispatch.emit(Action::Relay(RelayStatus::Lost));
-        self.dispatch.emit(Action::Connected(false));
+        self.emit(Action::Relay(RelayStatus::Lost));
+        self.emit(Action::Connected(false));
         self.schedule_reconnect();
     }
 
@@ -613,7 +620,7 @@ impl Peer {
                 }
                 // Pending messages go out with the next repair round now
                 // that members can be reached.
-                self.dispatch.emit(Action::Connected(true));
+                self.emit(Action::Connected(true));
             }
             Ok(Frame::Datagram { addr, payload }) => {
                 self.inbox.push((addr, payload));
@@ -747,14 +754,45 @@ impl Peer {
                 Err(e) => tracing_error(&format!("cannot frame a datagram: {e}")),
             }
         }
-        // One action for all: the model is copied once per drain, not once
-        // per message (a catch-up delivers thousands in one).
+        self.report(events);
+        self.schedule_timer(deadline);
+    }
+
+    /// Gives the UI what the engine reported, paced ([`crate::pacer`]).
+    fn report(&mut self, events: Vec<Action>) {
+        let now = self.pacer.add(now_ms(), events);
+        self.give(now);
+        if self.show.is_none() {
+            if let Some(due) = self.pacer.due() {
+                let me = self.me.clone();
+                let wait = due.saturating_sub(now_ms()).min(u64::from(u32::MAX)) as u32;
+                self.show = Some(Timeout::new(wait, move || {
+                    if let Some(p) = me.upgrade() {
+                        let mut p = p.borrow_mut();
+                        p.show = None;
+                        let waiting = p.pacer.take(now_ms());
+                        p.give(waiting);
+                    }
+                }));
+            }
+        }
+    }
+
+    /// Gives the UI reports as one action (the model is copied once per
+    /// update, not once per message).
+    fn give(&self, events: Vec<Action>) {
         match events.len() {
             0 => {}
             1 => events.into_iter().for_each(|a| self.dispatch.emit(a)),
             _ => self.dispatch.emit(Action::All(events)),
         }
-        self.schedule_timer(deadline);
+    }
+
+    /// Any other action: after what waits.
+    fn emit(&mut self, action: Action) {
+        let waiting = self.pacer.take(now_ms());
+        self.give(waiting);
+        self.dispatch.emit(action);
     }
 
     /// Sends a frame now, or keeps it for when the relay is back.
