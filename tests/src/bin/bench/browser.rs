@@ -22,8 +22,20 @@ use tokio::task::block_in_place;
 
 use super::{fill, Node};
 
-/// The longest wait for any one step (a large history takes minutes).
-const STEP: Duration = Duration::from_secs(900);
+/// The longest wait for any one step (a large history takes minutes);
+/// `P2PCHAT_BENCH_STEP_SECS` sets another (to catch a stall quickly).
+fn step() -> Duration {
+    let secs = std::env::var("P2PCHAT_BENCH_STEP_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(900);
+    Duration::from_secs(secs)
+}
+
+/// Where the run is, on stderr (a stalled step is then plain to see).
+fn progress(what: &str) {
+    eprintln!("browser run: {what}");
+}
 
 /// What the browser run measured.
 pub struct Figures {
@@ -116,6 +128,7 @@ async fn measure(
         )
     })?;
     let relay = node.relay.clone().context("the node runs no relay")?;
+    progress(&format!("writing {n} messages"));
     let chat_id = block_in_place(|| -> Result<String> {
         fill(&mut node, "big", n)?;
         node.send("/invite big")?;
@@ -126,7 +139,7 @@ async fn measure(
     let page = ChatPage::launch(&BrowserOptions {
         chromedriver: "/usr/bin/chromedriver".into(),
         chromium: "/usr/bin/chromium".into(),
-        timeout: STEP,
+        timeout: step(),
     })
     .await?;
     let figures = on_the_page(
@@ -152,6 +165,7 @@ async fn on_the_page(
     n: usize,
     profile: Option<&Path>,
 ) -> Result<Figures> {
+    progress("opening the page");
     page.open(url).await?;
     page.wait_for("the page connected to the node's relay", Page::connected)
         .await?;
@@ -166,15 +180,23 @@ async fn on_the_page(
         page.start_profiler(250).await?;
     }
     let joined = now_ms();
+    progress("joining");
     page.join(chat_id).await?;
     let mut most_held = 0;
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + step();
     let shown = loop {
         if let Some(at) = page.seen_at(&newest).await? {
             break at;
         }
         if Instant::now() >= deadline {
-            bail!("the newest message was not shown within {STEP:?}");
+            bail!(
+                "the newest message was not shown within {:?}\n{}\n{}",
+                step(),
+                page.look()
+                    .await
+                    .map_or_else(|e| format!("{e:#}"), |p| p.to_string()),
+                page.diagnostics().await
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -189,6 +211,7 @@ async fn on_the_page(
     }
     most_held = most_held.max(page.look().await?.messages.len());
 
+    progress("newest shown; scrolling up");
     // Up to the first message.
     let first = "history message number 0";
     let started = Instant::now();
@@ -206,12 +229,16 @@ async fn on_the_page(
             }
             break;
         }
-        if started.elapsed() >= STEP {
-            bail!("scrolling up did not reach the first message within {STEP:?}\n{look}");
+        if started.elapsed() >= step() {
+            bail!(
+                "scrolling up did not reach the first message within {:?}\n{look}",
+                step()
+            );
         }
     }
     let first_reached_s = started.elapsed().as_secs_f64();
 
+    progress("first reached; new messages");
     // Back to the newest, then new messages one at a time.
     page.jump_to_newest().await?;
     page.wait_for("the newest messages again", |p| {
@@ -227,13 +254,17 @@ async fn on_the_page(
             node.send(&format!("/send_chat big {text}"))?;
             node.flush()
         })?;
-        let deadline = Instant::now() + STEP;
+        let deadline = Instant::now() + step();
         let at = loop {
             if let Some(at) = page.seen_at(&text).await? {
                 break at;
             }
             if Instant::now() >= deadline {
-                bail!("{text:?} was not shown within {STEP:?}");
+                bail!(
+                    "{text:?} was not shown within {:?}\n{}",
+                    step(),
+                    page.diagnostics().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
