@@ -439,6 +439,17 @@ mod tests {
         std::iter::from_fn(|| q.poll()).collect()
     }
 
+    /// The datagrams `q` hands out now, in order (drained).
+    fn transmitted(q: &mut OutputQueue) -> Vec<Vec<u8>> {
+        drain(q)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit(t) => Some(t.bytes),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn nothing_leaves_before_the_records_written_before_it_are_stored() {
         let mut q = OutputQueue::new();
@@ -540,13 +551,7 @@ mod tests {
                 bytes: vec![2],
             },
         ]);
-        let sent: Vec<Vec<u8>> = drain(&mut q)
-            .into_iter()
-            .filter_map(|o| match o {
-                Output::Transmit(t) => Some(t.bytes),
-                _ => None,
-            })
-            .collect();
+        let sent = transmitted(&mut q);
         assert_eq!(sent, vec![vec![1], vec![2], vec![9]]);
         assert!(q.read_done(read.id).is_none(), "answered once");
     }
@@ -593,13 +598,7 @@ mod tests {
             unreachable!()
         };
         q.stored(p.batch);
-        let sent: Vec<Vec<u8>> = drain(&mut q)
-            .into_iter()
-            .filter_map(|o| match o {
-                Output::Transmit(t) => Some(t.bytes),
-                _ => None,
-            })
-            .collect();
+        let sent = transmitted(&mut q);
         assert_eq!(sent, vec![vec![1], vec![2]], "in the order queued");
 
         // Nor what a read will send there, queued or out.
@@ -616,13 +615,7 @@ mod tests {
             to: to(1),
             bytes: vec![6],
         }]);
-        let sent: Vec<Vec<u8>> = drain(&mut q)
-            .into_iter()
-            .filter_map(|o| match o {
-                Output::Transmit(t) => Some(t.bytes),
-                _ => None,
-            })
-            .collect();
+        let sent = transmitted(&mut q);
         assert_eq!(sent, vec![vec![6], vec![4], vec![5]]);
     }
 

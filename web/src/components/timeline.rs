@@ -329,6 +329,20 @@ mod tests {
             .get_element_by_id(&format!("m-{author}-{seq}"))
     }
 
+    /// The document and a fresh element in its body to mount on.
+    fn mount_point() -> (web_sys::Document, web_sys::Element) {
+        let document = web_sys::window()
+            .and_then(|w| w.document())
+            .expect("a document");
+        let root = document.create_element("div").expect("a div");
+        document
+            .body()
+            .expect("a body")
+            .append_child(&root)
+            .expect("mounted");
+        (document, root)
+    }
+
     /// Lets Yew render what was scheduled.
     async fn rendered() {
         gloo_timers::future::TimeoutFuture::new(0).await;
@@ -342,15 +356,7 @@ mod tests {
     async fn rows_stay_the_same_elements_as_the_window_slides() {
         let me = Identity::from_secret_bytes(&[1; 32]).peer_id();
         let author = Identity::from_secret_bytes(&[2; 32]).peer_id();
-        let document = web_sys::window()
-            .and_then(|w| w.document())
-            .expect("a document");
-        let root = document.create_element("div").expect("a div");
-        document
-            .body()
-            .expect("a body")
-            .append_child(&root)
-            .expect("mounted");
+        let (_, root) = mount_point();
         let mut app = yew::Renderer::<Harness>::with_root_and_props(
             root.clone(),
             HarnessProps {
@@ -394,15 +400,7 @@ mod tests {
     async fn the_page_moving_the_list_does_not_stop_it_following_the_newest() {
         let me = Identity::from_secret_bytes(&[1; 32]).peer_id();
         let author = Identity::from_secret_bytes(&[2; 32]).peer_id();
-        let document = web_sys::window()
-            .and_then(|w| w.document())
-            .expect("a document");
-        let root = document.create_element("div").expect("a div");
-        document
-            .body()
-            .expect("a body")
-            .append_child(&root)
-            .expect("mounted");
+        let (document, root) = mount_point();
         let props = |from, to| HarnessProps {
             room: room(me, author, from, to),
             me,
