@@ -16,7 +16,20 @@
 //!    was asked, it answers with its own summary, saying whether it had
 //!    more to send; the asker then pushes what *it* has that the other
 //!    lacks.
-//! 3. An asker still behind after a response asks again at once, as long
+//!
+//!    The budget **paces, it never stalls**: when it cannot pay for what
+//!    the summary asks (a whole batch, or all that is missing if less, or
+//!    `burst` if that is smaller), the answer — push and reply summary
+//!    together — is *owed*, and given at the moment the budget can pay.
+//!    A peer has at most one answer owed (a newer summary replaces it),
+//!    so a member asking faster than the budget gets `rate` events a
+//!    second and makes the node hold nothing more. (Answering at once with
+//!    the little the budget held made rounds of a handful of events, or of
+//!    none, which the asker took for no progress and retried a second
+//!    later: a catch-up that asked fast enough stalled on its own speed.)
+//! 3. An asker still behind after a response asks again as soon as the
+//!    events the response says were pushed (`pushed`) are delivered — at
+//!    once if they came first, later if the answer overtook them — as long
 //!    as the last round made progress, without waiting for the last
 //!    round to be stored (a summary names events, it carries none);
 //!    otherwise the next heartbeat (or the retry timer) starts a new
@@ -61,6 +74,15 @@ pub struct Summary {
     /// `stamp`). Empty from older nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heads: Vec<u64>,
+    /// In an answer: how many events the sender pushed just before it,
+    /// so the asker asks again once they are delivered, not before (an
+    /// answer may overtake its events). Zero in a question.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pushed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -111,6 +133,35 @@ struct PeerSync {
     delivered_when_asked: u64,
     /// The peer's last known version vector.
     theirs: Option<VersionVector>,
+    /// An answer the budget could not pay for yet.
+    owed: Option<Owed>,
+    /// Its answer came before the events it pushed: ask again once this
+    /// many events are delivered.
+    awaiting: Option<u64>,
+    /// Our last question to it has had no answer yet.
+    unanswered: bool,
+}
+
+/// A summary to answer once the budget can pay for it.
+#[derive(Clone, Debug)]
+struct Owed {
+    /// When the budget will hold enough.
+    due: UnixMillis,
+    /// Where the summary came from.
+    addr: SocketAddr,
+    /// What it said the peer holds.
+    vv: VersionVector,
+    /// Whether it asked for our summary in return.
+    reply: bool,
+}
+
+/// What to do with a summary.
+#[derive(Debug)]
+pub enum Answer {
+    /// Push these events now (and reply, if asked).
+    Now(Push),
+    /// The budget cannot pay for the push yet: it is owed, with the reply.
+    Later,
 }
 
 /// A room's anti-entropy state.
@@ -121,6 +172,8 @@ pub struct Replication {
     /// Some member was known to hold events we lacked (for
     /// [`AppEvent::CaughtUp`]).
     was_behind: bool,
+    /// Peers whose `awaiting` is set (so a delivery looks at no others).
+    awaiting: Vec<PeerId>,
 }
 
 /// What to push to a peer.
@@ -141,6 +194,7 @@ impl Replication {
             config,
             peers: BTreeMap::new(),
             was_behind: false,
+            awaiting: Vec::new(),
         }
     }
 
@@ -148,28 +202,82 @@ impl Replication {
     /// members), so the map is bounded by the member table.
     pub fn retain_peers(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {
         self.peers.retain(|p, _| keep(p));
+        let peers = &self.peers;
+        self.awaiting.retain(|p| peers.contains_key(p));
     }
 
-    /// A summary `theirs` came from `peer`: what to push to it now.
+    /// A summary `theirs` came from `peer` at `addr`, asking for a reply
+    /// or not: what to push to it now, or whether the answer is owed (see
+    /// the module's doc).
     pub fn on_summary(
         &mut self,
         now: UnixMillis,
         peer: PeerId,
+        addr: SocketAddr,
         theirs: VersionVector,
+        reply: bool,
         history: &History,
-    ) -> Push {
-        let config = self.config;
-        let allowed = self.available(now, peer).min(config.batch);
-        let (events, more_than_taken) = missing_for(history, &theirs, allowed, config.batch_bytes);
-        self.spend(now, peer, events.len());
-        // Held back by the budget (not by the batch limits).
-        let rate_limited = more_than_taken && allowed < config.batch && events.len() == allowed;
-        self.peers.entry(peer).or_default().theirs = Some(theirs);
-        Push {
-            events,
-            more: more_than_taken,
-            rate_limited,
+    ) -> Answer {
+        let ReplicationConfig {
+            batch,
+            batch_bytes,
+            rate,
+            burst,
+            ..
+        } = self.config;
+        let (mut events, mut more) = missing_for(history, &theirs, batch, batch_bytes);
+        let wanted = events.len();
+        let available = self.available(now, peer);
+        let enough = wanted.min(usize::try_from(burst).unwrap_or(usize::MAX));
+        let sync = self.peers.entry(peer).or_default();
+        sync.theirs = Some(theirs.clone());
+        if available < enough {
+            // Earned at `rate` per second, in thousandths of a token.
+            let short = (enough - available) as u64;
+            let wait = short.saturating_mul(1000).div_ceil(rate.max(1));
+            sync.owed = Some(Owed {
+                due: now.saturating_add(wait),
+                addr,
+                vv: theirs,
+                reply,
+            });
+            return Answer::Later;
         }
+        sync.owed = None;
+        let rate_limited = available < wanted;
+        if rate_limited {
+            events.truncate(available);
+            more = true;
+        }
+        self.spend(now, peer, events.len());
+        Answer::Now(Push {
+            events,
+            more,
+            rate_limited,
+        })
+    }
+
+    /// The owed answers due at `now`: `(peer, addr, vv, reply)` each, to be
+    /// given as if the summary came now (which takes them off the books,
+    /// or owes them again if the budget was spent meanwhile).
+    pub fn take_due(&mut self, now: UnixMillis) -> Vec<(PeerId, SocketAddr, VersionVector, bool)> {
+        let mut due = Vec::new();
+        for (peer, sync) in &mut self.peers {
+            if sync.owed.as_ref().is_some_and(|o| o.due <= now) {
+                if let Some(o) = sync.owed.take() {
+                    due.push((*peer, o.addr, o.vv, o.reply));
+                }
+            }
+        }
+        due
+    }
+
+    /// When the next owed answer is due, if any.
+    pub fn next_owed(&self) -> Option<UnixMillis> {
+        self.peers
+            .values()
+            .filter_map(|s| s.owed.as_ref().map(|o| o.due))
+            .min()
     }
 
     /// Spends up to `n` events of `peer`'s repair budget at `now`; returns
@@ -220,8 +328,81 @@ impl Replication {
         if ask {
             sync.asked_at = Some(now);
             sync.delivered_when_asked = delivered;
+            sync.awaiting = None;
+            sync.unanswered = true;
         }
         ask
+    }
+
+    /// `peer` asks us while our own question to it has gone unanswered
+    /// and it holds events we lack: whether our answer should ask again.
+    /// A question sent before the peer had proved our address was dropped
+    /// there (see [`crate::path`]); its question shows it now takes ours,
+    /// so a joiner's first round need not wait for the retry timer.
+    pub fn ask_back(&mut self, now: UnixMillis, peer: PeerId, delivered: u64) -> bool {
+        let sync = self.peers.entry(peer).or_default();
+        let ask = sync.unanswered
+            && sync
+                .theirs
+                .as_ref()
+                .is_some_and(|_| sync.asked_at.is_some_and(|at| at < now));
+        if ask {
+            sync.asked_at = Some(now);
+            sync.delivered_when_asked = delivered;
+            sync.awaiting = None;
+        }
+        ask
+    }
+
+    /// `peer` answered our question, saying it pushed `pushed` events
+    /// first: whether to ask again now (when we are still behind it). If
+    /// they are not all delivered yet, the question waits for them
+    /// ([`Replication::take_arrived`]) or for the retry timer.
+    pub fn on_answer(
+        &mut self,
+        now: UnixMillis,
+        peer: PeerId,
+        pushed: u32,
+        delivered: u64,
+    ) -> bool {
+        let sync = self.peers.entry(peer).or_default();
+        sync.unanswered = false;
+        let target = sync.delivered_when_asked.saturating_add(u64::from(pushed));
+        if delivered < target {
+            sync.awaiting = Some(target);
+            if !self.awaiting.contains(&peer) {
+                self.awaiting.push(peer);
+            }
+            return false;
+        }
+        self.should_ask(now, peer, true, delivered)
+    }
+
+    /// Events were delivered (`delivered` in all): the peers whose
+    /// answer was waiting for them, to be asked again now.
+    pub fn take_arrived(&mut self, now: UnixMillis, delivered: u64) -> Vec<PeerId> {
+        if self.awaiting.is_empty() {
+            return Vec::new();
+        }
+        let mut ready = Vec::new();
+        let peers = &mut self.peers;
+        self.awaiting.retain(|peer| {
+            let Some(sync) = peers.get_mut(peer) else {
+                return false;
+            };
+            match sync.awaiting {
+                Some(target) if delivered >= target => {
+                    sync.awaiting = None;
+                    sync.asked_at = Some(now);
+                    sync.delivered_when_asked = delivered;
+                    ready.push(*peer);
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            }
+        });
+        ready
     }
 
     /// Whether `peer` is known to hold events we lack.
@@ -330,7 +511,7 @@ pub(crate) fn on_digest(
     if digest != history.state_digest() {
         let delivered = history.len() as u64;
         if repl.should_ask(now, from.peer, false, delivered) {
-            send_summary(history, link, now, from.addr, true, out);
+            send_summary(history, link, now, from.addr, Ask, out);
         }
     }
 }
@@ -352,24 +533,77 @@ pub(crate) fn on_summary(summary: Summary, at: Incoming<'_>, out: &mut Outbox<'_
     for event in equivocation::conflicting(history, &summary) {
         link.send(addr, &event, out);
     }
-    let push = repl.on_summary(now, sender, summary.vv, history);
-    if push.rate_limited {
-        out.counters().rate_limited += 1;
-    }
-    for event in &push.events {
-        link.send(addr, event, out);
-    }
-    if summary.reply {
-        send_summary(history, link, now, addr, false, out);
-    } else {
+    answer(
+        repl,
+        history,
+        link,
+        now,
+        from,
+        summary.vv,
+        summary.reply,
+        out,
+    );
+    if !summary.reply {
         let delivered = history.len() as u64;
         if repl.is_behind(&sender, history.shared_vector())
-            && repl.should_ask(now, sender, true, delivered)
+            && repl.on_answer(now, sender, summary.pushed, delivered)
         {
-            send_summary(history, link, now, addr, true, out);
+            send_summary(history, link, now, addr, Ask, out);
         }
     }
     check_caught_up(repl, history, room, out);
+}
+
+/// Events were delivered: ask again whoever answered before its events
+/// arrived, now that they have.
+pub(crate) fn on_delivered(
+    repl: &mut Replication,
+    history: &History,
+    members: &Members,
+    link: &Link,
+    now: UnixMillis,
+    out: &mut Outbox<'_>,
+) {
+    let delivered = history.len() as u64;
+    for peer in repl.take_arrived(now, delivered) {
+        let addr = members.get(&peer).and_then(|m| m.addr);
+        if let Some(addr) = addr.filter(|_| repl.is_behind(&peer, history.shared_vector())) {
+            send_summary(history, link, now, addr, Ask, out);
+        }
+    }
+}
+
+/// Pushes what a summary `theirs` from `from` lacks and replies if it
+/// asked, now or, if the budget cannot pay yet, when it can.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    repl: &mut Replication,
+    history: &History,
+    link: &Link,
+    now: UnixMillis,
+    from: Sender,
+    theirs: VersionVector,
+    reply: bool,
+    out: &mut Outbox<'_>,
+) {
+    let Sender { peer, addr } = from;
+    match repl.on_summary(now, peer, addr, theirs, reply, history) {
+        Answer::Later => out.counters().rate_limited += 1,
+        Answer::Now(push) => {
+            if push.rate_limited {
+                out.counters().rate_limited += 1;
+            }
+            for event in &push.events {
+                link.send(addr, event, out);
+            }
+            if reply {
+                let pushed = u32::try_from(push.events.len()).unwrap_or(u32::MAX);
+                let ask = repl.is_behind(&peer, history.shared_vector())
+                    && repl.ask_back(now, peer, history.len() as u64);
+                send_summary(history, link, now, addr, Reply { pushed, ask }, out);
+            }
+        }
+    }
 }
 
 /// An event from `sender` waits for something it depends on: ask whoever
@@ -387,7 +621,7 @@ pub(crate) fn on_gap(
     let delivered = history.len() as u64;
     if let Some(addr) = addr {
         if repl.should_ask(now, sender, false, delivered) {
-            send_summary(history, link, now, addr, true, out);
+            send_summary(history, link, now, addr, Ask, out);
             // Versions of another branch it named: only asking finds them.
             equivocation::want(history, link, now, addr, out);
         }
@@ -425,6 +659,18 @@ pub(crate) fn on_timeout(
     // Replication state only for members still in the table (which is
     // bounded): a forgotten member's state goes with it.
     repl.retain_peers(|p| members.get(p).is_some());
+    for (peer, addr, theirs, reply) in repl.take_due(now) {
+        answer(
+            repl,
+            history,
+            link,
+            now,
+            Sender { peer, addr },
+            theirs,
+            reply,
+            out,
+        );
+    }
     let delivered = history.len() as u64;
     let ahead: Vec<PeerId> = repl.ahead_of(history.shared_vector()).collect();
     let mut ask = Vec::new();
@@ -445,11 +691,22 @@ pub(crate) fn on_timeout(
         }
     }
     for addr in ask {
-        send_summary(history, link, now, addr, true, out);
+        send_summary(history, link, now, addr, Ask, out);
     }
 }
 
-/// Sends our version vector to `to`; `reply` asks for theirs. It goes
+/// Why a summary is sent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Purpose {
+    /// A question: the receiver pushes what we lack and answers.
+    Ask,
+    /// The answer to a question, after `pushed` events; `ask` makes it a
+    /// question too.
+    Reply { pushed: u32, ask: bool },
+}
+use Purpose::{Ask, Reply};
+
+/// Sends our version vector to `to`, as a question or an answer. It goes
 /// ahead of the batch being stored, unless something for `to` is queued
 /// before it (see [`crate::output`]): an asker catching up asks for the
 /// next round while the last one is being stored.
@@ -458,17 +715,22 @@ pub(crate) fn send_summary(
     link: &Link,
     now: UnixMillis,
     to: SocketAddr,
-    reply: bool,
+    purpose: Purpose,
     out: &mut Outbox<'_>,
 ) {
     let stamp = out.stamp(now);
     let vv = history.shared_vector().clone();
     let heads = equivocation::heads(history, stamp);
+    let (reply, pushed) = match purpose {
+        Ask => (true, 0),
+        Reply { pushed, ask } => (ask, pushed),
+    };
     let summary = Summary {
         stamp,
         vv,
         reply,
         heads,
+        pushed,
     };
     // It names events, it carries none: it need not wait for the store.
     let datagrams = link.control_datagrams(now, Control::Summary(summary), out);

@@ -464,11 +464,15 @@ impl Run {
                 // Heads that match nothing: every author the checker holds
                 // at that number answers with its version.
                 let heads = v.iter().map(|(_, seq)| seq.rotate_left(7)).collect();
+                // An answer's count of events pushed before it, any value
+                // (a liar's too), from the numbers the input chose.
+                let pushed = v.iter().fold(0u64, |acc, (_, seq)| acc ^ seq) as u32;
                 let summary = Summary {
                     stamp: self.stamp(peer, stamp),
                     vv: v,
                     reply,
                     heads,
+                    pushed: if reply { 0 } else { pushed },
                 };
                 self.control(peer, claim, Control::Summary(summary), via);
             }

@@ -95,6 +95,7 @@ fn summary(stamp: u64) -> Summary {
         vv,
         reply: true,
         heads: vec![0, 1],
+        pushed: 0,
     }
 }
 

@@ -414,6 +414,9 @@ impl Room {
         if let Some(t) = self.repl.next_retry(self.history.shared_vector()) {
             next = next.min(t);
         }
+        if let Some(t) = self.repl.next_owed() {
+            next = next.min(t);
+        }
         next.min(self.discovery.deadline(&self.members, signaling))
     }
 
@@ -487,6 +490,14 @@ impl Room {
                 match history::receive(&mut self.history, self.id, now, author, ev, token, out) {
                     Received::Delivered { name } => {
                         self.members.set_name(author, &name);
+                        replication::on_delivered(
+                            &mut self.repl,
+                            &self.history,
+                            &self.members,
+                            &self.link,
+                            now,
+                            out,
+                        );
                         replication::check_caught_up(&mut self.repl, &self.history, self.id, out);
                     }
                     Received::Waiting => replication::on_gap(

@@ -719,6 +719,7 @@ fn a_summary_of_the_largest_room_still_fits_one_sealed_payload() {
         vv,
         reply: true,
         heads,
+        pushed: u32::MAX,
     }));
     let payload = serde_json::to_vec(&summary).expect("json");
     assert!(

@@ -600,6 +600,7 @@ fn absurd_summaries_change_nothing(seed: u64) -> Check {
             vv,
             reply: true,
             heads: vec![u64::MAX],
+            pushed: 0,
         };
         room.mallory_controls(BOB, Control::Summary(summary));
         room.run_until(room.now + 1_000);

@@ -10,7 +10,7 @@ use p2pchat_core::membership::Status;
 use p2pchat_core::RoomId;
 use rand_chacha::rand_core::RngCore;
 
-use crate::{for_seeds, for_seeds_and};
+use crate::{for_fewer_seeds, for_seeds, for_seeds_and};
 use p2pchat_sim::{Check, NetConfig, Sim};
 
 /// Time to let anti-entropy finish after the action, even at 30 % loss.
@@ -307,6 +307,52 @@ fn slow_disk_joiner(seed: u64) -> Check {
     )
 }
 
+/// A joiner asking for round after round faster than the member it asks
+/// may push (its repair budget: here 200 events a second, 16 at once) is
+/// paced by that budget, not stalled by it: each answer waits until the
+/// budget pays for a whole batch. Answered at once with whatever the
+/// budget held, rounds came back empty, the joiner took that for no
+/// progress and asked again a second later: 400 events took some 25
+/// seconds (of virtual time) instead of about two.
+fn paced_catch_up(seed: u64) -> Check {
+    const EVENTS: usize = 400;
+    const RATE: u64 = 200;
+    let net = NetConfig {
+        loss: 0.0,
+        dup: 0.0,
+        min_delay: 1,
+        max_delay: 2,
+    };
+    let mut sim = Sim::new(seed, net);
+    sim.config.replication.batch = 16;
+    sim.config.replication.burst = 16;
+    sim.config.replication.rate = RATE;
+    let a = sim.add_node("alice");
+    let chat = sim.create(a, "general");
+    let room = *chat.room_id();
+    // Within the default quota (20 a second).
+    chatter(&mut sim, a, &room, EVENTS, 60);
+    let b = sim.add_node("bob");
+    sim.join(b, &chat);
+    let start = sim.now;
+    let held = |sim: &Sim| sim.node(b).history(&room).map_or(0, |h| h.len());
+    while held(&sim) < EVENTS && sim.now - start < 60_000 {
+        sim.run(10);
+    }
+    let took = sim.now - start;
+    // What the budget allows (after the first batch) is 1.9 s; finding
+    // alice and proving the path take a few round trips more.
+    let allowed = (EVENTS as u64 - 16) * 1_000 / RATE;
+    expect(
+        held(&sim) == EVENTS && took < allowed + 1_500,
+        &format!(
+            "bob holds {} of {EVENTS} after {took} ms (the budget allows {allowed} ms)",
+            held(&sim)
+        ),
+    )?;
+    sim.check(&room, &[a, b])
+}
+
 /// Members find each other through each other: with the signaling server
 /// down from the start, every joiner knows only the creator's address (the
 /// one in the Chat ID), and still every member ends up seeing every other
@@ -391,6 +437,11 @@ fn a_joiner_with_a_slow_disk_catches_up_even_if_it_dies_midway() {
         slow_disk_joiner,
         SLOW_DISK_JOINER_REGRESSIONS,
     );
+}
+
+#[test]
+fn a_catch_up_faster_than_the_budget_is_paced_not_stalled() {
+    for_fewer_seeds("paced_catch_up", 20, paced_catch_up);
 }
 
 #[test]
