@@ -179,6 +179,7 @@ impl Driver {
         tracing::info!(
             datagrams = c.datagrams,
             dropped = c.dropped(),
+            rate_limited = c.rate_limited,
             drops = %by_reason.join(" "),
             send_failures = self.send_failures,
             "engine stopped"

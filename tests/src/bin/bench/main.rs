@@ -136,6 +136,9 @@ impl Node {
         extra: &[&str],
     ) -> Result<Node> {
         let bin = binary("p2pchat-node")?;
+        // `P2PCHAT_BENCH_NODE_LOG=info` shows the nodes' logs (their drop
+        // counters when they stop, say) on the bench's stderr.
+        let node_log = std::env::var("P2PCHAT_BENCH_NODE_LOG").ok();
         let mut child = Command::new(bin)
             .args(["--json", "--host", "127.0.0.1", "--port", "0"])
             .args(extra)
@@ -147,10 +150,14 @@ impl Node {
             .args(["--room-quota", BENCH_QUOTA])
             .arg("--data-dir")
             .arg(dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", node_log.as_deref().unwrap_or("warn"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if node_log.is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .context("starting p2pchat-node")?;
         let stdin = child.stdin.take().context("no stdin")?;
