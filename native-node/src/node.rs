@@ -97,7 +97,7 @@ impl Driver {
     /// goodbye to every chat and unregisters from signaling.
     pub async fn run(
         &mut self,
-        mut lines: mpsc::Receiver<Input>,
+        mut lines: mpsc::Receiver<Vec<Input>>,
         shutdown: &mut Shutdown,
     ) -> Result<()> {
         let socket = Arc::clone(&self.socket);
@@ -111,29 +111,21 @@ impl Driver {
                     r?;
                     break;
                 }
-                input = lines.recv() => {
-                    // Lines already typed (or piped) are taken together, so
-                    // a burst is stored in one transaction.
-                    let mut next = input;
-                    let mut taken = 0;
-                    let stop = loop {
-                        match next {
-                            Some(Input::Line(line)) => {
-                                if self.command(&line) == Flow::Quit {
-                                    break true;
-                                }
-                                taken += 1;
-                                if taken >= BATCH {
-                                    break false;
-                                }
-                                match lines.try_recv() {
-                                    Ok(more) => next = Some(more),
-                                    Err(_) => break false,
-                                }
-                            }
-                            Some(Input::End) | None => break true,
+                burst = lines.recv() => {
+                    // Lines typed (or piped) together come together (see
+                    // `repl`), so a burst is stored in one transaction.
+                    let burst = burst.unwrap_or_else(|| vec![Input::End]);
+                    let mut stop = false;
+                    for input in burst {
+                        let quit = match input {
+                            Input::Line(line) => self.command(&line) == Flow::Quit,
+                            Input::End => true,
+                        };
+                        if quit {
+                            stop = true;
+                            break;
                         }
-                    };
+                    }
                     if stop {
                         break;
                     }

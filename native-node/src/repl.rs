@@ -3,9 +3,12 @@
 //! tests can drive the node through a pipe).
 //!
 //! Reading blocks, so it runs on a thread of its own and hands lines over
-//! a bounded channel; the engine task never waits on the keyboard.
+//! a bounded channel; the engine task never waits on the keyboard. Lines
+//! that arrive together (a paste, a script's burst) cross the channel
+//! together: one hand-over, and one wake-up of each side, per burst rather
+//! than per line.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
@@ -24,14 +27,18 @@ pub enum Input {
 
 /// A running reader.
 pub struct Reader {
-    /// Lines, in order.
-    pub lines: mpsc::Receiver<Input>,
+    /// Lines, in order, in the bursts they arrived in.
+    pub lines: mpsc::Receiver<Vec<Input>>,
     /// The editor's printer, when the editor owns the terminal.
     pub printer: Option<Box<dyn rustyline::ExternalPrinter + Send>>,
 }
 
-/// Lines queued between the reader thread and the engine.
-const QUEUE: usize = 256;
+/// Bursts queued between the reader thread and the engine.
+const QUEUE: usize = 16;
+/// Most lines in one burst.
+pub const BURST: usize = 256;
+/// The pipe reader's buffer: what one read from the pipe can bring in.
+const PIPE_BUFFER: usize = 64 * 1024;
 
 /// Starts reading: with the line editor when `interactive`.
 pub fn start(interactive: bool) -> Result<Reader> {
@@ -52,22 +59,7 @@ pub fn start(interactive: bool) -> Result<Reader> {
     }
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let input = match line {
-                    Ok(l) => Input::Line(l),
-                    Err(e) => {
-                        tracing::warn!("reading stdin: {e}");
-                        Input::End
-                    }
-                };
-                let end = matches!(input, Input::End);
-                if tx.blocking_send(input).is_err() || end {
-                    return;
-                }
-            }
-            let _ = tx.blocking_send(Input::End);
-        })
+        .spawn(move || read_pipe(BufReader::with_capacity(PIPE_BUFFER, std::io::stdin()), &tx))
         .context("starting the stdin reader")?;
     Ok(Reader {
         lines,
@@ -75,7 +67,47 @@ pub fn start(interactive: bool) -> Result<Reader> {
     })
 }
 
-fn edit(mut editor: rustyline::DefaultEditor, tx: mpsc::Sender<Input>) {
+/// Reads lines from a pipe until it ends; after each line, the lines
+/// already in the buffer (complete, so reading them cannot block) join it
+/// in one burst.
+fn read_pipe<R: Read>(mut reader: BufReader<R>, tx: &mpsc::Sender<Vec<Input>>) {
+    loop {
+        let mut burst = Vec::new();
+        let mut end = false;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) => end = true,
+                Ok(_) => {
+                    // As `BufRead::lines` gives them: without "\n" or "\r\n".
+                    if line.ends_with('\n') {
+                        line.pop();
+                        if line.ends_with('\r') {
+                            line.pop();
+                        }
+                    }
+                    burst.push(Input::Line(line));
+                }
+                Err(e) => {
+                    tracing::warn!("reading stdin: {e}");
+                    end = true;
+                }
+            }
+            // Only lines already buffered join: taking them cannot block.
+            if end || burst.len() >= BURST || !reader.buffer().contains(&b'\n') {
+                break;
+            }
+        }
+        if end {
+            burst.push(Input::End);
+        }
+        if tx.blocking_send(burst).is_err() || end {
+            return;
+        }
+    }
+}
+
+fn edit(mut editor: rustyline::DefaultEditor, tx: mpsc::Sender<Vec<Input>>) {
     loop {
         let input = match editor.readline("> ") {
             Ok(line) => {
@@ -96,8 +128,83 @@ fn edit(mut editor: rustyline::DefaultEditor, tx: mpsc::Sender<Input>) {
             Input::End => true,
             Input::Line(l) => Command::parse(l) == Ok(Command::Quit),
         };
-        if tx.blocking_send(input).is_err() || end {
+        if tx.blocking_send(vec![input]).is_err() || end {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bursts `read_pipe` hands over for `input`.
+    fn bursts(input: &[u8], capacity: usize) -> Vec<Vec<String>> {
+        let (tx, mut rx) = mpsc::channel(1024);
+        read_pipe(BufReader::with_capacity(capacity, input), &tx);
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(burst) = rx.try_recv() {
+            out.push(
+                burst
+                    .into_iter()
+                    .map(|i| match i {
+                        Input::Line(l) => l,
+                        Input::End => "<end>".to_owned(),
+                    })
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn lines_that_arrive_together_are_handed_over_together() {
+        // The end of the input is only known at the next read: it comes
+        // on its own; so does a last line without its line end.
+        let got = bursts(
+            b"/help\r\n/peers\n/send_chat general hi\n/quit",
+            PIPE_BUFFER,
+        );
+        assert_eq!(
+            got,
+            vec![
+                vec!["/help", "/peers", "/send_chat general hi"],
+                vec!["/quit"],
+                vec!["<end>"]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_burst_holds_at_most_its_bound_and_nothing_is_lost() {
+        let input: String = (0..BURST + 10).map(|i| format!("line {i}\n")).collect();
+        let got = bursts(input.as_bytes(), PIPE_BUFFER);
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[0].len(), got[1].len()), (BURST, 10));
+        let all: Vec<String> = got.concat();
+        let want: Vec<String> = (0..BURST + 10)
+            .map(|i| format!("line {i}"))
+            .chain(["<end>".to_owned()])
+            .collect();
+        assert_eq!(all, want);
+    }
+
+    #[test]
+    fn a_line_split_across_reads_waits_for_its_end() {
+        // A small buffer: lines straddle its refills, and each is still
+        // whole and in order.
+        let input: String = (0..50).map(|i| format!("message number {i}\n")).collect();
+        let got: Vec<String> = bursts(input.as_bytes(), 16).concat();
+        assert_eq!(got.len(), 51);
+        assert_eq!(got[49], "message number 49");
+    }
+
+    #[test]
+    fn unreadable_input_ends_the_input() {
+        assert_eq!(
+            bursts(b"/peers\n\xff\xfe\n/help\n", PIPE_BUFFER).concat(),
+            ["/peers", "<end>"]
+        );
     }
 }
