@@ -12,6 +12,7 @@ mod node;
 mod relay;
 mod repl;
 mod store;
+mod store_thread;
 mod udp;
 mod ui;
 mod verify;
@@ -30,6 +31,7 @@ use crate::cli::{Args, RelayChoice};
 use crate::node::{advertised, now_ms, Driver};
 use crate::relay::{Relay, RelayConfig};
 use crate::store::Store;
+use crate::store_thread::StoreThread;
 use crate::ui::{Note, Output};
 
 /// How long the relay gets to close its connections at shutdown.
@@ -113,7 +115,7 @@ async fn run(args: Args) -> Result<()> {
     let reader = repl::start(interactive)?;
     let mut driver = Driver::new(
         engine,
-        store,
+        StoreThread::start(store)?,
         socket,
         Output::new(args.json, reader.printer),
     );

@@ -1,18 +1,22 @@
 //! The engine task: one loop that feeds the protocol engine datagrams, timer
-//! ticks and the user's commands, and after every input drains its outputs
-//! in the order that keeps promises — records to the store first, then
-//! datagrams to the network, then notes to the user. So a message is never
-//! shown as sent, nor sent, before it is stored.
+//! ticks, the user's commands and the store's answers, and after every
+//! input drains its outputs in the order that keeps promises — records to
+//! the store first, then datagrams to the network, then notes to the user.
+//! So a message is never shown as sent, nor sent, before it is stored.
+//!
+//! The store works on a thread of its own ([`crate::store_thread`]): while
+//! it writes a batch, the engine takes the next input, and what waits for
+//! the batch stays in the engine's queue until the store confirms it.
 //!
 //! The loop sleeps until the next of: a datagram, a line from the user, the
-//! engine's next deadline, or a stop request. Nothing polls, so an idle node
-//! uses no CPU between heartbeats.
+//! store's answer, the engine's next deadline, or a stop request. Nothing
+//! polls, so an idle node uses no CPU between heartbeats.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use p2pchat_core::chats::Chats;
 use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::{AppEvent, ChatId, Node, Output as Step, PeerId, RoomId, UnixMillis};
@@ -22,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::command::{Command, HELP};
 use crate::repl::Input;
-use crate::store::Store;
+use crate::store_thread::{Done, StoreThread};
 use crate::ui::{ChatView, MessageView, Note, Output, PeerView};
 
 /// Largest datagram read from the socket (the engine drops oversized ones
@@ -55,7 +59,7 @@ enum Flow {
 /// chats as core's shared chat model ([`Chats`]) sees them.
 pub struct Driver {
     engine: Node,
-    store: Store,
+    store: StoreThread,
     socket: Arc<UdpSocket>,
     out: Output,
     chats: Chats,
@@ -69,7 +73,7 @@ pub struct Driver {
 impl Driver {
     /// Ties the parts together. `engine` may hold restored rooms: they are
     /// shown as "rejoined" by the first [`Driver::run`] step.
-    pub fn new(engine: Node, store: Store, socket: UdpSocket, out: Output) -> Self {
+    pub fn new(engine: Node, store: StoreThread, socket: UdpSocket, out: Output) -> Self {
         let chats = Chats::new(engine.peer_id(), engine.name());
         Driver {
             engine,
@@ -156,13 +160,22 @@ impl Driver {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
+                done = self.store.done() => self.store_done(done)?,
                 () = sleep, if deadline.is_some() => {
                     self.engine.handle_timeout(now_ms());
                 }
             }
         }
         self.engine.shutdown(now_ms());
+        // Everything said and written before stopping reaches the disk
+        // (and the goodbyes the network) before the node exits.
         self.flush().await?;
+        while self.store.busy() {
+            let done = self.store.done().await;
+            self.store_done(done)?;
+            self.flush().await?;
+        }
+        self.store.stop();
         let c = self.engine.counters();
         let by_reason: Vec<String> = c
             .nonzero()
@@ -185,19 +198,8 @@ impl Driver {
     async fn flush(&mut self) -> Result<()> {
         loop {
             match self.engine.poll_output() {
-                Step::Persist(p) => {
-                    let store = &mut self.store;
-                    tokio::task::block_in_place(|| store.apply(&p.records)).context(
-                        "cannot write to the store; stopping so that nothing unsaved is shown or sent",
-                    )?;
-                    self.engine.stored(p.batch);
-                }
-                Step::Read(r) => {
-                    let store = &self.store;
-                    let tokens = tokio::task::block_in_place(|| store.tokens(&r.room, &r.events))
-                        .context("cannot read from the store")?;
-                    self.engine.read_done(r.id, tokens);
-                }
+                Step::Persist(p) => self.store.write(p)?,
+                Step::Read(r) => self.store.read(r)?,
                 Step::Transmit(t) => {
                     if let Err(e) = self.socket.send_to(&t.bytes, t.to).await {
                         self.send_failures += 1;
@@ -211,6 +213,17 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Hands the store's answer to the engine; a failed write or read stops
+    /// the node (nothing that waited for it is sent or shown).
+    fn store_done(&mut self, done: Done) -> Result<()> {
+        match done {
+            Done::Stored(batch) => self.engine.stored(batch),
+            Done::Read(id, tokens) => self.engine.read_done(id, tokens),
+            Done::Failed(e) => return Err(e),
+        }
+        Ok(())
     }
 
     fn event(&mut self, event: AppEvent) {

@@ -462,6 +462,19 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// Makes every later write of an event fail (a full or broken disk, as
+    /// far as the callers can tell).
+    pub(crate) fn refuse_events(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )?;
+        Ok(())
+    }
+}
+
 /// The store contract of `p2pchat_core::store`, which this store keeps
 /// (checked by core's conformance suite in the tests below).
 impl p2pchat_core::Store for Store {
