@@ -137,7 +137,9 @@ pub struct Event {
     /// (the store holds it) and while the event waits for its
     /// dependencies; a history does not keep it once the event is
     /// delivered, and reads it back from the store to send it on
-    /// ([`crate::Output::Read`]).
+    /// ([`crate::Output::Read`]). Left out of the serialized form when
+    /// empty (a store may keep the token apart from the rest).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token: String,
     /// The token's length in bytes, set when the event is offered to a
     /// history (what quotas and repair budgets count).

@@ -66,7 +66,9 @@
 //! higher version, is refused with [`StoreError::NewerSchema`] and left
 //! untouched: it is never rewritten or silently emptied. An older one is
 //! brought up to date in place when it is opened: version 2 adds the
-//! `versions` table, and nothing else changes.
+//! `versions` table; version 3 adds the `token` column to `events`. Rows
+//! written before version 3 keep the token inside `event` (and `token`
+//! NULL); they are read as they are, never rewritten.
 //!
 //! # Schema
 //!
@@ -75,9 +77,11 @@
 //!   created INTEGER)`: `joined` (the rowid) keeps the order rooms were
 //!   joined in.
 //! - `events(room BLOB, author BLOB, seq INTEGER, lamport INTEGER, event
-//!   TEXT, PRIMARY KEY (room, author, seq))`, indexed by `(room, lamport,
-//!   author, seq)` so a room's history is read in canonical order without
-//!   sorting. `seq` and `lamport` are `u64`s stored with their top bit
+//!   TEXT, token TEXT, PRIMARY KEY (room, author, seq))`, indexed by
+//!   `(room, lamport, author, seq)` so a room's history is read in
+//!   canonical order without sorting. `event` is the event as JSON without
+//!   its token, `token` the sealed token: loading reads only the token's
+//!   length, and sending an event on reads only its token. `seq` and `lamport` are `u64`s stored with their top bit
 //!   flipped, which maps them onto SQLite's signed integers in the same
 //!   order.
 //! - `versions(room BLOB, digest BLOB, author BLOB, seq INTEGER, event
@@ -109,7 +113,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, Transaction, Transactio
 pub const DB_FILE: &str = "p2pchat.sqlite3";
 
 /// Version of the schema this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Key of the identity's secret bytes in the `meta` table.
 const IDENTITY_KEY: &str = "identity";
@@ -132,6 +136,7 @@ CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER NOT NULL,
     lamport INTEGER NOT NULL,
     event   TEXT NOT NULL,
+    token   TEXT,
     PRIMARY KEY (room, author, seq)
 );
 CREATE INDEX IF NOT EXISTS events_canonical ON events (room, lamport, author, seq);
@@ -309,8 +314,8 @@ impl Store {
         // Each room's events, in canonical order straight from the index.
         {
             let mut stmt = self.conn.prepare(
-                "SELECT author, seq, lamport, event FROM events WHERE room = ?1 \
-                 ORDER BY lamport, author, seq",
+                "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
+                 FROM events WHERE room = ?1 ORDER BY lamport, author, seq",
             )?;
             for (key, room) in &keys {
                 let mut rows = stmt.query([key])?;
@@ -389,13 +394,15 @@ impl Store {
         room: &RoomId,
         events: &[EventId],
     ) -> Result<Vec<Option<String>>, StoreError> {
-        /// The one field read from an event's row.
+        /// The one field read from an event's row written before the
+        /// token column.
         #[derive(serde::Deserialize)]
         struct Token {
             token: String,
         }
         let mut stmt = self.conn.prepare_cached(
-            "SELECT event FROM events WHERE room = ?1 AND author = ?2 AND seq = ?3",
+            "SELECT token, CASE WHEN token IS NULL THEN event END FROM events \
+             WHERE room = ?1 AND author = ?2 AND seq = ?3",
         )?;
         let mut out = Vec::with_capacity(events.len());
         for id in events {
@@ -405,10 +412,16 @@ impl Store {
                 ordered(id.seq),
             ])?;
             let token = match rows.next()? {
-                Some(row) => {
-                    let json: String = row.get(0)?;
-                    serde_json::from_str::<Token>(&json).ok().map(|t| t.token)
-                }
+                // A row from before the token column: inside the JSON.
+                Some(row) => match row.get::<_, Option<String>>(0) {
+                    Ok(Some(token)) => Some(token),
+                    Ok(None) => row
+                        .get::<_, String>(1)
+                        .ok()
+                        .and_then(|json| serde_json::from_str::<Token>(&json).ok())
+                        .map(|t| t.token),
+                    Err(_) => None,
+                },
                 None => None,
             };
             out.push(token);
@@ -509,10 +522,14 @@ fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
             .execute(params![&room.as_bytes()[..], chat_id, created])?;
         }
         Record::Event { room, event } => {
-            let json = serde_json::to_string(event)?;
+            // The token in its own column: the JSON without it.
+            let json = serde_json::to_string(&Event {
+                token: String::new(),
+                ..event.clone()
+            })?;
             tx.prepare_cached(
-                "INSERT INTO events (room, author, seq, lamport, event) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                "INSERT INTO events (room, author, seq, lamport, event, token) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (room, author, seq) DO NOTHING",
             )?
             .execute(params![
@@ -521,6 +538,7 @@ fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
                 ordered(event.id.seq),
                 ordered(event.lamport),
                 json,
+                event.token,
             ])?;
         }
         Record::Version { room, event } => {
@@ -628,7 +646,7 @@ fn decode_event(row: &rusqlite::Row<'_>) -> Result<Event, String> {
     let seq = integer(row, 1, "seq")?;
     let lamport = integer(row, 2, "lamport")?;
     let json = text(row, 3, "event")?;
-    let event: Event =
+    let mut event: Event =
         serde_json::from_str(json).map_err(|e| format!("event is not readable: {e}"))?;
     if *event.id.author.as_bytes() != author
         || ordered(event.id.seq) != seq
@@ -636,7 +654,17 @@ fn decode_event(row: &rusqlite::Row<'_>) -> Result<Event, String> {
     {
         return Err(format!("event {} does not match its row's key", event.id));
     }
-    Ok(Loaded::without_token(event))
+    // The token's length, from its column; a row from before the column
+    // has the token inside `event` instead.
+    match row.get_ref(4).map_err(|e| e.to_string())? {
+        ValueRef::Null => Ok(Loaded::without_token(event)),
+        ValueRef::Integer(n) => {
+            event.token = String::new();
+            event.token_len = usize::try_from(n).map_err(|_| "token length is negative")?;
+            Ok(event)
+        }
+        other => Err(format!("token length is a {}", other.data_type())),
+    }
 }
 
 /// A `versions` row (`author, seq, event`).
@@ -765,12 +793,22 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     let version = schema_version(&tx)?;
     check_version(version)?;
     if version < SCHEMA_VERSION {
-        // New, or older: every table is created if it is missing.
+        // New, or older: every table is created if it is missing, and a
+        // table from before a column was added gets the column.
         tx.execute_batch(SCHEMA)?;
+        if (1..3).contains(&version) && !has_column(&tx, "events", "token")? {
+            tx.execute_batch("ALTER TABLE events ADD COLUMN token TEXT;")?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     tx.commit()?;
     Ok(conn)
+}
+
+/// Whether `table` has `column`.
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?;
+    Ok(stmt.exists([table, column])?)
 }
 
 /// The database's `user_version`.
@@ -1440,6 +1478,89 @@ mod tests {
         };
         store.apply(std::slice::from_ref(&version)).unwrap();
         assert!(store.load().unwrap().records.contains(&version));
+        let found: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(found, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn rows_from_before_the_token_column_are_read_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        let old = event(peer(1), 1, 1);
+        {
+            // A version 2 store: the token inside the event's JSON, no
+            // token column.
+            let mut store = Store::open(dir.path()).unwrap();
+            store.apply(std::slice::from_ref(&rec)).unwrap();
+            store
+                .conn
+                .execute_batch("ALTER TABLE events DROP COLUMN token; PRAGMA user_version = 2;")
+                .unwrap();
+            store
+                .conn
+                .execute(
+                    "INSERT INTO events (room, author, seq, lamport, event) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        &room.as_bytes()[..],
+                        &old.id.author.as_bytes()[..],
+                        ordered(1),
+                        ordered(1),
+                        serde_json::to_string(&old).unwrap(),
+                    ],
+                )
+                .unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let new = event(peer(1), 2, 2);
+        store
+            .apply(&[Record::Event {
+                room,
+                event: new.clone(),
+            }])
+            .unwrap();
+        // Both load without their tokens, their lengths kept; both tokens
+        // are read back; the old row was not rewritten.
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.skipped, 0);
+        let events: Vec<&Event> = loaded
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event { event, .. } => Some(event),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events.len(), 2);
+        for (got, want) in events.iter().zip([&old, &new]) {
+            assert_eq!(**got, Loaded::without_token(want.clone()));
+        }
+        assert_eq!(
+            store.tokens(&room, &[old.id, new.id]).unwrap(),
+            vec![Some(old.token.clone()), Some(new.token.clone())]
+        );
+        let (json, token): (String, Option<String>) = store
+            .conn
+            .query_row(
+                "SELECT event, token FROM events WHERE seq = ?1",
+                [ordered(1)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(json.contains(&old.token) && token.is_none());
+        let (json, token): (String, Option<String>) = store
+            .conn
+            .query_row(
+                "SELECT event, token FROM events WHERE seq = ?1",
+                [ordered(2)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(!json.contains(&new.token));
+        assert_eq!(token.as_deref(), Some(new.token.as_str()));
         let found: i64 = store
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
