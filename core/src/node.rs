@@ -222,51 +222,65 @@ impl Node {
         let mut node = Node::new(identity, name, config, seed);
         let mut skipped = 0;
         for record in records {
-            let used = match record {
-                Record::Room {
-                    room,
-                    chat_id,
-                    created,
-                } => match chat_id.parse::<ChatId>() {
-                    Ok(parsed) if *parsed.room_id() == room => {
-                        if !node.rooms.contains_key(&room) {
-                            node.add_room(now, &parsed, created, true, None);
-                        }
-                        true
-                    }
-                    _ => false,
-                },
-                Record::Event { room, event } => node
-                    .rooms
-                    .get_mut(&room)
-                    .is_some_and(|r| r.restore_event(event, now)),
-                Record::Version { room, event } => node
-                    .rooms
-                    .get_mut(&room)
-                    .is_some_and(|r| r.restore_version(event, now)),
-                Record::Member {
-                    room,
-                    peer,
-                    name,
-                    addr,
-                } => match node.rooms.get_mut(&room) {
-                    Some(r) => {
-                        r.members.restore(peer, name, Some(addr));
-                        true
-                    }
-                    None => false,
-                },
-                Record::Left { room } => {
-                    node.remove_room(&room);
-                    true
-                }
-            };
-            if !used {
+            if !node.restore_record(now, record) {
                 skipped += 1;
             }
         }
-        node.queue.forget_records();
+        node.restored();
         (node, skipped)
+    }
+
+    /// [`Node::restore`] one record at a time, for a host that reads its
+    /// store as it goes (and so never holds all of it at once): each
+    /// record of [`crate::Store::load`], in its order, then
+    /// [`Node::restored`] once, before anything else. Returns whether the
+    /// record was used (see [`Node::restore`] for what is skipped).
+    pub fn restore_record(&mut self, now: UnixMillis, record: Record) -> bool {
+        match record {
+            Record::Room {
+                room,
+                chat_id,
+                created,
+            } => match chat_id.parse::<ChatId>() {
+                Ok(parsed) if *parsed.room_id() == room => {
+                    if !self.rooms.contains_key(&room) {
+                        self.add_room(now, &parsed, created, true, None);
+                    }
+                    true
+                }
+                _ => false,
+            },
+            Record::Event { room, event } => self
+                .rooms
+                .get_mut(&room)
+                .is_some_and(|r| r.restore_event(event, now)),
+            Record::Version { room, event } => self
+                .rooms
+                .get_mut(&room)
+                .is_some_and(|r| r.restore_version(event, now)),
+            Record::Member {
+                room,
+                peer,
+                name,
+                addr,
+            } => match self.rooms.get_mut(&room) {
+                Some(r) => {
+                    r.members.restore(peer, name, Some(addr));
+                    true
+                }
+                None => false,
+            },
+            Record::Left { room } => {
+                self.remove_room(&room);
+                true
+            }
+        }
+    }
+
+    /// Ends a restore made with [`Node::restore_record`]: the records it
+    /// wrote while taking the stored ones back are already stored.
+    pub fn restored(&mut self) {
+        self.queue.forget_records();
     }
 
     /// This node's peer id.

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use p2pchat_core::{Config, Node};
+use p2pchat_core::{Config, Node, Record};
 use p2pchat_host::shutdown::Shutdown;
 use rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
@@ -63,14 +63,6 @@ async fn run(args: Args) -> Result<()> {
     let identity = store
         .identity(&mut OsRng)
         .context("loading this node's identity")?;
-    let loaded = store.load().context("loading stored chats")?;
-    if loaded.skipped > 0 {
-        tracing::warn!(
-            skipped = loaded.skipped,
-            "some stored rows could not be read and were skipped"
-        );
-    }
-
     let socket = udp::bind(args.host, args.port)?;
     let local = socket
         .local_addr()
@@ -89,15 +81,29 @@ async fn run(args: Args) -> Result<()> {
     };
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
-    let (chats, messages) = (loaded.rooms(), loaded.events());
-    let (mut engine, unused) = Node::restore(
-        identity,
-        args.user_name()?,
-        config,
-        seed,
-        now_ms(),
-        loaded.records,
-    );
+    // Each stored record goes into the engine as it is read: the store is
+    // never held in memory whole beside the history rebuilt from it.
+    let mut engine = Node::new(identity, args.user_name()?, config, seed);
+    let (now, mut chats, mut messages, mut unused) = (now_ms(), 0, 0, 0);
+    let skipped = store
+        .load_each(|record| {
+            match &record {
+                Record::Room { .. } => chats += 1,
+                Record::Event { .. } => messages += 1,
+                _ => {}
+            }
+            if !engine.restore_record(now, record) {
+                unused += 1;
+            }
+        })
+        .context("loading stored chats")?;
+    engine.restored();
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "some stored rows could not be read and were skipped"
+        );
+    }
     engine.set_verifier(verify::on_all_cores);
     if unused > 0 {
         tracing::warn!(

@@ -285,7 +285,16 @@ impl Store {
     /// in [`Loaded::skipped`]; so are the events and members of a skipped
     /// room.
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        let mut loaded = Loaded::default();
+        let mut records = Vec::new();
+        let skipped = self.load_each(|record| records.push(record))?;
+        Ok(Loaded { records, skipped })
+    }
+
+    /// [`Store::load`] one record at a time, handed to `take` as it is
+    /// read, so that the caller need not hold them all at once (a node
+    /// restores from them as they come); returns how many were skipped.
+    pub fn load_each(&self, mut take: impl FnMut(Record)) -> Result<usize, StoreError> {
+        let mut skipped = 0;
 
         // Rooms, in join order. `keys` holds the raw `room` column of the
         // rooms kept, to look their events and members up by.
@@ -301,10 +310,10 @@ impl Store {
                 match decode_room(row) {
                     Ok((room, record)) => {
                         keys.push((key, room));
-                        loaded.records.push(record);
+                        take(record);
                     }
                     Err(why) => {
-                        skip(&mut loaded, "rooms", &why);
+                        skip(&mut skipped, "rooms", &why);
                         lost.push(key);
                     }
                 }
@@ -321,8 +330,8 @@ impl Store {
                 let mut rows = stmt.query([key])?;
                 while let Some(row) = rows.next()? {
                     match decode_event(row) {
-                        Ok(event) => loaded.records.push(Record::Event { room: *room, event }),
-                        Err(why) => skip(&mut loaded, "events", &why),
+                        Ok(event) => take(Record::Event { room: *room, event }),
+                        Err(why) => skip(&mut skipped, "events", &why),
                     }
                 }
             }
@@ -338,8 +347,8 @@ impl Store {
                 let mut rows = stmt.query([key])?;
                 while let Some(row) = rows.next()? {
                     match decode_version(row) {
-                        Ok(event) => loaded.records.push(Record::Version { room: *room, event }),
-                        Err(why) => skip(&mut loaded, "versions", &why),
+                        Ok(event) => take(Record::Version { room: *room, event }),
+                        Err(why) => skip(&mut skipped, "versions", &why),
                     }
                 }
             }
@@ -354,8 +363,8 @@ impl Store {
                 let mut rows = stmt.query([key])?;
                 while let Some(row) = rows.next()? {
                     match decode_member(*room, row) {
-                        Ok(record) => loaded.records.push(record),
-                        Err(why) => skip(&mut loaded, "members", &why),
+                        Ok(record) => take(record),
+                        Err(why) => skip(&mut skipped, "members", &why),
                     }
                 }
             }
@@ -379,11 +388,11 @@ impl Store {
                         rows = n,
                         "skipping the events and members of an unreadable room"
                     );
-                    loaded.skipped += n;
+                    skipped += n;
                 }
             }
         }
-        Ok(loaded)
+        Ok(skipped)
     }
 
     /// The tokens of the events stored under `events` in `room`, in order
@@ -596,13 +605,13 @@ fn ordered(v: u64) -> i64 {
 }
 
 /// Logs and counts a row left out of [`Store::load`].
-fn skip(loaded: &mut Loaded, table: &str, why: &str) {
+fn skip(skipped: &mut usize, table: &str, why: &str) {
     tracing::warn!(
         table,
         reason = why,
         "skipping an unreadable row of the store"
     );
-    loaded.skipped += 1;
+    *skipped += 1;
 }
 
 /// The identity from the `meta` row's value.
