@@ -1551,23 +1551,19 @@ mod tests {
             store.tokens(&room, &[old.id, new.id]).unwrap(),
             vec![Some(old.token.clone()), Some(new.token.clone())]
         );
-        let (json, token): (String, Option<String>) = store
-            .conn
-            .query_row(
-                "SELECT event, token FROM events WHERE seq = ?1",
-                [ordered(1)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let row = |seq: u64| -> (String, Option<String>) {
+            store
+                .conn
+                .query_row(
+                    "SELECT event, token FROM events WHERE seq = ?1",
+                    [ordered(seq)],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+        };
+        let (json, token) = row(1);
         assert!(json.contains(&old.token) && token.is_none());
-        let (json, token): (String, Option<String>) = store
-            .conn
-            .query_row(
-                "SELECT event, token FROM events WHERE seq = ?1",
-                [ordered(2)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let (json, token) = row(2);
         assert!(!json.contains(&new.token));
         assert_eq!(token.as_deref(), Some(new.token.as_str()));
         let found: i64 = store
