@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use p2pchat_core::{Config, Node, Record};
+use p2pchat_core::{Config, Node};
 use p2pchat_host::shutdown::Shutdown;
 use rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
@@ -84,20 +84,21 @@ async fn run(args: Args) -> Result<()> {
     // Each stored record goes into the engine as it is read: the store is
     // never held in memory whole beside the history rebuilt from it.
     let mut engine = Node::new(identity, args.user_name()?, config, seed);
-    let (now, mut chats, mut messages, mut unused) = (now_ms(), 0, 0, 0);
+    let (now, mut unused) = (now_ms(), 0);
     let skipped = store
         .load_each(|record| {
-            match &record {
-                Record::Room { .. } => chats += 1,
-                Record::Event { .. } => messages += 1,
-                _ => {}
-            }
             if !engine.restore_record(now, record) {
                 unused += 1;
             }
         })
         .context("loading stored chats")?;
     engine.restored();
+    let chats = engine.rooms().count();
+    let messages: usize = engine
+        .rooms()
+        .filter_map(|(room, _)| engine.history(&room))
+        .map(|h| h.len())
+        .sum();
     if skipped > 0 {
         tracing::warn!(
             skipped,

@@ -39,6 +39,8 @@ const QUEUE: usize = 16;
 pub const BURST: usize = 256;
 /// The pipe reader's buffer: what one read from the pipe can bring in.
 const PIPE_BUFFER: usize = 64 * 1024;
+/// Longest line taken from a pipe (a message's text is at most 16 KiB).
+const MAX_LINE: usize = 64 * 1024;
 
 /// Starts reading: with the line editor when `interactive`.
 pub fn start(interactive: bool) -> Result<Reader> {
@@ -75,19 +77,9 @@ fn read_pipe<R: Read>(mut reader: BufReader<R>, tx: &mpsc::Sender<Vec<Input>>) {
         let mut burst = Vec::new();
         let mut end = false;
         loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) => end = true,
-                Ok(_) => {
-                    // As `BufRead::lines` gives them: without "\n" or "\r\n".
-                    if line.ends_with('\n') {
-                        line.pop();
-                        if line.ends_with('\r') {
-                            line.pop();
-                        }
-                    }
-                    burst.push(Input::Line(line));
-                }
+            match read_one(&mut reader) {
+                Ok(Some(line)) => burst.push(Input::Line(line)),
+                Ok(None) => end = true,
                 Err(e) => {
                     tracing::warn!("reading stdin: {e}");
                     end = true;
@@ -105,6 +97,39 @@ fn read_pipe<R: Read>(mut reader: BufReader<R>, tx: &mpsc::Sender<Vec<Input>>) {
             return;
         }
     }
+}
+
+/// One line, as `BufRead::lines` gives it (without "\n" or "\r\n"), or
+/// `None` at the end of the input. A line longer than [`MAX_LINE`] is cut
+/// there (the rest of it is read and dropped): memory stays bounded
+/// whatever comes down the pipe, and the command it starts is refused as
+/// too long. A line that is not UTF-8 is an error, as with `lines`.
+fn read_one(reader: &mut impl BufRead) -> std::io::Result<Option<String>> {
+    let mut bytes = Vec::new();
+    let n = reader
+        .by_ref()
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut bytes)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    } else if n == MAX_LINE {
+        reader.skip_until(b'\n')?;
+        // The cut may fall inside a character: keep what is whole.
+        let whole = match std::str::from_utf8(&bytes) {
+            Ok(_) => bytes.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        bytes.truncate(whole);
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 fn edit(mut editor: rustyline::DefaultEditor, tx: mpsc::Sender<Vec<Input>>) {
@@ -198,6 +223,22 @@ mod tests {
         let got: Vec<String> = bursts(input.as_bytes(), 16).concat();
         assert_eq!(got.len(), 51);
         assert_eq!(got[49], "message number 49");
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_and_the_next_one_is_whole() {
+        let mut input = vec![b'x'; 3 * MAX_LINE];
+        input.extend_from_slice("é\n/peers\n".as_bytes());
+        let got = bursts(&input, PIPE_BUFFER).concat();
+        assert_eq!(got.len(), 3, "the long line, /peers, the end");
+        assert_eq!(got[0].len(), MAX_LINE);
+        assert_eq!(got[1], "/peers");
+        // Cut inside a two-byte character: the part that is whole stays.
+        let mut input = vec![b'x'; MAX_LINE - 1];
+        input.extend_from_slice("é tail\nnext\n".as_bytes());
+        let got = bursts(&input, 16).concat();
+        assert_eq!(got[0].len(), MAX_LINE - 1);
+        assert_eq!(got[1], "next");
     }
 
     #[test]
