@@ -147,7 +147,9 @@ pub struct Event {
     pub token_len: usize,
     /// The latest shown time in the event's causal past (the author's
     /// previous event and the dependencies), set on delivery; 0 before.
-    #[serde(skip)]
+    /// Kept in the stored form, so that an event read back from a store
+    /// shows the same time without its causal past at hand.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub floor: UnixMillis,
     /// The digest of the author's previous event: the hash chain. None
     /// for the first, and in events written before the chain existed.
@@ -947,6 +949,12 @@ impl History {
         self.order.insert(key, Arc::clone(&event));
         Delivered { event, token, late }
     }
+}
+
+/// For serde: a floor of 0 (not delivered yet, or nothing before it) is
+/// left out of the stored form.
+fn is_zero(n: &UnixMillis) -> bool {
+    *n == 0
 }
 
 /// Whether `event` carries the hash chain: the digest of its author's

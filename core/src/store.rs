@@ -47,6 +47,17 @@
 //!    `None` for an id it does not hold (never stored, its room left, a
 //!    row lost); the node keeps delivered events without their tokens and
 //!    reads them back to send them on ([`crate::Output::Read`]).
+//! 6. **Ranges read back.** [`Store::chain`] gives an author's events in
+//!    a room by sequence number, from a number on, stopping before the
+//!    first number it does not hold; [`Store::page`] gives a room's events
+//!    next to an [`Anchor`] in canonical order, oldest first. Each reads at
+//!    most `limit` events, as [`Store::load`] gives them (without their
+//!    tokens), each with the `floor` it was stored with, so that the
+//!    event shows the same time read back as when it was delivered: what a
+//!    node, or a UI, reads instead of keeping a long history in memory.
+//!    Pages are of the main chains as stored; which of their events a
+//!    node shows (an equivocator's are hidden from its fork on) is the
+//!    node's business.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -55,7 +66,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{EventId, OrderKey};
 use crate::equivocation::{digest, Digest};
-use crate::history::Event;
+use crate::history::{Anchor, Event};
 use crate::identity::PeerId;
 use crate::room::RoomId;
 
@@ -168,6 +179,20 @@ pub trait Store {
     /// order asked, `None` where it holds none.
     fn tokens(&self, room: &RoomId, events: &[EventId])
         -> Result<Vec<Option<String>>, Self::Error>;
+
+    /// `author`'s events in `room` numbered `from` on, in order, at most
+    /// `limit`, stopping before the first number not held.
+    fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Self::Error>;
+
+    /// At most `limit` of `room`'s events next to `anchor`, in canonical
+    /// order (oldest first).
+    fn page(&self, room: &RoomId, anchor: Anchor, limit: usize) -> Result<Vec<Event>, Self::Error>;
 }
 
 /// A store whose operations complete later, keeping the same rules: the
@@ -194,6 +219,25 @@ pub trait AsyncStore {
         room: &RoomId,
         events: &[EventId],
     ) -> Result<Vec<Option<String>>, Self::Error>;
+
+    /// `author`'s events in `room` numbered `from` on, in order, at most
+    /// `limit`, stopping before the first number not held.
+    async fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Self::Error>;
+
+    /// At most `limit` of `room`'s events next to `anchor`, in canonical
+    /// order (oldest first).
+    async fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, Self::Error>;
 }
 
 impl<S: Store> AsyncStore for S {
@@ -213,6 +257,25 @@ impl<S: Store> AsyncStore for S {
         events: &[EventId],
     ) -> Result<Vec<Option<String>>, Self::Error> {
         Store::tokens(self, room, events)
+    }
+
+    async fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Self::Error> {
+        Store::chain(self, room, author, from, limit)
+    }
+
+    async fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, Self::Error> {
+        Store::page(self, room, anchor, limit)
     }
 }
 
@@ -373,6 +436,68 @@ impl Store for MemoryStore {
                 self.events.get(&(*room, *key)).map(|e| e.token.clone())
             })
             .collect())
+    }
+
+    fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, Self::Error> {
+        let mut out = Vec::new();
+        let mut seq = from.max(1);
+        while out.len() < limit {
+            let Some(key) = self.event_ids.get(&(*room, EventId::new(*author, seq))) else {
+                break;
+            };
+            if let Some(event) = self.events.get(&(*room, *key)) {
+                out.push(Loaded::without_token(event.clone()));
+            }
+            let Some(next) = seq.checked_add(1) else {
+                break;
+            };
+            seq = next;
+        }
+        Ok(out)
+    }
+
+    fn page(&self, room: &RoomId, anchor: Anchor, limit: usize) -> Result<Vec<Event>, Self::Error> {
+        use std::ops::Bound::{Excluded, Included};
+        let all = (
+            Included((*room, OrderKey::MIN)),
+            Included((*room, OrderKey::MAX)),
+        );
+        let taken = |(_, e): (_, &Event)| Loaded::without_token(e.clone());
+        Ok(match anchor {
+            Anchor::Newest => {
+                let mut page: Vec<Event> = self
+                    .events
+                    .range(all)
+                    .rev()
+                    .take(limit)
+                    .map(taken)
+                    .collect();
+                page.reverse();
+                page
+            }
+            Anchor::Before(key) => {
+                let range = (all.0, Excluded((*room, key)));
+                let mut page: Vec<Event> = self
+                    .events
+                    .range(range)
+                    .rev()
+                    .take(limit)
+                    .map(taken)
+                    .collect();
+                page.reverse();
+                page
+            }
+            Anchor::After(key) => {
+                let range = (Excluded((*room, key)), all.1);
+                self.events.range(range).take(limit).map(taken).collect()
+            }
+        })
     }
 }
 

@@ -100,8 +100,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use p2pchat_core::clock::EventId;
-use p2pchat_core::history::Event;
+use p2pchat_core::clock::{EventId, OrderKey};
+use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::identity::PEER_ID_LEN;
 use p2pchat_core::room::ROOM_ID_LEN;
 use p2pchat_core::{Identity, Loaded, PeerId, Record, RoomId};
@@ -117,6 +117,18 @@ pub const SCHEMA_VERSION: i64 = 3;
 
 /// Key of the identity's secret bytes in the `meta` table.
 const IDENTITY_KEY: &str = "identity";
+
+/// An author's events from a number on ([`Store::chain`]).
+const CHAIN_SQL: &str = "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
+     FROM events WHERE room = ?1 AND author = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4";
+/// A page of events before a key, newest first ([`Store::page`]).
+const PAGE_BEFORE_SQL: &str = "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
+     FROM events WHERE room = ?1 AND (lamport, author, seq) < (?2, ?3, ?4) \
+     ORDER BY lamport DESC, author DESC, seq DESC LIMIT ?5";
+/// A page of events after a key ([`Store::page`]).
+const PAGE_AFTER_SQL: &str = "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
+     FROM events WHERE room = ?1 AND (lamport, author, seq) > (?2, ?3, ?4) \
+     ORDER BY lamport, author, seq LIMIT ?5";
 
 /// The schema, created in one transaction when the database is new.
 const SCHEMA: &str = "
@@ -438,6 +450,77 @@ impl Store {
         Ok(out)
     }
 
+    /// `author`'s events in `room` numbered `from` on, in order, at most
+    /// `limit`, stopping before the first number not held (or whose row
+    /// does not decode): one range of the primary key.
+    pub fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(CHAIN_SQL)?;
+        let from = from.max(1);
+        let mut rows = stmt.query(params![
+            &room.as_bytes()[..],
+            &author.as_bytes()[..],
+            ordered(from),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ])?;
+        let mut out: Vec<Event> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let Ok(event) = decode_event(row) else {
+                break;
+            };
+            let expected = from.saturating_add(out.len() as u64);
+            if event.id.seq != expected {
+                break;
+            }
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    /// At most `limit` of `room`'s events next to `anchor`, in canonical
+    /// order (oldest first): one range of the `events_canonical` index.
+    /// A row that does not decode is left out.
+    pub fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let (key, older) = match anchor {
+            Anchor::Newest => (OrderKey::MAX, true),
+            Anchor::Before(key) => (key, true),
+            Anchor::After(key) => (key, false),
+        };
+        let mut stmt = self.conn.prepare_cached(if older {
+            PAGE_BEFORE_SQL
+        } else {
+            PAGE_AFTER_SQL
+        })?;
+        let mut rows = stmt.query(params![
+            &room.as_bytes()[..],
+            ordered(key.lamport),
+            &key.author.as_bytes()[..],
+            ordered(key.seq),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            match decode_event(row) {
+                Ok(event) => out.push(event),
+                Err(why) => tracing::warn!(reason = why, "skipping an unreadable event in a page"),
+            }
+        }
+        if older {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
     /// Persists a batch in one transaction (all or nothing) and returns
     /// once it is durable. Called before anything the batch describes is
     /// shown or sent.
@@ -512,6 +595,20 @@ impl p2pchat_core::Store for Store {
 
     fn tokens(&self, room: &RoomId, events: &[EventId]) -> Result<Vec<Option<String>>, StoreError> {
         Store::tokens(self, room, events)
+    }
+
+    fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        Store::chain(self, room, author, from, limit)
+    }
+
+    fn page(&self, room: &RoomId, anchor: Anchor, limit: usize) -> Result<Vec<Event>, StoreError> {
+        Store::page(self, room, anchor, limit)
     }
 }
 
@@ -999,6 +1096,25 @@ mod tests {
         ) -> Result<Vec<Option<String>>, StoreError> {
             self.store.tokens(room, events)
         }
+
+        fn chain(
+            &self,
+            room: &RoomId,
+            author: &PeerId,
+            from: u64,
+            limit: usize,
+        ) -> Result<Vec<Event>, StoreError> {
+            self.store.chain(room, author, from, limit)
+        }
+
+        fn page(
+            &self,
+            room: &RoomId,
+            anchor: Anchor,
+            limit: usize,
+        ) -> Result<Vec<Event>, StoreError> {
+            self.store.page(room, anchor, limit)
+        }
     }
 
     #[test]
@@ -1170,6 +1286,50 @@ mod tests {
             plan.iter().any(|p| p.contains("events_canonical")),
             "{plan:?}"
         );
+    }
+
+    /// Ranges are read from an index, never by scanning or sorting the
+    /// room's events: their cost follows the range, not the history.
+    #[test]
+    fn ranges_are_read_from_the_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (sql, index) in [
+            (CHAIN_SQL, "sqlite_autoindex_events_1"),
+            (PAGE_BEFORE_SQL, "events_canonical"),
+            (PAGE_AFTER_SQL, "events_canonical"),
+        ] {
+            let plan: Vec<String> = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(
+                    rusqlite::params_from_iter(
+                        [
+                            Value::Blob(vec![0; 16]),
+                            Value::Integer(0),
+                            Value::Blob(vec![0; 32]),
+                            Value::Integer(0),
+                            Value::Integer(1),
+                        ]
+                        .into_iter()
+                        .take(if sql == CHAIN_SQL { 4 } else { 5 }),
+                    ),
+                    |r| r.get::<_, String>(3),
+                )
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().all(|p| !p.contains("TEMP B-TREE")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                plan.iter()
+                    .any(|p| p.contains(index) && (p.contains('>') || p.contains('<'))),
+                "{sql}: a range of {index}: {plan:?}"
+            );
+        }
     }
 
     #[test]

@@ -57,9 +57,9 @@ use indexed_db_futures::transaction::{
     Transaction, TransactionDurability, TransactionMode, TransactionOptions,
 };
 use indexed_db_futures::{KeyPath, KeyRange};
-use p2pchat_core::clock::EventId;
+use p2pchat_core::clock::{EventId, OrderKey};
 use p2pchat_core::equivocation::digest;
-use p2pchat_core::history::Event;
+use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::{AsyncStore, Loaded, PeerId, Record, RoomId};
 use serde::{Deserialize, Serialize};
 
@@ -336,6 +336,129 @@ impl Database {
     }
 }
 
+impl Database {
+    /// `author`'s events in `room` numbered `from` on, in order, at most
+    /// `limit`, stopping before the first number not held (or whose entry
+    /// is damaged): one key-range read.
+    pub async fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        let from = from.max(1);
+        let Ok(limit) = u32::try_from(limit) else {
+            return Err(StorageError::Unavailable(
+                "too many events asked for".into(),
+            ));
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tx = self.transaction(TransactionMode::Readonly)?;
+        let range = KeyRange::Bound(
+            id_key(room, &EventId::new(*author, from)),
+            false,
+            format!("{room}/{author}0"),
+            true,
+        );
+        let entries = tx
+            .object_store(EVENTS)
+            .map_err(failed)?
+            .get_all::<std::collections::BTreeMap<String, String>>()
+            .with_query::<String, _>(range)
+            .with_limit(limit)
+            .primitive()
+            .map_err(failed)?
+            .await
+            .map_err(failed)?;
+        let mut out: Vec<Event> = Vec::new();
+        for entry in entries {
+            let event = entry
+                .ok()
+                .and_then(|mut e| e.remove("json"))
+                .and_then(|json| serde_json::from_str::<Event>(&json).ok());
+            match event {
+                Some(e) if e.id.author == *author && e.id.seq == from + out.len() as u64 => {
+                    out.push(Loaded::without_token(e));
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// At most `limit` of `room`'s events next to `anchor`, in canonical
+    /// order (oldest first): one cursor over the canonical index. A damaged
+    /// entry is left out.
+    pub async fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        use web_sys::IdbCursorDirection;
+        let (lower, upper) = (format!("{room}/"), format!("{room}0"));
+        let ord = |key: &OrderKey| {
+            format!(
+                "{room}/{}/{}/{}",
+                n20(key.lamport),
+                key.author,
+                n20(key.seq)
+            )
+        };
+        let (range, direction) = match anchor {
+            Anchor::Newest => (
+                KeyRange::Bound(lower, false, upper, true),
+                IdbCursorDirection::Prev,
+            ),
+            Anchor::Before(key) => (
+                KeyRange::Bound(lower, false, ord(&key).min(upper), true),
+                IdbCursorDirection::Prev,
+            ),
+            Anchor::After(key) => (
+                KeyRange::Bound(ord(&key).max(lower), true, upper, true),
+                IdbCursorDirection::Next,
+            ),
+        };
+        let mut out: Vec<Event> = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let tx = self.transaction(TransactionMode::Readonly)?;
+        let store = tx.object_store(EVENTS).map_err(failed)?;
+        let index = store.index(CANONICAL).map_err(failed)?;
+        let cursor = index
+            .open_cursor()
+            .with_query::<String, _>(range)
+            .with_direction(direction)
+            .primitive()
+            .map_err(failed)?
+            .await
+            .map_err(failed)?;
+        if let Some(mut cursor) = cursor {
+            while out.len() < limit {
+                let entry: Option<std::collections::BTreeMap<String, String>> =
+                    cursor.next_record().await.map_err(failed)?;
+                let Some(mut entry) = entry else {
+                    break;
+                };
+                if let Some(event) = entry
+                    .remove("json")
+                    .and_then(|json| serde_json::from_str::<Event>(&json).ok())
+                {
+                    out.push(Loaded::without_token(event));
+                }
+            }
+        }
+        if direction == IdbCursorDirection::Prev {
+            out.reverse();
+        }
+        Ok(out)
+    }
+}
+
 impl AsyncStore for Database {
     type Error = StorageError;
 
@@ -353,6 +476,25 @@ impl AsyncStore for Database {
         events: &[EventId],
     ) -> Result<Vec<Option<String>>, StorageError> {
         Database::tokens(self, room, events).await
+    }
+
+    async fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        Database::chain(self, room, author, from, limit).await
+    }
+
+    async fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        Database::page(self, room, anchor, limit).await
     }
 }
 

@@ -90,7 +90,7 @@ use std::net::SocketAddr;
 
 use p2pchat_core::clock::EventId;
 use p2pchat_core::equivocation::digest;
-use p2pchat_core::history::Event;
+use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::{Identity, Loaded, PeerId, Record, RoomId};
 use serde::{Deserialize, Serialize};
 
@@ -563,6 +563,73 @@ impl<K: KeyValue> PeerStore<K> {
             .collect()
     }
 
+    /// `author`'s events in `room` numbered `from` on (0 counts as 1), in
+    /// order, at most `limit`, stopping before the first number not held
+    /// (or not readable), without their tokens.
+    pub fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        let mut out = Vec::new();
+        let mut seq = from.max(1);
+        while out.len() < limit {
+            let Some(json) = self.kv.get(&event_key(room, author, seq))? else {
+                break;
+            };
+            let Some(event) = decode_event(&event_id_part(author, seq), &json) else {
+                break;
+            };
+            out.push(Loaded::without_token(event));
+            let Some(next) = seq.checked_add(1) else {
+                break;
+            };
+            seq = next;
+        }
+        Ok(out)
+    }
+
+    /// At most `limit` of `room`'s events next to `anchor`, in canonical
+    /// order (oldest first), without their tokens. `localStorage` has no
+    /// index: this reads every event of the room, which its quota keeps to
+    /// a few thousand (IndexedDB, [`crate::database`], reads pages from an
+    /// index).
+    pub fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        let prefix = events_prefix(room);
+        let mut events = Vec::new();
+        for key in self.kv.keys_with_prefix(&prefix)? {
+            let Some(id) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(json) = self.kv.get(&key)? else {
+                continue;
+            };
+            if let Some(event) = decode_event(id, &json) {
+                events.push(event);
+            }
+        }
+        events.sort_by_key(Event::key);
+        let page = match anchor {
+            Anchor::Newest => &events[events.len().saturating_sub(limit)..],
+            Anchor::Before(key) => {
+                let end = events.partition_point(|e| e.key() < key);
+                &events[end.saturating_sub(limit)..end]
+            }
+            Anchor::After(key) => {
+                let start = events.partition_point(|e| e.key() <= key);
+                &events[start..events.len().min(start.saturating_add(limit))]
+            }
+        };
+        Ok(page.iter().cloned().map(Loaded::without_token).collect())
+    }
+
     /// Persists a batch of records drained from
     /// [`p2pchat_core::Node::poll_record`]; call it before transmitting or
     /// showing anything of the batch.
@@ -763,6 +830,25 @@ impl<K: KeyValue> p2pchat_core::Store for PeerStore<K> {
         events: &[EventId],
     ) -> Result<Vec<Option<String>>, StorageError> {
         PeerStore::tokens(self, room, events)
+    }
+
+    fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        PeerStore::chain(self, room, author, from, limit)
+    }
+
+    fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        PeerStore::page(self, room, anchor, limit)
     }
 }
 

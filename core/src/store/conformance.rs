@@ -18,7 +18,8 @@ use std::task::{Context, Poll, Waker};
 
 use super::{AsyncStore, Loaded, Record, Store};
 use crate::clock::EventId;
-use crate::history::{Body, Event};
+use crate::clock::OrderKey;
+use crate::history::{Anchor, Body, Event};
 use crate::identity::{Identity, PeerId, UserName};
 use crate::output::Output;
 use crate::room::{RoomId, RoomKey, RoomName};
@@ -44,6 +45,7 @@ pub async fn check_all_async<S: AsyncStore, F: Future<Output = S>>(mut fresh: im
     versions_are_kept_once_each_and_erased_with_their_room(fresh().await).await;
     records_of_a_batch_apply_in_order(fresh().await).await;
     tokens_are_read_back_by_id(fresh().await).await;
+    ranges_are_read_back_by_author_and_in_canonical_order(fresh().await).await;
     a_node_restored_from_the_store_is_the_node_that_wrote_it(fresh().await).await;
 }
 
@@ -64,6 +66,26 @@ async fn tokens<S: AsyncStore>(store: &S, room: RoomId, ids: &[EventId]) -> Vec<
     match AsyncStore::tokens(store, &room, ids).await {
         Ok(t) => t,
         Err(e) => panic!("tokens failed: {e}"),
+    }
+}
+
+async fn chain<S: AsyncStore>(
+    store: &S,
+    room: RoomId,
+    author: PeerId,
+    from: u64,
+    limit: usize,
+) -> Vec<Event> {
+    match AsyncStore::chain(store, &room, &author, from, limit).await {
+        Ok(events) => events,
+        Err(e) => panic!("chain failed: {e}"),
+    }
+}
+
+async fn page<S: AsyncStore>(store: &S, room: RoomId, anchor: Anchor, limit: usize) -> Vec<Event> {
+    match AsyncStore::page(store, &room, anchor, limit).await {
+        Ok(events) => events,
+        Err(e) => panic!("page failed: {e}"),
     }
 }
 
@@ -381,6 +403,161 @@ pub async fn tokens_are_read_back_by_id<S: AsyncStore>(mut store: S) {
     apply(&mut store, &[Record::Left { room: r1 }]).await;
     assert_eq!(tokens(&store, r1, &[a1.id, a2.id]).await, vec![None, None]);
     assert_eq!(tokens(&store, r2, &[b1.id]).await, vec![Some(b1.token)]);
+}
+
+/// Rule 6: an author's events by number, a room's in pages of the
+/// canonical order, each as loaded and with its floor.
+pub async fn ranges_are_read_back_by_author_and_in_canonical_order<S: AsyncStore>(mut store: S) {
+    let (r1, rec1) = room_record(1);
+    let (r2, rec2) = room_record(2);
+    let (a, b) = (peer(1), peer(2));
+    // Two authors taking turns, then `a` alone; `b`'s 4 never stored.
+    let mut events: Vec<Event> = Vec::new();
+    let mut lamport = 0;
+    for (who, seq) in [(a, 1), (b, 1), (a, 2), (b, 2), (b, 3), (a, 3), (b, 5)]
+        .into_iter()
+        .chain((4..=9).map(|s| (a, s)))
+    {
+        lamport += 1;
+        let deps = events.last().map(|e| vec![e.id]).unwrap_or_default();
+        let mut e = event(who, seq, lamport, deps, &format!("{who}-{seq}"));
+        // Shown later than its own time: the store keeps that.
+        e.floor = e.time + 5_000 * seq;
+        events.push(e);
+    }
+    // A time past what a signed 64-bit integer holds sorts as a number.
+    let mut last = event(b, 6, 1 << 63, vec![events[6].id], "b-6");
+    last.floor = 7;
+    events.push(last);
+    let write = |room: RoomId, e: &Event| Record::Event {
+        room,
+        event: e.clone(),
+    };
+    apply(&mut store, &[rec1, rec2]).await;
+    // Out of order, in two batches; another room holds one of `a`'s ids.
+    let (first, second) = events.split_at(7);
+    let mut batch: Vec<Record> = second.iter().rev().map(|e| write(r1, e)).collect();
+    batch.push(write(r2, &event(a, 1, 1, vec![], "elsewhere")));
+    apply(&mut store, &batch).await;
+    apply(
+        &mut store,
+        &first.iter().map(|e| write(r1, e)).collect::<Vec<_>>(),
+    )
+    .await;
+    let stored: Vec<Event> = events.iter().map(as_loaded).collect();
+    let of = |who: PeerId, seqs: std::ops::RangeInclusive<u64>| -> Vec<Event> {
+        seqs.filter_map(|s| {
+            stored
+                .iter()
+                .find(|e| e.id == EventId::new(who, s))
+                .cloned()
+        })
+        .collect()
+    };
+    for e in chain(&store, r1, a, 1, 100).await {
+        assert!(
+            e.token.is_empty() && e.token_len > 0,
+            "rule 6: read back as loaded, without the token, its length kept"
+        );
+    }
+    assert_eq!(
+        chain(&store, r1, a, 1, 100).await,
+        of(a, 1..=9),
+        "a whole chain, with floors"
+    );
+    assert_eq!(
+        chain(&store, r1, a, 4, 3).await,
+        of(a, 4..=6),
+        "from a number, at most the limit"
+    );
+    assert_eq!(
+        chain(&store, r1, a, 0, 2).await,
+        of(a, 1..=2),
+        "there is no number 0"
+    );
+    assert_eq!(
+        chain(&store, r1, b, 1, 100).await,
+        of(b, 1..=3),
+        "stops before the first hole"
+    );
+    assert_eq!(
+        chain(&store, r1, b, 5, 100).await,
+        of(b, 5..=6),
+        "and goes on past it"
+    );
+    assert!(
+        chain(&store, r1, a, 10, 100).await.is_empty(),
+        "past the end"
+    );
+    assert!(
+        chain(&store, r1, peer(3), 1, 100).await.is_empty(),
+        "an unknown author"
+    );
+    assert!(chain(&store, r1, a, 1, 0).await.is_empty(), "a limit of 0");
+    assert_eq!(
+        chain(&store, r2, a, 1, 100).await.len(),
+        1,
+        "each room its own"
+    );
+
+    let mut canonical = stored.clone();
+    canonical.sort_by_key(Event::key);
+    assert_eq!(
+        page(&store, r1, Anchor::Newest, 100).await,
+        canonical,
+        "one page holds all"
+    );
+    for size in [1, 2, 5] {
+        // Walked back from the newest page and forward from the oldest.
+        let mut back: Vec<Event> = Vec::new();
+        let mut p = page(&store, r1, Anchor::Newest, size).await;
+        while let Some(first) = p.first() {
+            assert!(p.len() <= size, "at most the limit");
+            let key = first.key();
+            p.append(&mut back);
+            back = p;
+            p = page(&store, r1, Anchor::Before(key), size).await;
+        }
+        assert_eq!(back, canonical, "pages of {size}, from the newest back");
+        let mut forth: Vec<Event> = Vec::new();
+        let mut p = page(&store, r1, Anchor::After(OrderKey::MIN), size).await;
+        while let Some(last) = p.last() {
+            let key = last.key();
+            forth.append(&mut p);
+            p = page(&store, r1, Anchor::After(key), size).await;
+        }
+        assert_eq!(forth, canonical, "pages of {size}, from the oldest on");
+    }
+    let middle = canonical[6].key();
+    assert_eq!(
+        page(&store, r1, Anchor::Before(middle), 3).await,
+        canonical[3..6]
+    );
+    assert_eq!(
+        page(&store, r1, Anchor::After(middle), 3).await,
+        canonical[7..10]
+    );
+    assert!(page(&store, r1, Anchor::Before(OrderKey::MIN), 5)
+        .await
+        .is_empty());
+    assert!(page(&store, r1, Anchor::After(OrderKey::MAX), 5)
+        .await
+        .is_empty());
+    assert!(page(&store, r1, Anchor::Newest, 0).await.is_empty());
+    assert_eq!(
+        page(&store, r2, Anchor::Newest, 100).await.len(),
+        1,
+        "each room its own"
+    );
+    apply(&mut store, &[Record::Left { room: r1 }]).await;
+    assert!(
+        chain(&store, r1, a, 1, 100).await.is_empty(),
+        "gone with the room"
+    );
+    assert!(
+        page(&store, r1, Anchor::Newest, 100).await.is_empty(),
+        "gone with the room"
+    );
 }
 
 /// Rule 2: a member's address is replaced; a `None` name keeps the name.
