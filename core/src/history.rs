@@ -682,8 +682,12 @@ impl History {
         let (forks, chained) = (&self.forks, self.chained);
         let frozen =
             |id: &EventId| chained && forks.get(&id.author).is_some_and(|f| id.seq >= f.seq());
-        for event in self.order.values().filter(|e| !frozen(&e.id)) {
-            lateness.deliver(event, &self.by_author, &self.order, &self.shared, &frozen);
+        for event in self.order.values() {
+            if frozen(&event.id) {
+                lateness.note_chain(event);
+            } else {
+                lateness.deliver(event, &self.shared, &frozen);
+            }
         }
         lateness.take_marked();
         self.lateness = lateness;
@@ -921,9 +925,7 @@ impl History {
         let (forks, chained) = (&self.forks, self.chained);
         let frozen =
             |id: &EventId| chained && forks.get(&id.author).is_some_and(|f| id.seq >= f.seq());
-        let late =
-            self.lateness
-                .deliver(&event, &self.by_author, &self.order, &self.shared, &frozen);
+        let late = self.lateness.deliver(&event, &self.shared, &frozen);
         let event = Arc::new(event);
         for dep in &event.deps {
             if let Some(d) = self.get(dep) {

@@ -37,9 +37,15 @@
 //! Causal pasts are kept as version vectors, per author and compressed:
 //! for author `x` and component `a`, only the points along `x`'s chain
 //! where that component grew. Memory is about one entry per dependency.
+//!
+//! What the rule reads of the messages themselves is kept here too, in
+//! 16 bytes a message: each author's chain as Lamport and shown times.
+//! Marking walks it, and the messages sorting right after a new one at its
+//! own Lamport time are found in it (an author has at most one message per
+//! Lamport time); so the rule never needs a message's body, and a history
+//! is free to keep only a window of them in memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::clock::{EventId, OrderKey, VersionVector};
 use crate::history::Event;
@@ -59,6 +65,9 @@ pub struct Lateness {
     /// causal past of `x`'s event `seq` (and of its later ones, until the
     /// next entry) holds `a`'s events up to `n`.
     pasts: HashMap<PeerId, HashMap<PeerId, Vec<(u64, u64)>>>,
+    /// Per author, its main chain in sequence order (entry `i` is event
+    /// `i + 1`), shown or hidden.
+    chains: HashMap<PeerId, Vec<Mark>>,
     /// The latest shown time of the messages at each Lamport time.
     by_lamport: Vec<u64>,
     /// The latest of `by_lamport` per block of [`BLOCK`].
@@ -66,6 +75,13 @@ pub struct Lateness {
     late: BTreeSet<EventId>,
     /// Messages marked late after their delivery, not yet reported.
     marked: Vec<EventId>,
+}
+
+/// What the rule reads of one message: its Lamport time and shown time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mark {
+    lamport: u64,
+    shown: u64,
 }
 
 impl Lateness {
@@ -101,16 +117,15 @@ impl Lateness {
         i.checked_sub(1).map_or(0, |i| points[i].1)
     }
 
-    /// `event` is being delivered: the others already delivered are in
-    /// `by_author`, `order` and `vv` (which leaves out the events `frozen`
-    /// says are hidden: an equivocator's from its fork on, which count as
+    /// `event` is being delivered to its author's main chain (next in
+    /// sequence): the others already delivered were given here before it,
+    /// and `vv` holds what is shared (leaving out the events `frozen` says
+    /// are hidden: an equivocator's from its fork on, which count as
     /// unknown). Records its causal past, marks the messages it shows to
     /// be late, and returns whether it is late itself.
     pub fn deliver(
         &mut self,
         event: &Event,
-        by_author: &HashMap<PeerId, Vec<Arc<Event>>>,
-        order: &BTreeMap<OrderKey, Arc<Event>>,
         vv: &VersionVector,
         frozen: &dyn Fn(&EventId) -> bool,
     ) -> bool {
@@ -118,7 +133,7 @@ impl Lateness {
         let shown = event.shown_time();
         let past = self.record_past(event, frozen);
         // Messages this one did not know, shown well before it, sorting
-        // before it.
+        // before it: along each author's chain, a run from what it knew.
         for (a, delivered) in vv.iter() {
             if *a == id.author {
                 continue;
@@ -127,37 +142,68 @@ impl Lateness {
             if delivered <= known {
                 continue;
             }
-            let Some(chain) = by_author.get(a) else {
+            let Some(chain) = self.chains.get(a) else {
                 continue;
             };
             let start = usize::try_from(known).unwrap_or(usize::MAX);
-            for e in chain.iter().skip(start) {
-                if e.key() >= event.key()
-                    || e.shown_time().saturating_add(LATE_TOLERANCE_MS) >= shown
+            for (seq, m) in (known + 1..).zip(chain.iter().skip(start)) {
+                let e = EventId::new(*a, seq);
+                if OrderKey::new(m.lamport, e) >= event.key()
+                    || m.shown.saturating_add(LATE_TOLERANCE_MS) >= shown
                 {
                     break;
                 }
-                if self.late.insert(e.id) {
-                    self.marked.push(e.id);
+                if self.late.insert(e) {
+                    self.marked.push(e);
                 }
             }
         }
-        // This one, against those sorting after it.
-        let after = self.latest_after(event.lamport).max(
-            order
-                .range(event.key()..)
-                .take_while(|(k, _)| k.lamport == event.lamport)
-                .filter(|(k, _)| !frozen(&k.id()))
-                .map(|(_, e)| e.shown_time())
-                .max()
-                .unwrap_or(0),
-        );
+        // This one, against those sorting after it: at higher Lamport
+        // times from the table; at its own, only if the table says one
+        // there could make it late.
+        let threshold = shown.saturating_add(LATE_TOLERANCE_MS);
+        let mut after = self.latest_after(event.lamport);
+        if after <= threshold && self.latest_at(event.lamport) > threshold {
+            after = after.max(self.latest_at_after(event.key(), frozen));
+        }
         self.note_shown(event.lamport, shown);
-        let late = after > shown.saturating_add(LATE_TOLERANCE_MS);
+        self.note_chain(event);
+        let late = after > threshold;
         if late {
             self.late.insert(id);
         }
         late
+    }
+
+    /// Adds `event` to its author's chain without judging it (an event
+    /// hidden as an equivocator's, when the marks are recomputed): the
+    /// chain stays numbered by sequence.
+    pub fn note_chain(&mut self, event: &Event) {
+        let chain = self.chains.entry(event.id.author).or_default();
+        if usize::try_from(event.id.seq).ok() == Some(chain.len() + 1) {
+            chain.push(Mark {
+                lamport: event.lamport,
+                shown: event.shown_time(),
+            });
+        }
+    }
+
+    /// The latest shown time among messages at Lamport time `key.lamport`
+    /// that sort after `key` and are not hidden: one per author at most,
+    /// found in each chain by Lamport time.
+    fn latest_at_after(&self, key: OrderKey, frozen: &dyn Fn(&EventId) -> bool) -> u64 {
+        let mut latest = 0;
+        for (author, chain) in &self.chains {
+            let i = chain.partition_point(|m| m.lamport < key.lamport);
+            let Some(m) = chain.get(i).filter(|m| m.lamport == key.lamport) else {
+                continue;
+            };
+            let e = EventId::new(*author, i as u64 + 1);
+            if OrderKey::new(m.lamport, e) > key && !frozen(&e) {
+                latest = latest.max(m.shown);
+            }
+        }
+        latest
     }
 
     /// Computes and records the causal past of `event` (its author's
@@ -227,6 +273,14 @@ impl Lateness {
         within.max(beyond)
     }
 
+    /// The latest shown time among messages at Lamport time `lamport`.
+    fn latest_at(&self, lamport: u64) -> u64 {
+        usize::try_from(lamport)
+            .ok()
+            .and_then(|i| self.by_lamport.get(i).copied())
+            .unwrap_or(0)
+    }
+
     fn note_shown(&mut self, lamport: u64, shown: u64) {
         // The Lamport rule keeps times within one of what is delivered,
         // so the table is dense; a time past what an index can hold
@@ -246,6 +300,7 @@ impl Lateness {
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::HashSet;
+    use std::sync::Arc;
 
     use rand_chacha::rand_core::{RngCore, SeedableRng};
     use rand_chacha::ChaCha20Rng;
