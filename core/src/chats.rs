@@ -388,14 +388,15 @@ impl Chats {
     /// A restored chat's history and members, as the node holds them after
     /// a restore: messages counted and their authors' names noted (nothing
     /// unread, nothing pending), members listed with their names.
-    pub fn restored<'e>(
+    pub fn restored<'e, E: std::borrow::Borrow<Event>>(
         &mut self,
         room: &RoomId,
-        events: impl IntoIterator<Item = &'e Event>,
+        events: impl IntoIterator<Item = E>,
         members: impl IntoIterator<Item = &'e Member>,
     ) {
         if let Some(chat) = self.chat_mut(room) {
             for event in events {
+                let event = event.borrow();
                 chat.names.note(&event.name, event.id.author);
                 chat.messages += 1;
             }

@@ -293,7 +293,7 @@ pub fn conflicting(history: &History, summary: &Summary) -> Vec<Arc<Event>> {
         .filter(|((author, seq), _)| *seq <= history.shared_vector().get(author))
         .filter_map(|((author, seq), head)| {
             let ours = history.get(&crate::clock::EventId::new(*author, seq))?;
-            (short(&ours.digest, summary.stamp) != *head).then(|| Arc::clone(ours))
+            (short(&ours.digest, summary.stamp) != *head).then_some(ours)
         })
         .take(MAX_CONFLICTS_PER_SUMMARY)
         .collect()

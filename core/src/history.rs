@@ -49,6 +49,23 @@
 //! delivered. This node's own next event is checked against the same
 //! budgets before it is sealed.
 //!
+//! **Window.** A history given the store's read side
+//! ([`History::keep_window`], [`crate::store::Archive`]) keeps in memory
+//! only the newest events in canonical order (the window) and each
+//! author's newest (what heads, the hash chain and the author's next event
+//! need); an event leaves memory once the host confirmed the batch that
+//! stores it, so the store holds every event memory let go. Whatever
+//! reads an event — a dependency named long after, the Lamport rule and
+//! the shown time of an event built on old ones, a page the user scrolls
+//! to, a catch-up served to a member — reads it from memory or, outside
+//! the window, from the store, the same event either way: a windowed
+//! member reaches every verdict a whole one does (the simulator runs
+//! both side by side). Lateness keeps what its rule needs of every event
+//! in 16 bytes ([`crate::lateness`]). Only the versions kept off the main
+//! chains stay in memory whole (bounded by [`MAX_OTHER_BYTES`]), and
+//! [`History::version`] finds a main-chain version by digest only in the
+//! window.
+//!
 //! Limits: the pending buffer holds at most [`MAX_PENDING`] events and
 //! [`MAX_PENDING_BYTES`] bytes of tokens; an event further than
 //! [`MAX_AHEAD`] past its author's delivered sequence number, or naming
@@ -68,7 +85,7 @@ use crate::node::CommandError;
 use crate::output::AppEvent;
 use crate::quota::{Budgets, Quota};
 use crate::room::{Link, Outbox, RoomId};
-use crate::store::Record;
+use crate::store::{Archive, Record};
 use crate::wire::{self, EventWire, Sealed};
 use crate::UnixMillis;
 
@@ -277,9 +294,15 @@ pub struct History {
     /// Whether every event must carry the hash chain (rooms whose Chat ID
     /// is version 3 or later; see [`crate::chat_id`]).
     chained: bool,
-    /// Per author, the main chain: the versions delivered and shown.
-    by_author: HashMap<PeerId, Vec<Arc<Event>>>,
+    /// Per author, the main chain held in memory: the versions delivered
+    /// (shown or hidden), from some number on to the newest.
+    by_author: HashMap<PeerId, Chain>,
+    /// The main chains' events held in memory, in canonical order.
     order: BTreeMap<OrderKey, Arc<Event>>,
+    /// Main-chain events delivered.
+    delivered: usize,
+    /// The store's read side, when the history keeps only a window.
+    archive: Option<Window>,
     vv: VersionVector,
     /// `vv` with each equivocator cut below its fork: what replication
     /// compares and offers.
@@ -306,6 +329,63 @@ pub struct History {
     reshown: bool,
     /// Versions kept off the main chains, to be stored.
     to_store: Vec<Arc<Event>>,
+}
+
+/// An author's main chain held in memory: the events numbered `first` on.
+#[derive(Debug)]
+struct Chain {
+    first: u64,
+    events: std::collections::VecDeque<Arc<Event>>,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain {
+            first: 1,
+            events: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl Chain {
+    fn get(&self, seq: u64) -> Option<&Arc<Event>> {
+        let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        self.events.get(i)
+    }
+}
+
+/// What a history that keeps a window needs: where older events are read
+/// back, and which of its events are not stored yet.
+#[derive(Debug)]
+struct Window {
+    room: RoomId,
+    archive: Arc<dyn Archive>,
+    /// Most main-chain events kept in `order`.
+    size: usize,
+    /// Delivered and not yet confirmed stored: never evicted.
+    unstored: BTreeSet<OrderKey>,
+    /// Delivered since the last batch was handed to the host.
+    fresh: Vec<OrderKey>,
+    /// In the batch the host is storing.
+    handed: Vec<OrderKey>,
+    /// Reads the archive failed.
+    errors: std::sync::atomic::AtomicU64,
+}
+
+impl Window {
+    fn failed(&self) {
+        self.errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Events read a page at a time when walking a whole history.
+const WALK_PAGE: usize = 256;
+
+/// An event read back from the store, as the history holds it.
+fn archived(mut event: Event) -> Arc<Event> {
+    event.digest = equivocation::digest(&event);
+    Arc::new(event)
 }
 
 /// Most token bytes of versions kept off the main chains, per room.
@@ -380,6 +460,102 @@ impl History {
         std::mem::take(&mut self.reshown)
     }
 
+    /// Keeps at most `size` events of the main chains in memory (and each
+    /// author's newest), reading older ones back from `archive`, the store
+    /// of `room`: an event leaves memory once the host confirmed it stored.
+    pub fn keep_window(&mut self, room: RoomId, archive: Arc<dyn Archive>, size: usize) {
+        self.archive = Some(Window {
+            room,
+            archive,
+            size,
+            unstored: BTreeSet::new(),
+            fresh: Vec::new(),
+            handed: Vec::new(),
+            errors: Default::default(),
+        });
+    }
+
+    /// Reads of the store that failed (each treated as a missing event).
+    pub fn archive_errors(&self) -> u64 {
+        self.archive
+            .as_ref()
+            .map_or(0, |w| w.errors.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Events held in memory on the main chains.
+    pub fn in_memory(&self) -> usize {
+        self.by_author.values().map(|c| c.events.len()).sum()
+    }
+
+    /// The host was handed a batch holding every event delivered so far.
+    pub(crate) fn batch_handed(&mut self) {
+        if let Some(w) = &mut self.archive {
+            let fresh = std::mem::take(&mut w.fresh);
+            w.handed.extend(fresh);
+        }
+    }
+
+    /// The host stored the batch it was handed: its events may leave
+    /// memory.
+    pub(crate) fn batch_stored(&mut self) {
+        if let Some(w) = &mut self.archive {
+            for key in std::mem::take(&mut w.handed) {
+                w.unstored.remove(&key);
+            }
+        }
+        self.evict();
+    }
+
+    /// The host could not store the batch: its events stay in memory.
+    pub(crate) fn batch_failed(&mut self) {
+        if let Some(w) = &mut self.archive {
+            w.handed.clear();
+        }
+    }
+
+    /// Everything delivered so far is stored (it was read from the store).
+    pub(crate) fn all_stored(&mut self) {
+        if let Some(w) = &mut self.archive {
+            w.unstored.clear();
+            w.fresh.clear();
+            w.handed.clear();
+        }
+        self.evict();
+    }
+
+    /// Moves the oldest stored events out of memory while more than the
+    /// window is held, keeping each author's newest (the heads, and what
+    /// its next event names).
+    fn evict(&mut self) {
+        let Some(w) = &self.archive else {
+            return;
+        };
+        while self.order.len() > w.size {
+            let Some((key, _)) = self.order.first_key_value() else {
+                break;
+            };
+            if w.unstored.contains(key) {
+                break;
+            }
+            let Some((_, event)) = self.order.pop_first() else {
+                break;
+            };
+            let id = event.id;
+            let newest = self.vv.get(&id.author);
+            if let Some(chain) = self.by_author.get_mut(&id.author) {
+                while let Some(front) = chain.events.front() {
+                    if front.id.seq > id.seq || front.id.seq >= newest {
+                        break;
+                    }
+                    if let Some(gone) = chain.events.pop_front() {
+                        self.versions.remove(&gone.digest);
+                    }
+                    chain.first += 1;
+                }
+            }
+        }
+    }
+
     /// The forks proven so far ([`crate::equivocation`]).
     pub fn forks(&self) -> &Forks {
         &self.forks
@@ -408,7 +584,9 @@ impl History {
         self.get(&EventId::new(*author, seq)).map(|e| e.digest)
     }
 
-    /// The version with digest `digest`, on a main chain or not.
+    /// The version with digest `digest`, off the main chains or on them
+    /// in memory (with a window, older main-chain versions are found by id,
+    /// [`History::get`]).
     pub fn version(&self, digest: &Digest) -> Option<&Arc<Event>> {
         self.versions.get(digest)
     }
@@ -434,7 +612,7 @@ impl History {
 
     /// Number of events shown.
     pub fn len(&self) -> usize {
-        self.order.len() - self.hidden
+        self.delivered - self.hidden
     }
 
     /// Whether nothing is shown.
@@ -458,9 +636,35 @@ impl History {
     }
 
     /// Shown events in canonical order: the main chains, without an
-    /// equivocator's events from its fork on.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<Event>> {
-        self.order.values().filter(|e| !self.is_frozen(&e.id))
+    /// equivocator's events from its fork on (read a page at a time, from
+    /// the store for those outside the window).
+    pub fn iter(&self) -> impl Iterator<Item = Arc<Event>> + '_ {
+        self.walk(true)
+    }
+
+    /// Every main-chain event in canonical order, from the oldest; with
+    /// `shown`, without the hidden ones.
+    fn walk(&self, shown: bool) -> impl Iterator<Item = Arc<Event>> + '_ {
+        let mut next = Some(OrderKey::MIN);
+        let mut page = std::collections::VecDeque::new();
+        std::iter::from_fn(move || loop {
+            if let Some(e) = page.pop_front() {
+                return Some(e);
+            }
+            let after = next.take()?;
+            let batch = self.main_page(Anchor::After(after), WALK_PAGE);
+            if batch.len() == WALK_PAGE {
+                next = batch.last().map(|e| e.key());
+            }
+            page.extend(
+                batch
+                    .into_iter()
+                    .filter(|e| !shown || !self.is_frozen(&e.id)),
+            );
+            if page.is_empty() && next.is_none() {
+                return None;
+            }
+        })
     }
 
     /// A page of the shown history, in canonical order (oldest first): at
@@ -468,44 +672,140 @@ impl History {
     /// mark. What a UI asks for instead of walking the whole history, so
     /// its cost follows the page, not the history's length.
     pub fn page(&self, anchor: Anchor, limit: usize) -> Vec<(Arc<Event>, bool)> {
-        let shown = |(_, e): (&OrderKey, &Arc<Event>)| {
-            (!self.is_frozen(&e.id)).then(|| (Arc::clone(e), self.is_late(&e.id)))
-        };
-        match anchor {
-            Anchor::Newest => self.page(Anchor::Before(OrderKey::MAX), limit),
-            Anchor::Before(key) => {
-                let mut page: Vec<_> = self
-                    .order
-                    .range(..key)
-                    .rev()
-                    .filter_map(shown)
-                    .take(limit)
-                    .collect();
-                page.reverse();
-                page
+        let backwards = !matches!(anchor, Anchor::After(_));
+        let mut out: Vec<Arc<Event>> = Vec::new();
+        let mut at = anchor;
+        while out.len() < limit {
+            let want = limit - out.len();
+            let batch = self.main_page(at, want);
+            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                break;
+            };
+            at = if backwards {
+                Anchor::Before(first.key())
+            } else {
+                Anchor::After(last.key())
+            };
+            let full = batch.len() == want;
+            let kept = batch.into_iter().filter(|e| !self.is_frozen(&e.id));
+            if backwards {
+                let mut older: Vec<Arc<Event>> = kept.collect();
+                older.append(&mut out);
+                out = older;
+            } else {
+                out.extend(kept);
             }
-            Anchor::After(key) => self
-                .order
-                .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
-                .filter_map(shown)
-                .take(limit)
-                .collect(),
+            if !full {
+                break;
+            }
         }
+        out.into_iter()
+            .map(|e| {
+                let late = self.is_late(&e.id);
+                (e, late)
+            })
+            .collect()
     }
 
-    /// The main-chain event `id` (shown or hidden).
-    pub fn get(&self, id: &EventId) -> Option<&Arc<Event>> {
-        let idx = usize::try_from(id.seq.checked_sub(1)?).ok()?;
-        self.by_author.get(&id.author)?.get(idx)
-    }
-
-    /// `author`'s main-chain events from `from_seq` on, in sequence order.
-    pub fn range_of(&self, author: &PeerId, from_seq: u64) -> &[Arc<Event>] {
-        let Some(events) = self.by_author.get(author) else {
-            return &[];
+    /// At most `limit` main-chain events (shown or hidden) next to
+    /// `anchor`, in canonical order: those in memory and, with a window,
+    /// those in the store.
+    fn main_page(&self, anchor: Anchor, limit: usize) -> Vec<Arc<Event>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let range = match anchor {
+            Anchor::Newest => (Unbounded, Unbounded),
+            Anchor::Before(key) => (Unbounded, Excluded(key)),
+            Anchor::After(key) => (Excluded(key), Unbounded),
         };
-        let start = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
-        events.get(start..).unwrap_or(&[])
+        let backwards = !matches!(anchor, Anchor::After(_));
+        let mut found: BTreeMap<OrderKey, Arc<Event>> = BTreeMap::new();
+        let memory = self.order.range(range);
+        if backwards {
+            found.extend(memory.rev().take(limit).map(|(k, e)| (*k, Arc::clone(e))));
+        } else {
+            found.extend(memory.take(limit).map(|(k, e)| (*k, Arc::clone(e))));
+        }
+        if let Some(w) = &self.archive {
+            match w.archive.page(&w.room, anchor, limit) {
+                Ok(events) => {
+                    for e in events {
+                        // Only what this history delivered (a store may
+                        // hold an event its restore refused).
+                        if e.id.seq > 0 && e.id.seq <= self.vv.get(&e.id.author) {
+                            found.entry(e.key()).or_insert_with(|| archived(e));
+                        }
+                    }
+                }
+                Err(_) => w.failed(),
+            }
+        }
+        let mut page: Vec<Arc<Event>> = found.into_values().collect();
+        if page.len() > limit {
+            if backwards {
+                page.drain(..page.len() - limit);
+            } else {
+                page.truncate(limit);
+            }
+        }
+        page
+    }
+
+    /// The main-chain event `id` (shown or hidden), from memory or, when
+    /// it left the window, from the store.
+    pub fn get(&self, id: &EventId) -> Option<Arc<Event>> {
+        if id.seq == 0 || id.seq > self.vv.get(&id.author) {
+            return None;
+        }
+        let chain = self.by_author.get(&id.author)?;
+        if id.seq >= chain.first {
+            return chain.get(id.seq).cloned();
+        }
+        self.chain_from(&id.author, id.seq, 1)
+            .into_iter()
+            .next()
+            .filter(|e| e.id == *id)
+    }
+
+    /// `author`'s main-chain events from `from_seq` on, in sequence order,
+    /// at most `limit`.
+    pub fn chain_from(&self, author: &PeerId, from_seq: u64, limit: usize) -> Vec<Arc<Event>> {
+        let Some(chain) = self.by_author.get(author) else {
+            return Vec::new();
+        };
+        let from = from_seq.max(1);
+        let mut out = Vec::new();
+        if from < chain.first {
+            if let Some(w) = &self.archive {
+                let n = usize::try_from(chain.first - from).map_or(limit, |n| n.min(limit));
+                match w.archive.chain(&w.room, author, from, n) {
+                    Ok(events) => {
+                        out.extend(
+                            events
+                                .into_iter()
+                                .zip(from..)
+                                .take_while(|(e, seq)| e.id.author == *author && e.id.seq == *seq)
+                                .map(|(e, _)| archived(e)),
+                        );
+                    }
+                    Err(_) => w.failed(),
+                }
+                if out.len() < n {
+                    // A hole in the store: what follows is not contiguous.
+                    return out;
+                }
+            } else {
+                return out;
+            }
+        }
+        let start = from.max(chain.first);
+        let rest = limit - out.len();
+        if let Some(i) = start
+            .checked_sub(chain.first)
+            .and_then(|i| usize::try_from(i).ok())
+        {
+            out.extend(chain.events.iter().skip(i).take(rest).cloned());
+        }
+        out
     }
 
     /// The floor of an event by `author` with sequence number `seq` and
@@ -609,18 +909,20 @@ impl History {
         // formed: the pair is a proof. Without the chain, the first stays
         // and this one goes; with it, this one is kept too if it can be
         // placed, since events of others may depend on it.
-        let held = self
-            .get(&id)
-            .filter(|held| held.id == id)
-            .cloned()
-            .or_else(|| {
-                self.pending
-                    .range((id, Digest::default())..)
-                    .take_while(|((i, _), _)| *i == id)
-                    .map(|(_, (e, _))| Arc::new(e.clone()))
-                    .next()
-            });
+        let held = self.get(&id).filter(|held| held.id == id).or_else(|| {
+            self.pending
+                .range((id, Digest::default())..)
+                .take_while(|((i, _), _)| *i == id)
+                .map(|(_, (e, _))| Arc::new(e.clone()))
+                .next()
+        });
         let held = held.or_else(|| self.others.get(&id).and_then(|v| v.first().cloned()));
+        if held.is_none() && id.seq <= delivered_seq {
+            // Delivered, but the store could not give it back to compare
+            // (counted in `archive_errors`): taken for a copy, never for a
+            // new version of it.
+            return Err(Refused::Duplicate);
+        }
         if let Some(held) = held {
             if held.same_words(&event) {
                 return Err(Refused::Duplicate);
@@ -682,11 +984,11 @@ impl History {
         let (forks, chained) = (&self.forks, self.chained);
         let frozen =
             |id: &EventId| chained && forks.get(&id.author).is_some_and(|f| id.seq >= f.seq());
-        for event in self.order.values() {
+        for event in self.walk(false) {
             if frozen(&event.id) {
-                lateness.note_chain(event);
+                lateness.note_chain(&event);
             } else {
-                lateness.deliver(event, &self.shared, &frozen);
+                lateness.deliver(&event, &self.shared, &frozen);
             }
         }
         lateness.take_marked();
@@ -778,15 +1080,19 @@ impl History {
         }
     }
 
-    /// The version `digest` of event `id`, if held.
-    fn resolve(&self, id: &EventId, digest: &Digest) -> Option<&Arc<Event>> {
-        self.versions.get(digest).filter(|e| e.id == *id)
+    /// The version `digest` of event `id`, if held (in memory, or on the
+    /// main chain in the store).
+    fn resolve(&self, id: &EventId, digest: &Digest) -> Option<Arc<Event>> {
+        match self.versions.get(digest) {
+            Some(e) => (e.id == *id).then(|| Arc::clone(e)),
+            None => self.get(id).filter(|e| e.digest == *digest),
+        }
     }
 
     /// The author's previous event and the dependencies of `event`, as
     /// the versions it names (with the chain) or the main ones (without).
     /// `Err` with the first thing missing.
-    fn past_of(&self, event: &Event) -> Result<Vec<&Arc<Event>>, Need> {
+    fn past_of(&self, event: &Event) -> Result<Vec<Arc<Event>>, Need> {
         let mut past = Vec::with_capacity(event.deps.len() + 1);
         // Without the chain (a room from before it), by id on the main
         // chains, as events were always placed there.
@@ -891,7 +1197,7 @@ impl History {
             return;
         }
         let event = Arc::new(event);
-        if let Some(main) = self.get(&event.id).cloned() {
+        if let Some(main) = self.get(&event.id) {
             if main.digest != event.digest {
                 self.record_fork(main, Arc::clone(&event));
             }
@@ -944,7 +1250,13 @@ impl History {
         self.by_author
             .entry(event.id.author)
             .or_default()
-            .push(Arc::clone(&event));
+            .events
+            .push_back(Arc::clone(&event));
+        self.delivered += 1;
+        if let Some(w) = &mut self.archive {
+            w.unstored.insert(key);
+            w.fresh.push(key);
+        }
         self.vv.set(event.id.author, event.id.seq);
         self.shared.set(event.id.author, event.id.seq);
         self.versions.insert(event.digest, Arc::clone(&event));
@@ -1012,6 +1324,82 @@ mod tests {
         assert!(
             marked > 0,
             "the rooms have late messages, so pages carry marks"
+        );
+    }
+
+    /// A history that keeps a window of 4 events, its delivered events
+    /// stored as a host would, shows what a whole one shows (every page,
+    /// every mark) and finds every event, while holding only the window
+    /// and each author's newest in memory.
+    #[test]
+    fn a_windowed_history_shows_what_a_whole_one_shows() {
+        use crate::store::{MemoryStore, Store};
+        let room = RoomId::from_bytes([7; 16]);
+        let mut beyond = 0;
+        for seed in 0..16 {
+            let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
+            let record = Record::Room {
+                room,
+                chat_id: String::new(),
+                created: true,
+            };
+            let Ok(()) = disk.lock().unwrap().apply(&[record]);
+            let mut whole = History::new();
+            let mut windowed = History::new();
+            windowed.keep_window(room, disk.clone(), 4);
+            for e in crate::lateness::tests::random_room(seed) {
+                whole.offer(e.clone(), 0).expect("valid");
+                let delivered = windowed.offer(e, 0).expect("valid");
+                let records: Vec<Record> = delivered
+                    .into_iter()
+                    .map(|d| Record::Event {
+                        room,
+                        event: (*d.event).clone(),
+                    })
+                    .collect();
+                windowed.batch_handed();
+                let Ok(()) = disk.lock().unwrap().apply(&records);
+                windowed.batch_stored();
+            }
+            let authors = windowed.version_vector().authors();
+            assert!(windowed.in_memory() <= 4 + authors, "seed {seed}");
+            beyond += windowed.len() - windowed.in_memory();
+            let shown = |h: &History| -> Vec<(OrderKey, u64, bool)> {
+                h.iter()
+                    .map(|e| (e.key(), e.shown_time(), h.is_late(&e.id)))
+                    .collect()
+            };
+            assert_eq!(shown(&windowed), shown(&whole), "seed {seed}");
+            for size in [1, 3, 7] {
+                for anchor in [Anchor::Newest, Anchor::After(OrderKey::MIN)] {
+                    let (mut a, mut b) = (windowed.page(anchor, size), whole.page(anchor, size));
+                    while !b.is_empty() {
+                        assert_eq!(a, b, "seed {seed}, pages of {size}");
+                        let next = match anchor {
+                            Anchor::After(_) => Anchor::After(b[b.len() - 1].0.key()),
+                            _ => Anchor::Before(b[0].0.key()),
+                        };
+                        (a, b) = (windowed.page(next, size), whole.page(next, size));
+                    }
+                    assert!(a.is_empty(), "seed {seed}");
+                }
+            }
+            for e in whole.iter() {
+                assert_eq!(windowed.get(&e.id).as_deref(), Some(&*e), "seed {seed}");
+                let run = whole.chain_from(&e.id.author, e.id.seq, 3);
+                assert_eq!(windowed.chain_from(&e.id.author, e.id.seq, 3), run);
+                let (ws, wd) = (
+                    windowed.next_for(&e.id.author),
+                    whole.next_for(&e.id.author),
+                );
+                assert_eq!(ws, wd);
+            }
+            assert_eq!(windowed.state_digest(), whole.state_digest());
+            assert_eq!(windowed.archive_errors(), 0);
+        }
+        assert!(
+            beyond > 16 * 20,
+            "the window was used: {beyond} events on disk only"
         );
     }
 }

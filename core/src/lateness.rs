@@ -363,7 +363,7 @@ pub(crate) mod tests {
 
     /// The rule, straight from its statement.
     fn late_by_definition(history: &History) -> BTreeSet<EventId> {
-        let events: Vec<&Arc<Event>> = history.iter().collect();
+        let events: Vec<Arc<Event>> = history.iter().collect();
         let past = |f: &Event| -> HashSet<EventId> {
             let mut seen = HashSet::new();
             let mut todo: Vec<EventId> = f.deps.clone();
@@ -433,7 +433,7 @@ pub(crate) mod tests {
             // In canonical order, as a late joiner gets them.
             let mut joiner = History::new();
             for e in written.iter() {
-                let mut e = (**e).clone();
+                let mut e = (*e).clone();
                 e.floor = 0;
                 joiner.offer(e, 0).expect("valid");
             }

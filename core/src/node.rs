@@ -102,6 +102,8 @@ pub(crate) struct Local {
     pub me: PeerId,
     pub name: UserName,
     pub config: Config,
+    /// Where histories read back what left their window, and its size.
+    pub archive: Option<(Arc<dyn crate::store::Archive>, usize)>,
 }
 
 /// Why a command was refused.
@@ -183,6 +185,7 @@ impl Node {
                 identity,
                 name,
                 config,
+                archive: None,
             },
             rng: ChaCha20Rng::from_seed(seed),
             stamp: 0,
@@ -201,6 +204,20 @@ impl Node {
     /// thread: the native node spreads a large batch over its cores.
     pub fn set_verifier(&mut self, verifier: Verifier) {
         self.verifier = verifier;
+    }
+
+    /// Has every room keep at most `window` events of its history in
+    /// memory (and each author's newest), reading older ones back from
+    /// `archive` when a rule, a page or a catch-up needs them
+    /// ([`crate::store::Archive`]). Set it before restoring, so that a long
+    /// history never is whole in memory. Without it a history is kept
+    /// whole.
+    pub fn set_archive(&mut self, archive: Arc<dyn crate::store::Archive>, window: usize) {
+        for room in self.rooms.values_mut() {
+            room.history
+                .keep_window(room.id, Arc::clone(&archive), window);
+        }
+        self.local.archive = Some((archive, window));
     }
 
     /// Rebuilds a node from the records a store gave back (in the load
@@ -281,6 +298,9 @@ impl Node {
     /// wrote while taking the stored ones back are already stored.
     pub fn restored(&mut self) {
         self.queue.forget_records();
+        for room in self.rooms.values_mut() {
+            room.history.all_stored();
+        }
     }
 
     /// This node's peer id.
@@ -429,14 +449,27 @@ impl Node {
     /// [`Output::Timeout`] when there is nothing more for now.
     pub fn poll_output(&mut self) -> Output {
         match self.queue.poll() {
-            Some(output) => output,
+            Some(output) => {
+                if matches!(output, Output::Persist(_)) {
+                    // The batch holds every event delivered so far.
+                    for room in self.rooms.values_mut() {
+                        room.history.batch_handed();
+                    }
+                }
+                output
+            }
             None => Output::Timeout(self.deadline()),
         }
     }
 
-    /// The host stored the batch: what waited for it may go.
+    /// The host stored the batch: what waited for it may go, and its
+    /// events may leave memory.
     pub fn stored(&mut self, batch: BatchId) {
-        self.queue.stored(batch);
+        if self.queue.stored(batch) {
+            for room in self.rooms.values_mut() {
+                room.history.batch_stored();
+            }
+        }
     }
 
     /// The host read the tokens [`Output::Read`] `id` asked for: one per
@@ -482,6 +515,9 @@ impl Node {
     /// members by later repairs, and stored with the next batch that
     /// succeeds only if it is delivered again, e.g. after a restart.)
     pub fn store_failed(&mut self, batch: BatchId) -> usize {
+        for room in self.rooms.values_mut() {
+            room.history.batch_failed();
+        }
         self.queue.failed(batch)
     }
 

@@ -454,11 +454,12 @@ pub fn missing_for(
     max_bytes: usize,
 ) -> (Vec<Arc<Event>>, bool) {
     let mine = history.shared_vector();
-    // k-way merge by order key of each author's missing run.
-    let mut runs: Vec<&[Arc<Event>]> = Vec::new();
+    // k-way merge by order key of each author's missing run (at most
+    // `limit` of each: no more can be sent).
+    let mut runs: Vec<Vec<Arc<Event>>> = Vec::new();
     let mut heap = BinaryHeap::new();
     for (author, from, _) in theirs.lacking_from(mine) {
-        let run = history.range_of(&author, from);
+        let run = history.chain_from(&author, from, limit.saturating_add(1));
         if let Some(first) = run.first() {
             heap.push(Reverse((first.key(), runs.len(), 0usize)));
             runs.push(run);

@@ -279,6 +279,72 @@ impl<S: Store> AsyncStore for S {
     }
 }
 
+/// A store's history read back while the node runs, for a node that keeps
+/// only a window of each room's history in memory
+/// ([`crate::history`]): the ranges of rule 6, called by the core when it
+/// needs an older event (a dependency named long after, a page the user
+/// scrolls to, a catch-up of a long history). The core asks only for
+/// events whose batch the host confirmed stored, so a store that keeps
+/// its rules holds every one of them; one it cannot read is counted and
+/// treated as missing.
+///
+/// A synchronous read the core calls, not an output: the reads are few
+/// and local (an index lookup), and an answer that arrived later would
+/// have to be waited for everywhere a rule reads the past. A host whose
+/// store reads only asynchronously (the browser's IndexedDB) gives the
+/// node no archive, and its history stays whole in memory.
+pub trait Archive: Send + Sync + std::fmt::Debug {
+    /// [`Store::chain`].
+    fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, ArchiveError>;
+
+    /// [`Store::page`].
+    fn page(&self, room: &RoomId, anchor: Anchor, limit: usize)
+        -> Result<Vec<Event>, ArchiveError>;
+}
+
+/// A store read that failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("could not read the stored history: {0}")]
+pub struct ArchiveError(pub String);
+
+/// Any store behind a lock is an archive (what a host shares between the
+/// node and its writer).
+impl<S> Archive for std::sync::Mutex<S>
+where
+    S: Store + Send + std::fmt::Debug,
+{
+    fn chain(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, ArchiveError> {
+        let store = self.lock().map_err(|e| ArchiveError(e.to_string()))?;
+        store
+            .chain(room, author, from, limit)
+            .map_err(|e| ArchiveError(e.to_string()))
+    }
+
+    fn page(
+        &self,
+        room: &RoomId,
+        anchor: Anchor,
+        limit: usize,
+    ) -> Result<Vec<Event>, ArchiveError> {
+        let store = self.lock().map_err(|e| ArchiveError(e.to_string()))?;
+        store
+            .page(room, anchor, limit)
+            .map_err(|e| ArchiveError(e.to_string()))
+    }
+}
+
 /// The rules of this module over plain maps, in memory: the reference every
 /// other store is compared with, and the store of the simulator's nodes
 /// (whose "disk" survives their crashes).

@@ -77,6 +77,13 @@ pub struct Args {
     /// the same one; chats joined keep the quota their Chat ID says.
     #[arg(long, value_name = "QUOTA")]
     pub room_quota: Option<Quota>,
+
+    /// Messages of each chat kept in memory: the newest (and each
+    /// author's last); older ones are read back from the store when they
+    /// are needed, so memory does not grow with a chat's length.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_window: u32,
 }
 
 /// Where the relay should listen, and whether that was asked for.

@@ -18,6 +18,7 @@ mod ui;
 mod verify;
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -81,17 +82,20 @@ async fn run(args: Args) -> Result<()> {
     };
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
-    // Each stored record goes into the engine as it is read: the store is
-    // never held in memory whole beside the history rebuilt from it.
+    // Each stored record goes into the engine as it is read, and each
+    // history keeps only a window of events in memory, reading older ones
+    // back from the store: neither the store nor a long history is ever
+    // held in memory whole.
+    let store = Arc::new(Mutex::new(store));
     let mut engine = Node::new(identity, args.user_name()?, config, seed);
+    engine.set_archive(store.clone(), args.history_window as usize);
     let (now, mut unused) = (now_ms(), 0);
-    let skipped = store
-        .load_each(|record| {
-            if !engine.restore_record(now, record) {
-                unused += 1;
-            }
-        })
-        .context("loading stored chats")?;
+    let skipped = Store::load_shared(&store, |record| {
+        if !engine.restore_record(now, record) {
+            unused += 1;
+        }
+    })
+    .context("loading stored chats")?;
     engine.restored();
     let chats = engine.rooms().count();
     let messages: usize = engine

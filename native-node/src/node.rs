@@ -250,7 +250,7 @@ impl Driver {
                         .members(&room)
                         .into_iter()
                         .flat_map(|m| m.iter());
-                    self.chats.restored(&room, events.map(|e| &**e), members);
+                    self.chats.restored(&room, events, members);
                     Note::ChatRestored {
                         chat,
                         room: room_hex,
@@ -304,7 +304,7 @@ impl Driver {
                     .iter()
                     .filter_map(|id| history.and_then(|h| h.get(id)))
                     .map(|e| {
-                        self.message_view(&room, e, true, e.id.author == self.engine.peer_id())
+                        self.message_view(&room, &e, true, e.id.author == self.engine.peer_id())
                     })
                     .collect();
                 self.show(&Note::Late {

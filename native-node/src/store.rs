@@ -205,6 +205,9 @@ pub enum StoreError {
         "the chat was deleted, but its old data could not be overwritten in the store's files"
     )]
     NotErased,
+    /// The store's lock was poisoned: a thread panicked while using it.
+    #[error("the store was left in an unknown state by a failed thread")]
+    Poisoned,
     /// The database was written by a newer p2pchat; it is left untouched.
     #[error(
         "the store was written by a newer p2pchat (schema version {found}, \
@@ -305,62 +308,113 @@ impl Store {
     /// [`Store::load`] one record at a time, handed to `take` as it is
     /// read, so that the caller need not hold them all at once (a node
     /// restores from them as they come); returns how many were skipped.
-    pub fn load_each(&self, mut take: impl FnMut(Record)) -> Result<usize, StoreError> {
-        let mut skipped = 0;
+    pub fn load_each(&self, take: impl FnMut(Record)) -> Result<usize, StoreError> {
+        load_in_chunks(|| Ok(self), take)
+    }
 
-        // Rooms, in join order. `keys` holds the raw `room` column of the
-        // rooms kept, to look their events and members up by.
-        let mut keys: Vec<(Value, RoomId)> = Vec::new();
-        let mut lost: Vec<Value> = Vec::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT room, chat_id, created FROM rooms ORDER BY joined")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let key = Value::from(row.get_ref(0)?);
-                match decode_room(row) {
-                    Ok((room, record)) => {
-                        keys.push((key, room));
-                        take(record);
-                    }
-                    Err(why) => {
-                        skip(&mut skipped, "rooms", &why);
-                        lost.push(key);
-                    }
+    /// [`Store::load_each`] of a store shared behind a lock, taken for each
+    /// chunk of rows and released before they are handed to `take`: the
+    /// node being restored reads older events back from this very store
+    /// while its history fills ([`p2pchat_core::store::Archive`]).
+    pub fn load_shared(
+        store: &std::sync::Mutex<Store>,
+        take: impl FnMut(Record),
+    ) -> Result<usize, StoreError> {
+        load_in_chunks(|| store.lock().map_err(|_| StoreError::Poisoned), take)
+    }
+
+    /// The rooms, in join order (with the raw `room` column of each, to
+    /// look its rows up by), and the raw keys of rooms that do not decode.
+    #[allow(clippy::type_complexity)]
+    fn load_rooms(
+        &self,
+        skipped: &mut usize,
+    ) -> Result<(Vec<Record>, Vec<(Value, RoomId)>, Vec<Value>), StoreError> {
+        let (mut records, mut keys, mut lost) = (Vec::new(), Vec::new(), Vec::new());
+        let mut stmt = self
+            .conn
+            .prepare("SELECT room, chat_id, created FROM rooms ORDER BY joined")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let key = Value::from(row.get_ref(0)?);
+            match decode_room(row) {
+                Ok((room, record)) => {
+                    keys.push((key, room));
+                    records.push(record);
+                }
+                Err(why) => {
+                    skip(skipped, "rooms", &why);
+                    lost.push(key);
                 }
             }
         }
+        Ok((records, keys, lost))
+    }
 
-        // Each room's events, in canonical order straight from the index.
-        {
-            let mut stmt = self.conn.prepare(
-                "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
-                 FROM events WHERE room = ?1 ORDER BY lamport, author, seq",
-            )?;
-            for (key, room) in &keys {
-                let mut rows = stmt.query([key])?;
-                while let Some(row) = rows.next()? {
-                    match decode_event(row) {
-                        Ok(event) => take(Record::Event { room: *room, event }),
-                        Err(why) => skip(&mut skipped, "events", &why),
-                    }
-                }
+    /// At most `limit` rows of a room's events in canonical order, after
+    /// the row whose raw `(lamport, author, seq)` is `after` (from the
+    /// first if `None`): the events that decode, and the last row's key
+    /// (`None` when there were fewer rows than `limit`: the end).
+    #[allow(clippy::type_complexity)]
+    fn load_events(
+        &self,
+        key: &Value,
+        after: Option<&[Value; 3]>,
+        limit: usize,
+        skipped: &mut usize,
+    ) -> Result<(Vec<Event>, Option<[Value; 3]>), StoreError> {
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt;
+        let mut rows = match after {
+            None => {
+                stmt = self.conn.prepare_cached(
+                    "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
+                     FROM events WHERE room = ?1 ORDER BY lamport, author, seq LIMIT ?2",
+                )?;
+                stmt.query(params![key, limit_sql])?
+            }
+            Some([lamport, author, seq]) => {
+                stmt = self.conn.prepare_cached(PAGE_AFTER_SQL)?;
+                stmt.query(params![key, lamport, author, seq, limit_sql])?
+            }
+        };
+        let (mut events, mut read, mut last) = (Vec::new(), 0usize, None);
+        while let Some(row) = rows.next()? {
+            read += 1;
+            last = Some([
+                Value::from(row.get_ref(2)?),
+                Value::from(row.get_ref(0)?),
+                Value::from(row.get_ref(1)?),
+            ]);
+            match decode_event(row) {
+                Ok(event) => events.push(event),
+                Err(why) => skip(skipped, "events", &why),
             }
         }
+        Ok((events, last.filter(|_| read == limit)))
+    }
 
+    /// The versions and members of the rooms kept, and a count of the rows
+    /// of the rooms that could not be read (skipped too).
+    fn load_rest(
+        &self,
+        keys: &[(Value, RoomId)],
+        lost: &[Value],
+        skipped: &mut usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
         // Each room's versions kept off the main chains.
         {
             let mut stmt = self.conn.prepare(
                 "SELECT author, seq, event FROM versions WHERE room = ?1 \
                  ORDER BY author, seq, digest",
             )?;
-            for (key, room) in &keys {
+            for (key, room) in keys {
                 let mut rows = stmt.query([key])?;
                 while let Some(row) = rows.next()? {
                     match decode_version(row) {
-                        Ok(event) => take(Record::Version { room: *room, event }),
-                        Err(why) => skip(&mut skipped, "versions", &why),
+                        Ok(event) => out.push(Record::Version { room: *room, event }),
+                        Err(why) => skip(skipped, "versions", &why),
                     }
                 }
             }
@@ -371,12 +425,12 @@ impl Store {
             let mut stmt = self
                 .conn
                 .prepare("SELECT peer, name, addr FROM members WHERE room = ?1 ORDER BY id")?;
-            for (key, room) in &keys {
+            for (key, room) in keys {
                 let mut rows = stmt.query([key])?;
                 while let Some(row) = rows.next()? {
                     match decode_member(*room, row) {
-                        Ok(record) => take(record),
-                        Err(why) => skip(&mut skipped, "members", &why),
+                        Ok(record) => out.push(record),
+                        Err(why) => skip(skipped, "members", &why),
                     }
                 }
             }
@@ -391,7 +445,7 @@ impl Store {
             let mut members = self
                 .conn
                 .prepare("SELECT count(*) FROM members WHERE room = ?1")?;
-            for key in &lost {
+            for key in lost {
                 let n: i64 = events.query_row([key], |r| r.get(0))?;
                 let m: i64 = members.query_row([key], |r| r.get(0))?;
                 let n = usize::try_from(n.saturating_add(m)).unwrap_or(0);
@@ -400,11 +454,11 @@ impl Store {
                         rows = n,
                         "skipping the events and members of an unreadable room"
                     );
-                    skipped += n;
+                    *skipped += n;
                 }
             }
         }
-        Ok(skipped)
+        Ok(out)
     }
 
     /// The tokens of the events stored under `events` in `room`, in order
@@ -860,6 +914,41 @@ fn classify(e: StoreError, dir: &Path, path: &Path) -> StoreError {
         }
         _ => StoreError::Sqlite(inner),
     }
+}
+
+/// Events read at a time while loading.
+const LOAD_CHUNK: usize = 4096;
+
+/// [`Store::load_each`] over a store reached through `open` for each
+/// chunk of rows (a plain reference, or a lock taken and released again):
+/// rooms in join order, each room's events in canonical order straight
+/// from the index, then versions and members.
+fn load_in_chunks<G: std::ops::Deref<Target = Store>>(
+    mut open: impl FnMut() -> Result<G, StoreError>,
+    mut take: impl FnMut(Record),
+) -> Result<usize, StoreError> {
+    let mut skipped = 0;
+    let (rooms, keys, lost) = open()?.load_rooms(&mut skipped)?;
+    rooms.into_iter().for_each(&mut take);
+    for (key, room) in &keys {
+        let mut after = None;
+        loop {
+            let (events, last) =
+                open()?.load_events(key, after.as_ref(), LOAD_CHUNK, &mut skipped)?;
+            for event in events {
+                take(Record::Event { room: *room, event });
+            }
+            match last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+    }
+    open()?
+        .load_rest(&keys, &lost, &mut skipped)?
+        .into_iter()
+        .for_each(&mut take);
+    Ok(skipped)
 }
 
 /// Opens the existing database file, locks it and creates or checks the

@@ -12,8 +12,14 @@
 //! read at a time, so at most two jobs are ever queued here. Jobs are done
 //! in the order given. A write that fails ends the thread; the engine
 //! stops on that answer, as it did when it wrote in place.
+//!
+//! The engine reads older events back from the same store while it runs
+//! (its history keeps only a window in memory, `p2pchat_core::store::Archive`),
+//! so the store sits behind a lock: this thread holds it for one job at a
+//! time, and an engine read waits at most for the job being done.
 
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Context, Result};
@@ -49,8 +55,8 @@ pub struct StoreThread {
 }
 
 impl StoreThread {
-    /// Moves `store` to a thread of its own.
-    pub fn start(store: Store) -> Result<StoreThread> {
+    /// Has a thread of its own write to `store` and read tokens from it.
+    pub fn start(store: Arc<Mutex<Store>>) -> Result<StoreThread> {
         let (jobs, queue) = std_mpsc::channel();
         let (answers, done) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
@@ -120,8 +126,18 @@ impl Drop for StoreThread {
 }
 
 /// The thread: jobs in order until the engine lets go or a job fails.
-fn work(mut store: Store, queue: &std_mpsc::Receiver<Job>, answers: &mpsc::UnboundedSender<Done>) {
+fn work(
+    store: Arc<Mutex<Store>>,
+    queue: &std_mpsc::Receiver<Job>,
+    answers: &mpsc::UnboundedSender<Done>,
+) {
     while let Ok(job) = queue.recv() {
+        let Ok(mut store) = store.lock() else {
+            let _ = answers.send(Done::Failed(anyhow!(
+                "the store was left in an unknown state by a failed thread"
+            )));
+            return;
+        };
         let done = match job {
             Job::Write(p) => match store.apply(&p.records) {
                 Ok(()) => Done::Stored(p.batch),
@@ -134,6 +150,7 @@ fn work(mut store: Store, queue: &std_mpsc::Receiver<Job>, answers: &mpsc::Unbou
                 Err(e) => Done::Failed(anyhow::Error::new(e).context("cannot read from the store")),
             },
         };
+        drop(store);
         let failed = matches!(done, Done::Failed(_));
         if answers.send(done).is_err() || failed {
             return;
@@ -187,7 +204,8 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_shown_before_the_store_thread_confirms_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut disk = StoreThread::start(Store::open(dir.path()).unwrap()).unwrap();
+        let store = Arc::new(Mutex::new(Store::open(dir.path()).unwrap()));
+        let mut disk = StoreThread::start(store).unwrap();
         let mut node = node();
         let room = *node.create_room(NOW, "general").unwrap().room_id();
         let (persist, events) = drain(&mut node);
@@ -231,7 +249,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.refuse_events().unwrap();
-        let mut disk = StoreThread::start(store).unwrap();
+        let mut disk = StoreThread::start(Arc::new(Mutex::new(store))).unwrap();
         let mut node = node();
         let room = *node.create_room(NOW, "general").unwrap().room_id();
         let (persist, _) = drain(&mut node);

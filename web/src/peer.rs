@@ -726,7 +726,7 @@ impl Peer {
                             room: *room,
                             history: engine
                                 .history(room)
-                                .map(|h| h.iter().cloned().collect())
+                                .map(|h| h.iter().collect())
                                 .unwrap_or_default(),
                             page: engine.page(room, Anchor::Newest, PAGE),
                             members: engine

@@ -10,12 +10,19 @@
 //! out and confirms it at once, so a crash loses only what is in memory,
 //! and a restart rebuilds the node from what the store loads.
 //!
+//! Every other node (odd indexes) keeps only a small window of each
+//! history in memory ([`SIM_WINDOW`] events), reading older ones back from
+//! its disk ([`Node::set_archive`]); the others keep their histories whole.
+//! Every scenario thus compares the two: members must show the same
+//! history whatever they keep in memory.
+//!
 //! [`settle`] drains a node the same way, for tests that drive nodes by
 //! hand.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use p2pchat_core::clock::{EventId, OrderKey};
 use p2pchat_core::history::{Anchor, MAX_PENDING, MAX_PENDING_BYTES};
@@ -28,6 +35,10 @@ use p2pchat_core::{
 };
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+
+/// Events a windowed node keeps in memory per room (tiny, so that rules,
+/// pages and catch-ups read the disk all the time).
+pub const SIM_WINDOW: usize = 8;
 
 /// Virtual time starts here (a plausible wall clock, in ms).
 pub const T0: u64 = 1_750_000_000_000;
@@ -62,8 +73,9 @@ pub struct SimNode {
     pub addr: SocketAddr,
     pub secret: [u8; 32],
     pub node: Option<Node>,
-    /// What the node stored: its disk, which survives its crashes.
-    pub store: MemoryStore,
+    /// What the node stored: its disk, which survives its crashes (shared
+    /// with the node when it reads back what left its window).
+    pub store: Arc<Mutex<MemoryStore>>,
     /// Every event the node ever delivered, across restarts.
     pub delivered: HashMap<RoomId, HashSet<EventId>>,
     pub restarts: u32,
@@ -93,6 +105,51 @@ pub struct Sent {
     pub sig: u64,
     /// Bytes of all of them.
     pub bytes: u64,
+}
+
+impl SimNode {
+    /// The node's disk.
+    pub fn disk(&self) -> MutexGuard<'_, MemoryStore> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A node's disk as a host reaches it while draining the node: a store of
+/// its own, or one shared with the node's archive (locked for each
+/// operation only, never while the node runs).
+pub trait Disk {
+    /// Stores a batch.
+    fn apply(&mut self, records: &[Record]);
+    /// Reads tokens back.
+    fn tokens(&mut self, room: &RoomId, events: &[EventId]) -> Vec<Option<String>>;
+}
+
+impl Disk for MemoryStore {
+    fn apply(&mut self, records: &[Record]) {
+        let Ok(()) = Store::apply(self, records);
+    }
+
+    fn tokens(&mut self, room: &RoomId, events: &[EventId]) -> Vec<Option<String>> {
+        let Ok(tokens) = Store::tokens(self, room, events);
+        tokens
+    }
+}
+
+impl Disk for Arc<Mutex<MemoryStore>> {
+    fn apply(&mut self, records: &[Record]) {
+        Disk::apply(
+            &mut *self.lock().unwrap_or_else(PoisonError::into_inner),
+            records,
+        );
+    }
+
+    fn tokens(&mut self, room: &RoomId, events: &[EventId]) -> Vec<Option<String>> {
+        Disk::tokens(
+            &mut *self.lock().unwrap_or_else(PoisonError::into_inner),
+            room,
+            events,
+        )
+    }
 }
 
 impl Sent {
@@ -182,6 +239,9 @@ pub struct Sim {
     timers: BinaryHeap<Reverse<(u64, usize)>>,
     /// Rows a node's disk was made to lose ([`Sim::lose_event`]).
     lost: HashSet<(usize, RoomId, EventId)>,
+    /// The most events a windowed node held outside its window (on its
+    /// disk only) in one room: that the window was really used.
+    pub beyond_window: usize,
 }
 
 impl Sim {
@@ -225,6 +285,7 @@ impl Sim {
             timer_at: Vec::new(),
             timers: BinaryHeap::new(),
             lost: HashSet::new(),
+            beyond_window: 0,
         }
     }
 
@@ -242,18 +303,22 @@ impl Sim {
         let mut config = self.config.clone();
         config.local_addrs = vec![addr];
         let seed = self.seed32();
-        let node = Node::new(
+        let mut node = Node::new(
             Identity::from_secret_bytes(&secret),
             user_name(name),
             config,
             seed,
         );
+        let store = Arc::new(Mutex::new(MemoryStore::new()));
+        if let Some(window) = window_of(i) {
+            node.set_archive(store.clone(), window);
+        }
         self.nodes.push(SimNode {
             name: name.to_owned(),
             addr,
             secret,
             node: Some(node),
-            store: MemoryStore::new(),
+            store,
             delivered: HashMap::new(),
             restarts: 0,
             sent: Sent::default(),
@@ -312,7 +377,7 @@ impl Sim {
     /// node still holds it in memory, but cannot read its token back.
     pub fn lose_event(&mut self, i: usize, room: &RoomId, id: &EventId) -> bool {
         self.lost.insert((i, *room, *id));
-        self.nodes[i].store.lose_event(room, id)
+        self.nodes[i].disk().lose_event(room, id)
     }
 
     /// Node `i`'s disk takes `ms` to store each batch from now on.
@@ -330,7 +395,8 @@ impl Sim {
     pub fn crash(&mut self, i: usize) {
         // Stored before shown: whatever the user saw is on the disk that
         // survives (unless the disk lost it, see [`Sim::lose_event`]).
-        if let (Some(node), Ok(loaded)) = (&self.nodes[i].node, self.nodes[i].store.load()) {
+        let loaded = self.nodes[i].disk().load();
+        if let (Some(node), Ok(loaded)) = (&self.nodes[i].node, loaded) {
             let stored: HashSet<(RoomId, EventId)> = loaded
                 .records
                 .iter()
@@ -365,16 +431,24 @@ impl Sim {
         let mut config = self.config.clone();
         config.local_addrs = vec![self.nodes[i].addr];
         let seed = self.seed32();
-        let Ok(loaded) = self.nodes[i].store.load();
+        let Ok(loaded) = self.nodes[i].disk().load();
         let records = loaded.records;
-        let (node, skipped) = Node::restore(
+        let mut node = Node::new(
             Identity::from_secret_bytes(&secret),
             user_name(&self.nodes[i].name),
             config,
             seed,
-            self.now,
-            records.clone(),
         );
+        if let Some(window) = window_of(i) {
+            node.set_archive(self.nodes[i].store.clone(), window);
+        }
+        let mut skipped = 0;
+        for record in records.clone() {
+            if !node.restore_record(self.now, record) {
+                skipped += 1;
+            }
+        }
+        node.restored();
         if skipped > 0 {
             self.violations
                 .push(format!("node {i} skipped {skipped} of its own records"));
@@ -572,7 +646,7 @@ impl Sim {
                     // The queue hands out one batch at a time.
                     Output::Persist(p) => *writing = Some((now + *store_ms, p)),
                     Output::Read(r) => {
-                        let Ok(tokens) = store.tokens(&r.room, &r.events);
+                        let tokens = Disk::tokens(store, &r.room, &r.events);
                         node.read_done(r.id, tokens);
                     }
                     Output::Transmit(t) => out.push(Settled::Transmit(t)),
@@ -587,10 +661,28 @@ impl Sim {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let idle_disk = writing.is_none();
         for (room, _) in node.rooms() {
             if let Some(h) = node.history(&room) {
                 self.max_pending = self.max_pending.max(h.pending_len());
                 self.max_pending_bytes = self.max_pending_bytes.max(h.pending_bytes());
+                // A windowed node with everything stored holds the window
+                // and each author's newest, whatever the history's length.
+                let bound = SIM_WINDOW + h.version_vector().authors();
+                if window_of(i).is_some() && idle_disk && h.in_memory() > bound {
+                    self.violations.push(format!(
+                        "node {i} holds {} events of {room} in memory, more than {bound}",
+                        h.in_memory()
+                    ));
+                }
+                if window_of(i).is_some() {
+                    self.beyond_window =
+                        self.beyond_window.max(h.len() - h.in_memory().min(h.len()));
+                }
+                if h.archive_errors() > 0 {
+                    self.violations
+                        .push(format!("node {i} could not read its disk in {room}"));
+                }
             }
         }
         self.max_reassembly_bytes = self.max_reassembly_bytes.max(node.reassembly_load().1);
@@ -762,7 +854,7 @@ impl Sim {
                     // A slow store finished its batch, or the node's own
                     // deadline came (or both).
                     if let Some((_, p)) = sim_node.writing.take_if(|(due, _)| *due <= now) {
-                        let Ok(()) = sim_node.store.apply(&p.records);
+                        Disk::apply(&mut sim_node.store, &p.records);
                         node.stored(p.batch);
                     }
                     if sim_node.deadline.is_some_and(|d| d <= now) {
@@ -836,7 +928,7 @@ impl Sim {
                 Some(_) => {}
             }
             // Persisted events are all still there.
-            let Ok(stored) = self.nodes[i].store.load();
+            let Ok(stored) = self.nodes[i].disk().load();
             for rec in &stored.records {
                 if let Record::Event { room: r, event } = rec {
                     if r == room && !ids.contains(&event.id) {
@@ -878,16 +970,16 @@ pub enum Settled {
 /// Drains `node` as a host whose store never fails: every batch is applied
 /// to `store` and confirmed at once, every read answered from it. Returns the transmits and events in
 /// the order the node handed them out, and its next deadline.
-pub fn settle(node: &mut Node, store: &mut MemoryStore) -> (Vec<Settled>, Option<u64>) {
+pub fn settle<D: Disk>(node: &mut Node, store: &mut D) -> (Vec<Settled>, Option<u64>) {
     let mut out = Vec::new();
     loop {
         match node.poll_output() {
             Output::Persist(p) => {
-                let Ok(()) = store.apply(&p.records);
+                store.apply(&p.records);
                 node.stored(p.batch);
             }
             Output::Read(r) => {
-                let Ok(tokens) = store.tokens(&r.room, &r.events);
+                let tokens = store.tokens(&r.room, &r.events);
                 node.read_done(r.id, tokens);
             }
             Output::Transmit(t) => out.push(Settled::Transmit(t)),
@@ -895,6 +987,11 @@ pub fn settle(node: &mut Node, store: &mut MemoryStore) -> (Vec<Settled>, Option
             Output::Timeout(deadline) => return (out, deadline),
         }
     }
+}
+
+/// The window node `i` keeps, if it keeps one (every other node).
+fn window_of(i: usize) -> Option<usize> {
+    (i % 2 == 1).then_some(SIM_WINDOW)
 }
 
 /// A simulated user's name (the harness names them itself).

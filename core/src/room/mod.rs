@@ -325,6 +325,10 @@ impl Room {
             versions_asked_at: 0,
             announced: (String::new(), 0),
         };
+        if let Some((archive, window)) = &local.archive {
+            room.history
+                .keep_window(id, std::sync::Arc::clone(archive), *window);
+        }
         room.announced = (
             room.invite(local, false).to_string(),
             room.members.generation(),
@@ -433,6 +437,9 @@ impl Room {
         // the history when the chat is shown.
         let taken = self.history.offer(event, now).is_ok();
         self.forget_restore_output();
+        // Read from the store: stored, free to leave memory as the
+        // restore goes on.
+        self.history.all_stored();
         taken
     }
 

@@ -284,7 +284,7 @@ fn tampered_tokens_and_wrong_keys_are_refused() {
     let ev = b
         .alice
         .history(&b.room())
-        .and_then(|h| h.iter().next().cloned())
+        .and_then(|h| h.iter().next())
         .expect("alice's hello");
     // The history keeps no tokens; Alice's store has it.
     let Ok(tokens) = b.disks[0].tokens(&b.room(), &[ev.id]);
@@ -617,7 +617,7 @@ fn fragment_floods_stay_bounded_and_real_messages_still_arrive() {
     b.alice_says(&text);
     b.settle(3_000);
     let history = b.bob.history(&b.room()).expect("room");
-    let last = history.iter().next_back().expect("an event");
+    let last = history.iter().last().expect("an event");
     assert_eq!(last.body, Body::Text { text });
     // And a longer one is refused with a clear error.
     let room = b.room();

@@ -106,6 +106,12 @@ fn late_joiner(seed: u64) -> Check {
     sim.join(c, &invite);
     sim.run(SETTLE_MS);
     sim.check(&room, &[a, b, c])?;
+    // Bob (a windowed node) kept the window and each author's newest in
+    // memory: the rest it read back from its disk to show and to serve.
+    expect(
+        sim.beyond_window >= 40 - p2pchat_sim::SIM_WINDOW - 2,
+        "bob holds only a window of the history in memory",
+    )?;
     expect(
         sim.node(c).history(&room).map_or(0, |h| h.len()) == 40,
         "carol holds all 40 messages",
@@ -277,7 +283,7 @@ fn slow_disk_joiner(seed: u64) -> Check {
     sim.join(b, &chat);
     if seed % 2 == 1 {
         let stored = |sim: &Sim| {
-            p2pchat_core::Store::load(&sim.nodes[b].store).map_or(0, |l| {
+            p2pchat_core::Store::load(&*sim.nodes[b].disk()).map_or(0, |l| {
                 l.records
                     .iter()
                     .filter(|r| matches!(r, p2pchat_core::Record::Event { .. }))
