@@ -944,10 +944,10 @@ fn load_in_chunks<G: std::ops::Deref<Target = Store>>(
             }
         }
     }
-    open()?
-        .load_rest(&keys, &lost, &mut skipped)?
-        .into_iter()
-        .for_each(&mut take);
+    // Each read's lock is released at the end of its statement, before
+    // `take` runs (which may read the store again).
+    let rest = open()?.load_rest(&keys, &lost, &mut skipped)?;
+    rest.into_iter().for_each(&mut take);
     Ok(skipped)
 }
 
@@ -1735,6 +1735,44 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(found, SCHEMA_VERSION);
+    }
+
+    /// Loading through the lock hands over every record, in load order,
+    /// across chunks, and never while holding the lock: the node being
+    /// restored reads the store (its archive) from inside `take`.
+    #[test]
+    fn a_shared_store_loads_in_chunks_without_holding_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        let mut batch = vec![rec];
+        let n = LOAD_CHUNK as u64 * 2 + 3;
+        batch.extend((1..=n).map(|seq| Record::Event {
+            room,
+            event: event(peer(1), seq, seq),
+        }));
+        batch.push(Record::Version {
+            room,
+            event: event(peer(1), 1, 2),
+        });
+        batch.push(Record::Member {
+            room,
+            peer: peer(2),
+            name: Some("bob".into()),
+            addr: "127.0.0.1:5000".parse().unwrap(),
+        });
+        let mut store = Store::open(dir.path()).unwrap();
+        store.apply(&batch).unwrap();
+        let whole = store.load().unwrap();
+        let shared = std::sync::Mutex::new(store);
+        let mut records = Vec::new();
+        let skipped = Store::load_shared(&shared, |record| {
+            assert!(shared.try_lock().is_ok(), "handed over under the lock");
+            records.push(record);
+        })
+        .unwrap();
+        assert_eq!(skipped, 0);
+        assert_eq!(records, whole.records);
+        assert_eq!(whole.events() as u64, n);
     }
 
     #[test]
