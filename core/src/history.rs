@@ -329,6 +329,11 @@ pub struct History {
     reshown: bool,
     /// Versions kept off the main chains, to be stored.
     to_store: Vec<Arc<Event>>,
+    /// While events are restored into a windowed history: those whose
+    /// stored floor differs from the one their causal past gives (stored
+    /// before floors were), with the right one.
+    refloored: Vec<(EventId, UnixMillis)>,
+    noting_floors: bool,
 }
 
 /// An author's main chain held in memory: the events numbered `first` on.
@@ -511,6 +516,25 @@ impl History {
         if let Some(w) = &mut self.archive {
             w.handed.clear();
         }
+    }
+
+    /// Starts or stops noting restored events whose stored floor is not
+    /// the one their causal past gives ([`History::take_refloored`]): only
+    /// a windowed history reads events back, so only it notes them.
+    pub(crate) fn note_floors(&mut self, on: bool) {
+        self.noting_floors = on && self.archive.is_some();
+    }
+
+    /// Restored events whose stored floor was wrong (written before floors
+    /// were stored), with the right one: for the host to write back, so
+    /// that the event shows the same time when it is read back from the
+    /// store.
+    pub(crate) fn refloored_len(&self) -> usize {
+        self.refloored.len()
+    }
+
+    pub(crate) fn take_refloored(&mut self) -> Vec<(EventId, UnixMillis)> {
+        std::mem::take(&mut self.refloored)
     }
 
     /// Everything delivered so far is stored (it was read from the store).
@@ -1146,6 +1170,9 @@ impl History {
                 // event and the exact versions it names.
                 self.stats.bad_lamport += 1;
                 continue;
+            }
+            if self.noting_floors && event.floor != floor {
+                self.refloored.push((event.id, floor));
             }
             event.floor = floor;
             let id = event.id;

@@ -300,7 +300,34 @@ impl Node {
         self.queue.forget_records();
         for room in self.rooms.values_mut() {
             room.history.all_stored();
+            room.history.note_floors(false);
         }
+    }
+
+    /// How many wrong floors are noted and not taken yet
+    /// ([`Node::take_refloored`]).
+    pub fn refloored_waiting(&self) -> usize {
+        self.rooms.values().map(|r| r.history.refloored_len()).sum()
+    }
+
+    /// Restored events whose stored floor (the time their causal past
+    /// shows, [`crate::history::Event::floor`]) was not the right one,
+    /// with the right one: rows written before floors were stored. A host
+    /// whose node reads its store back ([`Node::set_archive`]; only such a
+    /// node notes them) writes them back during or after the restore, so
+    /// that events read back show the times they were shown with.
+    pub fn take_refloored(&mut self) -> Vec<(RoomId, EventId, UnixMillis)> {
+        let mut out = Vec::new();
+        for room in self.rooms.values_mut() {
+            let id = room.id;
+            out.extend(
+                room.history
+                    .take_refloored()
+                    .into_iter()
+                    .map(|(event, floor)| (id, event, floor)),
+            );
+        }
+        out
     }
 
     /// This node's peer id.

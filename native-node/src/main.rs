@@ -89,14 +89,21 @@ async fn run(args: Args) -> Result<()> {
     let store = Arc::new(Mutex::new(store));
     let mut engine = Node::new(identity, args.user_name()?, config, seed);
     engine.set_archive(store.clone(), args.history_window as usize);
-    let (now, mut unused) = (now_ms(), 0);
+    let (now, mut unused, mut floors) = (now_ms(), 0, Ok(()));
     let skipped = Store::load_shared(&store, |record| {
         if !engine.restore_record(now, record) {
             unused += 1;
         }
+        // Rows from before floors were stored get theirs as they go.
+        if floors.is_ok() {
+            floors = write_floors(&store, &mut engine, 4096);
+        }
     })
     .context("loading stored chats")?;
     engine.restored();
+    floors
+        .and_then(|()| write_floors(&store, &mut engine, 0))
+        .context("writing the shown times of messages stored by an older version")?;
     let chats = engine.rooms().count();
     let messages: usize = engine
         .rooms()
@@ -157,6 +164,23 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!("node stopped");
     driver.show(&Note::Bye);
     outcome
+}
+
+/// Writes back the floors the engine found wrong while restoring, once
+/// more than `at_least` are waiting.
+fn write_floors(store: &Mutex<Store>, engine: &mut Node, at_least: usize) -> Result<()> {
+    if engine.refloored_waiting() <= at_least {
+        return Ok(());
+    }
+    let fixes = engine.take_refloored();
+    tracing::info!(
+        events = fixes.len(),
+        "storing the shown times of older messages"
+    );
+    let mut store = store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the store was left in an unknown state"))?;
+    Ok(store.set_floors(&fixes)?)
 }
 
 type RelayTask = tokio::task::JoinHandle<Result<()>>;

@@ -575,6 +575,37 @@ impl Store {
         Ok(out)
     }
 
+    /// Writes the right floor into stored events (rows written before the
+    /// floor was kept, found by the node as it restores them,
+    /// `p2pchat_core::Node::take_refloored`), in one transaction.
+    pub fn set_floors(&mut self, fixes: &[(RoomId, EventId, u64)]) -> Result<(), StoreError> {
+        if fixes.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE events SET event = json_set(event, '$.floor', ?4) \
+                 WHERE room = ?1 AND author = ?2 AND seq = ?3",
+            )?;
+            for (room, id, floor) in fixes {
+                let Ok(floor) = i64::try_from(*floor) else {
+                    continue;
+                };
+                stmt.execute(params![
+                    &room.as_bytes()[..],
+                    &id.author.as_bytes()[..],
+                    ordered(id.seq),
+                    floor
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Persists a batch in one transaction (all or nothing) and returns
     /// once it is durable. Called before anything the batch describes is
     /// shown or sent.

@@ -154,6 +154,24 @@ fn a_long_history_lives_on_disk_and_is_served_from_it() -> Result<()> {
     }
     let before = alice.wait_history("log", 30)?;
     alice.quit()?;
+    // Rows as an older version stored them, without the time floor each
+    // event was shown with: the restart puts it back.
+    let db = alice_dir.path().join("p2pchat.sqlite3");
+    let floors = stored_floors(&db)?;
+    assert_eq!(
+        floors.iter().filter(|f| f.is_some()).count(),
+        29,
+        "{floors:?}"
+    );
+    rusqlite::Connection::open(&db)?.execute(
+        "UPDATE events SET event = json_remove(event, '$.floor')",
+        [],
+    )?;
+    assert!(stored_floors(&db)?.iter().all(Option::is_none));
+
+    let mut alice = ChatNode::start("alice", alice_dir.path(), &[signal.addr], &window)?;
+    alice.quit()?;
+    assert_eq!(stored_floors(&db)?, floors, "floors written back");
 
     let mut alice = ChatNode::start("alice", alice_dir.path(), &[signal.addr], &window)?;
     assert_eq!(alice.ready["messages"], 30, "{}", alice.ready);
@@ -175,6 +193,17 @@ fn a_long_history_lives_on_disk_and_is_served_from_it() -> Result<()> {
     alice.say("log", "still writing")?;
     bob.expect_message("still writing")?;
     Ok(())
+}
+
+/// The `floor` of each stored event, in sequence order.
+fn stored_floors(db: &std::path::Path) -> Result<Vec<Option<i64>>> {
+    let conn = rusqlite::Connection::open(db)?;
+    let mut stmt =
+        conn.prepare("SELECT json_extract(event, '$.floor') FROM events ORDER BY seq")?;
+    let floors = stmt
+        .query_map([], |r| r.get::<_, Option<i64>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(floors)
 }
 
 #[test]

@@ -449,6 +449,15 @@ impl Sim {
             }
         }
         node.restored();
+        // Floors are stored with events: none is found wrong.
+        let refloored = node.take_refloored();
+        if !refloored.is_empty() {
+            self.violations.push(format!(
+                "node {i} restored {} events whose stored floor was wrong, first {:?}",
+                refloored.len(),
+                refloored[0]
+            ));
+        }
         if skipped > 0 {
             self.violations
                 .push(format!("node {i} skipped {skipped} of its own records"));

@@ -435,6 +435,7 @@ impl Room {
         // Our own store: trusted, but checked like any event, so a damaged
         // store cannot break the order. What it marks late is read from
         // the history when the chat is shown.
+        self.history.note_floors(true);
         let taken = self.history.offer(event, now).is_ok();
         self.forget_restore_output();
         // Read from the store: stored, free to leave memory as the
