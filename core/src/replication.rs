@@ -444,6 +444,9 @@ impl Replication {
     }
 }
 
+/// Events of one author's missing run read at a time ([`missing_for`]).
+const RUN_CHUNK: usize = 32;
+
 /// The events in `history` that a peer with vector `theirs` lacks, in
 /// canonical order, at most `limit` of them and `max_bytes` of tokens (but
 /// at least one); and whether there were more.
@@ -454,29 +457,38 @@ pub fn missing_for(
     max_bytes: usize,
 ) -> (Vec<Arc<Event>>, bool) {
     let mine = history.shared_vector();
-    // k-way merge by order key of each author's missing run (at most
-    // `limit` of each: no more can be sent).
-    let mut runs: Vec<Vec<Arc<Event>>> = Vec::new();
+    // k-way merge by order key of each author's missing run, each read a
+    // few events at a time (older ones come from the store, and a round
+    // usually ends at its byte budget long before `limit`).
+    let chunk = limit.saturating_add(1).min(RUN_CHUNK);
+    let mut runs: Vec<(PeerId, std::collections::VecDeque<Arc<Event>>)> = Vec::new();
     let mut heap = BinaryHeap::new();
     for (author, from, _) in theirs.lacking_from(mine) {
-        let run = history.chain_from(&author, from, limit.saturating_add(1));
-        if let Some(first) = run.first() {
-            heap.push(Reverse((first.key(), runs.len(), 0usize)));
-            runs.push(run);
+        let run: std::collections::VecDeque<Arc<Event>> =
+            history.chain_from(&author, from, chunk).into();
+        if let Some(first) = run.front() {
+            heap.push(Reverse((first.key(), runs.len())));
+            runs.push((author, run));
         }
     }
     let mut out: Vec<Arc<Event>> = Vec::new();
     let mut bytes = 0usize;
-    while let Some(Reverse((_, run, idx))) = heap.pop() {
-        let event = &runs[run][idx];
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let (author, run) = &mut runs[i];
+        let Some(event) = run.pop_front() else {
+            continue;
+        };
         bytes = bytes.saturating_add(event.token_len);
         if out.len() >= limit || (!out.is_empty() && bytes > max_bytes) {
             return (out, true);
         }
-        out.push(Arc::clone(event));
-        if let Some(next) = runs[run].get(idx + 1) {
-            heap.push(Reverse((next.key(), run, idx + 1)));
+        if run.is_empty() {
+            run.extend(history.chain_from(author, event.id.seq.saturating_add(1), chunk));
         }
+        if let Some(next) = run.front() {
+            heap.push(Reverse((next.key(), i)));
+        }
+        out.push(event);
     }
     (out, false)
 }
