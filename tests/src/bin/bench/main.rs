@@ -139,9 +139,15 @@ impl Node {
         // `P2PCHAT_BENCH_NODE_LOG=info` shows the nodes' logs (their drop
         // counters when they stop, say) on the bench's stderr.
         let node_log = std::env::var("P2PCHAT_BENCH_NODE_LOG").ok();
+        // `P2PCHAT_BENCH_HISTORY_WINDOW=N` sets the nodes' window (to
+        // compare with a node keeping everything, say).
+        let window: Vec<String> = std::env::var("P2PCHAT_BENCH_HISTORY_WINDOW")
+            .map(|n| vec!["--history-window".to_owned(), n])
+            .unwrap_or_default();
         let mut child = Command::new(bin)
             .args(["--json", "--host", "127.0.0.1", "--port", "0"])
             .args(extra)
+            .args(&window)
             .args(["--username", name, "--signal", &signal.to_string()])
             // The bench writes as fast as a node takes messages: its chats
             // are created with a quota that never binds (see
