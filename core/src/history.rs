@@ -468,13 +468,16 @@ impl History {
     /// Keeps at most `size` events of the main chains in memory (and each
     /// author's newest), reading older ones back from `archive`, the store
     /// of `room`: an event leaves memory once the host confirmed it stored.
+    /// Events held when the window is set count as not stored until the
+    /// next batch is.
     pub fn keep_window(&mut self, room: RoomId, archive: Arc<dyn Archive>, size: usize) {
+        let held: Vec<OrderKey> = self.order.keys().copied().collect();
         self.archive = Some(Window {
             room,
             archive,
             size,
-            unstored: BTreeSet::new(),
-            fresh: Vec::new(),
+            unstored: held.iter().copied().collect(),
+            fresh: held,
             handed: Vec::new(),
             errors: Default::default(),
         });
@@ -1352,6 +1355,26 @@ mod tests {
             marked > 0,
             "the rooms have late messages, so pages carry marks"
         );
+    }
+
+    /// A window set on a history that already holds events lets none of
+    /// them go before a batch handed out after it is stored: they may not
+    /// be on disk yet.
+    #[test]
+    fn events_held_before_the_window_leave_only_once_stored() {
+        use crate::store::MemoryStore;
+        let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
+        let mut h = History::new();
+        for e in crate::lateness::tests::random_room(1) {
+            h.offer(e, 0).expect("valid");
+        }
+        let held = h.in_memory();
+        h.keep_window(RoomId::from_bytes([7; 16]), disk, 2);
+        h.batch_stored();
+        assert_eq!(h.in_memory(), held, "a batch handed out before the window");
+        h.batch_handed();
+        h.batch_stored();
+        assert!(h.in_memory() <= 2 + h.version_vector().authors());
     }
 
     /// A history that keeps a window of 4 events, its delivered events
