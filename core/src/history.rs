@@ -387,6 +387,14 @@ impl Window {
 /// Events read a page at a time when walking a whole history.
 const WALK_PAGE: usize = 256;
 
+/// What [`History::main_page`] read: the delivered events among the
+/// entries it looked at, and the key to go on from when the range may hold
+/// more.
+struct Span {
+    events: Vec<Arc<Event>>,
+    more: Option<OrderKey>,
+}
+
 /// An event read back from the store, as the history holds it.
 fn archived(mut event: Event) -> Arc<Event> {
     event.digest = equivocation::digest(&event);
@@ -528,14 +536,15 @@ impl History {
         self.noting_floors = on && self.archive.is_some();
     }
 
-    /// Restored events whose stored floor was wrong (written before floors
-    /// were stored), with the right one: for the host to write back, so
-    /// that the event shows the same time when it is read back from the
-    /// store.
+    /// How many wrong floors are noted and not taken yet.
     pub(crate) fn refloored_len(&self) -> usize {
         self.refloored.len()
     }
 
+    /// Restored events whose stored floor was wrong (written before floors
+    /// were stored), with the right one: for the host to write back, so
+    /// that the event shows the same time when it is read back from the
+    /// store.
     pub(crate) fn take_refloored(&mut self) -> Vec<(EventId, UnixMillis)> {
         std::mem::take(&mut self.refloored)
     }
@@ -679,18 +688,13 @@ impl History {
                 return Some(e);
             }
             let after = next.take()?;
-            let batch = self.main_page(Anchor::After(after), WALK_PAGE);
-            if batch.len() == WALK_PAGE {
-                next = batch.last().map(|e| e.key());
-            }
+            let span = self.main_page(Anchor::After(after), WALK_PAGE);
+            next = span.more;
             page.extend(
-                batch
+                span.events
                     .into_iter()
                     .filter(|e| !shown || !self.is_frozen(&e.id)),
             );
-            if page.is_empty() && next.is_none() {
-                return None;
-            }
         })
     }
 
@@ -703,18 +707,8 @@ impl History {
         let mut out: Vec<Arc<Event>> = Vec::new();
         let mut at = anchor;
         while out.len() < limit {
-            let want = limit - out.len();
-            let batch = self.main_page(at, want);
-            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-                break;
-            };
-            at = if backwards {
-                Anchor::Before(first.key())
-            } else {
-                Anchor::After(last.key())
-            };
-            let full = batch.len() == want;
-            let kept = batch.into_iter().filter(|e| !self.is_frozen(&e.id));
+            let span = self.main_page(at, limit - out.len());
+            let kept = span.events.into_iter().filter(|e| !self.is_frozen(&e.id));
             if backwards {
                 let mut older: Vec<Arc<Event>> = kept.collect();
                 older.append(&mut out);
@@ -722,9 +716,14 @@ impl History {
             } else {
                 out.extend(kept);
             }
-            if !full {
+            let Some(boundary) = span.more else {
                 break;
-            }
+            };
+            at = if backwards {
+                Anchor::Before(boundary)
+            } else {
+                Anchor::After(boundary)
+            };
         }
         out.into_iter()
             .map(|e| {
@@ -734,10 +733,14 @@ impl History {
             .collect()
     }
 
-    /// At most `limit` main-chain events (shown or hidden) next to
-    /// `anchor`, in canonical order: those in memory and, with a window,
-    /// those in the store.
-    fn main_page(&self, anchor: Anchor, limit: usize) -> Vec<Arc<Event>> {
+    /// The main-chain events (shown or hidden) among the `limit` entries
+    /// next to `anchor` in canonical order: those in memory and, with a
+    /// window, those in the store. A store may hold rows this history
+    /// never delivered (its restore refused them, or one came after a
+    /// lost row); they count towards `limit` and are left out after, so
+    /// [`Span::more`] says whether the range goes on even when a page
+    /// came back short.
+    fn main_page(&self, anchor: Anchor, limit: usize) -> Span {
         use std::ops::Bound::{Excluded, Unbounded};
         let range = match anchor {
             Anchor::Newest => (Unbounded, Unbounded),
@@ -745,36 +748,50 @@ impl History {
             Anchor::After(key) => (Excluded(key), Unbounded),
         };
         let backwards = !matches!(anchor, Anchor::After(_));
-        let mut found: BTreeMap<OrderKey, Arc<Event>> = BTreeMap::new();
+        // `None` marks a stored row this history did not deliver.
+        let mut found: BTreeMap<OrderKey, Option<Arc<Event>>> = BTreeMap::new();
         let memory = self.order.range(range);
         if backwards {
-            found.extend(memory.rev().take(limit).map(|(k, e)| (*k, Arc::clone(e))));
+            found.extend(
+                memory
+                    .rev()
+                    .take(limit)
+                    .map(|(k, e)| (*k, Some(Arc::clone(e)))),
+            );
         } else {
-            found.extend(memory.take(limit).map(|(k, e)| (*k, Arc::clone(e))));
+            found.extend(memory.take(limit).map(|(k, e)| (*k, Some(Arc::clone(e)))));
         }
         if let Some(w) = &self.archive {
             match w.archive.page(&w.room, anchor, limit) {
                 Ok(events) => {
                     for e in events {
-                        // Only what this history delivered (a store may
-                        // hold an event its restore refused).
-                        if e.id.seq > 0 && e.id.seq <= self.vv.get(&e.id.author) {
-                            found.entry(e.key()).or_insert_with(|| archived(e));
-                        }
+                        let delivered = e.id.seq > 0 && e.id.seq <= self.vv.get(&e.id.author);
+                        found
+                            .entry(e.key())
+                            .or_insert_with(|| delivered.then(|| archived(e)));
                     }
                 }
                 Err(_) => w.failed(),
             }
         }
-        let mut page: Vec<Arc<Event>> = found.into_values().collect();
-        if page.len() > limit {
+        let more = found.len() >= limit && limit > 0;
+        let mut entries: Vec<(OrderKey, Option<Arc<Event>>)> = found.into_iter().collect();
+        if entries.len() > limit {
             if backwards {
-                page.drain(..page.len() - limit);
+                entries.drain(..entries.len() - limit);
             } else {
-                page.truncate(limit);
+                entries.truncate(limit);
             }
         }
-        page
+        let boundary = if backwards {
+            entries.first()
+        } else {
+            entries.last()
+        };
+        Span {
+            more: boundary.map(|(k, _)| *k).filter(|_| more),
+            events: entries.into_iter().filter_map(|(_, e)| e).collect(),
+        }
     }
 
     /// The main-chain event `id` (shown or hidden), from memory or, when
@@ -1451,6 +1468,74 @@ mod tests {
             beyond > 16 * 20,
             "the window was used: {beyond} events on disk only"
         );
+    }
+
+    /// A store may hold rows its history never delivered: rows past a lost
+    /// one (the restore stopped at the hole) or rows the restore refused.
+    /// Pages and walks of a windowed history step over them and still show
+    /// everything a whole history shows, even when a full page of the
+    /// store's rows is undelivered.
+    #[test]
+    fn a_windowed_history_pages_past_stored_rows_it_never_delivered() {
+        use crate::store::{MemoryStore, Store};
+        let room = RoomId::from_bytes([7; 16]);
+        let mut skipped = 0;
+        for seed in 0..16 {
+            let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
+            let record = Record::Room {
+                room,
+                chat_id: String::new(),
+                created: true,
+            };
+            let Ok(()) = disk.lock().unwrap().apply(&[record]);
+            let events = crate::lateness::tests::random_room(seed);
+            // The lost row: everything after it in its author's chain, and
+            // whatever depends on those, waits for it.
+            let lost = events[8].id;
+            let mut whole = History::new();
+            let mut windowed = History::new();
+            windowed.keep_window(room, disk.clone(), 4);
+            for e in events.iter().filter(|e| e.id != lost) {
+                whole.offer(e.clone(), 0).expect("valid");
+                let delivered = windowed.offer(e.clone(), 0).expect("valid");
+                let mut records: Vec<Record> = delivered
+                    .into_iter()
+                    .map(|d| Record::Event {
+                        room,
+                        event: (*d.event).clone(),
+                    })
+                    .collect();
+                if windowed.get(&e.id).is_none() {
+                    // Stored anyway, as a restore finds it on disk.
+                    records.push(Record::Event {
+                        room,
+                        event: e.clone(),
+                    });
+                    skipped += 1;
+                }
+                windowed.batch_handed();
+                let Ok(()) = disk.lock().unwrap().apply(&records);
+                windowed.batch_stored();
+            }
+            let shown = |h: &History| -> Vec<OrderKey> { h.iter().map(|e| e.key()).collect() };
+            assert_eq!(shown(&windowed), shown(&whole), "seed {seed}");
+            for size in [1, 3, 7] {
+                for anchor in [Anchor::Newest, Anchor::After(OrderKey::MIN)] {
+                    let (mut a, mut b) = (windowed.page(anchor, size), whole.page(anchor, size));
+                    while !b.is_empty() {
+                        assert_eq!(a, b, "seed {seed}, pages of {size}");
+                        let next = match anchor {
+                            Anchor::After(_) => Anchor::After(b[b.len() - 1].0.key()),
+                            _ => Anchor::Before(b[0].0.key()),
+                        };
+                        (a, b) = (windowed.page(next, size), whole.page(next, size));
+                    }
+                    assert!(a.is_empty(), "seed {seed}");
+                }
+            }
+            assert_eq!(windowed.archive_errors(), 0);
+        }
+        assert!(skipped > 16 * 8, "undelivered rows were stored: {skipped}");
     }
 }
 
