@@ -37,7 +37,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::chat_id::{ChatId, PREFIX};
 use crate::clock::EventId;
-use crate::history::Event;
 use crate::identity::PeerId;
 use crate::membership::{Member, Status};
 use crate::output::AppEvent;
@@ -386,20 +385,21 @@ impl Chats {
     }
 
     /// A restored chat's history and members, as the node holds them after
-    /// a restore: messages counted and their authors' names noted (nothing
-    /// unread, nothing pending), members listed with their names.
-    pub fn restored<'e, E: std::borrow::Borrow<Event>>(
+    /// a restore: `messages` counted (nothing unread, nothing pending), the
+    /// names its authors wrote under noted ([`crate::history::History::names`]),
+    /// members listed with their names.
+    pub fn restored<'e, 'n>(
         &mut self,
         room: &RoomId,
-        events: impl IntoIterator<Item = E>,
+        messages: usize,
+        names: impl IntoIterator<Item = (&'n str, PeerId)>,
         members: impl IntoIterator<Item = &'e Member>,
     ) {
         if let Some(chat) = self.chat_mut(room) {
-            for event in events {
-                let event = event.borrow();
-                chat.names.note(&event.name, event.id.author);
-                chat.messages += 1;
+            for (name, author) in names {
+                chat.names.note(name, author);
             }
+            chat.messages += messages;
             for m in members {
                 if let Some(name) = &m.name {
                     chat.names.note(name, m.peer);

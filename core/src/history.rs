@@ -329,6 +329,11 @@ pub struct History {
     reshown: bool,
     /// Versions kept off the main chains, to be stored.
     to_store: Vec<Arc<Event>>,
+    /// The names each author wrote under, at most [`MAX_NAMES`] pairs:
+    /// what a chat needs to tell two people of one name apart, without
+    /// reading the history back.
+    names: HashMap<PeerId, BTreeSet<String>>,
+    names_len: usize,
     /// While events are restored into a windowed history: those whose
     /// stored floor differs from the one their causal past gives (stored
     /// before floors were), with the right one.
@@ -400,6 +405,9 @@ fn archived(mut event: Event) -> Arc<Event> {
     event.digest = equivocation::digest(&event);
     Arc::new(event)
 }
+
+/// Most (author, name) pairs a history remembers ([`History::names`]).
+pub const MAX_NAMES: usize = 4_096;
 
 /// Most token bytes of versions kept off the main chains, per room.
 pub const MAX_OTHER_BYTES: usize = 32 * 1024 * 1024;
@@ -644,6 +652,14 @@ impl History {
         let mut first = [0u8; 8];
         first.copy_from_slice(&out[..8]);
         u64::from_be_bytes(first)
+    }
+
+    /// Every (name, author) pair the delivered events were written under
+    /// (shown or hidden), the first [`MAX_NAMES`] of them.
+    pub fn names(&self) -> impl Iterator<Item = (&str, PeerId)> + '_ {
+        self.names
+            .iter()
+            .flat_map(|(peer, names)| names.iter().map(|n| (n.as_str(), *peer)))
     }
 
     /// Number of events shown.
@@ -1270,6 +1286,14 @@ impl History {
         }
     }
 
+    fn note_name(&mut self, event: &Event) {
+        let names = self.names.entry(event.id.author).or_default();
+        if self.names_len < MAX_NAMES && !names.contains(event.name.as_str()) {
+            names.insert(event.name.clone());
+            self.names_len += 1;
+        }
+    }
+
     /// Delivers `event` to its author's main chain, its `floor` set; its
     /// token goes to the store, not into the history.
     fn deliver(&mut self, mut event: Event) -> Delivered {
@@ -1294,6 +1318,7 @@ impl History {
             }
         }
         self.heads.insert((event.lamport, event.id));
+        self.note_name(&event);
         self.by_author
             .entry(event.id.author)
             .or_default()
@@ -1468,6 +1493,50 @@ mod tests {
             beyond > 16 * 20,
             "the window was used: {beyond} events on disk only"
         );
+    }
+
+    /// The names authors wrote under are known without reading the
+    /// history back, each (name, author) pair once, at most
+    /// [`MAX_NAMES`] of them.
+    #[test]
+    fn names_are_kept_once_each_and_bounded() {
+        let mut history = History::new();
+        let mut events = crate::lateness::tests::random_room(3);
+        for (i, e) in events.iter_mut().enumerate() {
+            e.name = format!("name{}", i % 3);
+        }
+        let mut want: BTreeSet<(String, PeerId)> = BTreeSet::new();
+        for e in events {
+            want.insert((e.name.clone(), e.id.author));
+            history.offer(e, 0).expect("valid");
+        }
+        let got: Vec<(String, PeerId)> = history.names().map(|(n, p)| (n.to_owned(), p)).collect();
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+        assert!(want.len() > 3, "authors used several names");
+
+        let big = 4_000_000_000;
+        let mut history = History::with_quota(Quota {
+            events_per_s: big,
+            burst_events: big,
+            bytes_per_s: big,
+            burst_bytes: big,
+            total_bytes: big,
+        });
+        let author = PeerId::from_bytes([1; 32]);
+        for seq in 1..=(MAX_NAMES as u64 + 10) {
+            let mut e = crate::lateness::tests::random_room(0).remove(0);
+            e.id = EventId::new(author, seq);
+            e.lamport = seq;
+            e.deps = if seq > 1 {
+                vec![EventId::new(author, seq - 1)]
+            } else {
+                Vec::new()
+            };
+            e.name = format!("n{seq}");
+            history.offer(e, 0).expect("valid");
+        }
+        assert_eq!(history.names().count(), MAX_NAMES);
     }
 
     /// A store may hold rows its history never delivered: rows past a lost

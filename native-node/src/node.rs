@@ -244,13 +244,14 @@ impl Driver {
                 let room_hex = room.to_string();
                 let note = if restored {
                     let history = self.engine.history(&room);
-                    let events = history.into_iter().flat_map(|h| h.iter());
+                    let messages = history.map_or(0, |h| h.len());
+                    let names = history.into_iter().flat_map(|h| h.names());
                     let members = self
                         .engine
                         .members(&room)
                         .into_iter()
                         .flat_map(|m| m.iter());
-                    self.chats.restored(&room, events, members);
+                    self.chats.restored(&room, messages, names, members);
                     Note::ChatRestored {
                         chat,
                         room: room_hex,

@@ -724,9 +724,10 @@ impl Peer {
                             ..
                         } => Some(Action::Restored {
                             room: *room,
-                            history: engine
+                            messages: engine.history(room).map_or(0, |h| h.len()),
+                            names: engine
                                 .history(room)
-                                .map(|h| h.iter().collect())
+                                .map(|h| h.names().map(|(n, p)| (n.to_owned(), p)).collect())
                                 .unwrap_or_default(),
                             page: engine.page(room, Anchor::Newest, PAGE),
                             members: engine

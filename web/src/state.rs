@@ -234,7 +234,9 @@ pub enum Action {
     /// as the node holds them.
     Restored {
         room: RoomId,
-        history: Vec<Arc<Event>>,
+        messages: usize,
+        /// The names its authors wrote under, with who wrote under each.
+        names: Vec<(String, PeerId)>,
         page: Vec<(Arc<Event>, bool)>,
         members: Vec<Member>,
     },
@@ -328,12 +330,14 @@ impl Model {
             Action::Engine(event) => self.engine(event),
             Action::Restored {
                 room,
-                history,
+                messages,
+                names,
                 page,
                 members,
             } => {
                 if let Some(chats) = &mut self.chats {
-                    chats.restored(&room, history.iter().map(AsRef::as_ref), members.iter());
+                    let names = names.iter().map(|(n, p)| (n.as_str(), *p));
+                    chats.restored(&room, messages, names, members.iter());
                 }
                 self.page(room, Anchor::Newest, page);
             }
@@ -632,7 +636,8 @@ mod tests {
         page.sort_by_key(|(e, _)| e.key());
         m.apply(Action::Restored {
             room: r,
-            history: Vec::new(),
+            messages: 0,
+            names: Vec::new(),
             page,
             members: Vec::new(),
         });

@@ -281,7 +281,11 @@ fn a_restored_history_is_counted_and_named_but_not_unread() {
     let events = [event(peer(1), 1, "zed"), event(peer(2), 1, "zed")];
     let mut table = crate::membership::Members::new(peer(9), Default::default());
     table.restore(peer(3), Some("cleo".into()), None);
-    m.restored(&r, events.iter().map(|e| e.as_ref()), table.iter());
+    let mut history = crate::history::History::new();
+    for e in &events {
+        history.offer(e.as_ref().clone(), 0).expect("valid");
+    }
+    m.restored(&r, history.len(), history.names(), table.iter());
     let c = m.get(&r).unwrap();
     assert_eq!((c.messages, c.unread, c.pending()), (2, 0, 0));
     assert_eq!(c.member_name(&peer(3)), "cleo");
