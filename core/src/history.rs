@@ -85,6 +85,8 @@ use crate::node::CommandError;
 use crate::output::AppEvent;
 use crate::quota::{Budgets, Quota};
 use crate::room::{Link, Outbox, RoomId};
+#[cfg(test)]
+use crate::store::Loaded;
 use crate::store::{Archive, Record};
 use crate::wire::{self, EventWire, Sealed};
 use crate::UnixMillis;
@@ -499,6 +501,159 @@ impl History {
         });
     }
 
+    /// The history's state for a checkpoint ([`crate::checkpoint`]): what
+    /// it covers and its bytes. `None` unless it keeps a window (reads its
+    /// store), holds no fork and no version off the main chains, and has
+    /// delivered something.
+    pub fn checkpoint(&self) -> Option<(VersionVector, Vec<u8>)> {
+        use crate::checkpoint::{encode, Author, State, FORMAT};
+        if self.archive.is_none()
+            || self.delivered == 0
+            || self.hidden > 0
+            || self.forks.iter().next().is_some()
+            || !self.others.is_empty()
+        {
+            return None;
+        }
+        let mut authors = Vec::with_capacity(self.vv.authors());
+        for (peer, seq) in self.vv.iter() {
+            let newest = self.by_author.get(peer)?.events.back()?;
+            if newest.id.seq != seq {
+                return None;
+            }
+            let mut names: Vec<String> = self
+                .names
+                .get(peer)
+                .map(|n| n.iter().cloned().collect())
+                .unwrap_or_default();
+            names.sort();
+            authors.push(Author {
+                peer: *peer.as_bytes(),
+                seq,
+                newest: *newest.digest.as_bytes(),
+                budget: self.budgets.export(peer),
+                names,
+            });
+        }
+        let state = State {
+            format: FORMAT,
+            delivered: self.delivered as u64,
+            heads: self
+                .heads
+                .iter()
+                .map(|(l, id)| (*l, *id.author.as_bytes(), id.seq))
+                .collect(),
+            authors,
+            lateness: self.lateness.export(),
+        };
+        Some((self.vv.clone(), encode(&state)))
+    }
+
+    /// Takes the state of a checkpoint covering `covers`
+    /// ([`crate::checkpoint`]): only an empty history that reads its store,
+    /// which gives back each author's newest event. Changes nothing when
+    /// it refuses it.
+    pub fn restore_checkpoint(
+        &mut self,
+        covers: &VersionVector,
+        data: &[u8],
+    ) -> Result<(), crate::checkpoint::CheckpointError> {
+        use crate::checkpoint::{decode, CheckpointError};
+        let Some(w) = &self.archive else {
+            return Err(CheckpointError::NotEmpty);
+        };
+        if self.delivered > 0 || !self.pending.is_empty() || !self.others.is_empty() {
+            return Err(CheckpointError::NotEmpty);
+        }
+        let state = decode(data)?;
+        let mut vv = VersionVector::new();
+        for a in &state.authors {
+            if a.seq == 0 {
+                return Err(CheckpointError::Inconsistent("an author with no events"));
+            }
+            vv.set(PeerId::from_bytes(a.peer), a.seq);
+        }
+        if vv != *covers || vv.authors() != state.authors.len() {
+            return Err(CheckpointError::Inconsistent("not what the record covers"));
+        }
+        let total = state
+            .authors
+            .iter()
+            .try_fold(0u64, |n, a| n.checked_add(a.seq));
+        if total != Some(state.delivered) {
+            return Err(CheckpointError::Inconsistent(
+                "a count that is not its authors'",
+            ));
+        }
+        let delivered = usize::try_from(state.delivered)
+            .map_err(|_| CheckpointError::Inconsistent("too many events"))?;
+        let lateness = Lateness::import(state.lateness, &vv)
+            .ok_or(CheckpointError::Inconsistent("lateness chains"))?;
+        let mut heads = BTreeSet::new();
+        for (lamport, author, seq) in state.heads {
+            let id = EventId::new(PeerId::from_bytes(author), seq);
+            if seq == 0 || seq > vv.get(&id.author) {
+                return Err(CheckpointError::Inconsistent("a head not covered"));
+            }
+            heads.insert((lamport, id));
+        }
+        let mut newest = Vec::with_capacity(state.authors.len());
+        for a in &state.authors {
+            let peer = PeerId::from_bytes(a.peer);
+            let read = w.archive.chain(&w.room, &peer, a.seq, 1).map_err(|_| {
+                w.failed();
+                CheckpointError::Newest
+            })?;
+            let Some(event) = read.into_iter().next() else {
+                return Err(CheckpointError::Newest);
+            };
+            let event = archived(event);
+            if event.id != EventId::new(peer, a.seq) || *event.digest.as_bytes() != a.newest {
+                return Err(CheckpointError::Newest);
+            }
+            newest.push(event);
+        }
+        // Taken: nothing below can fail.
+        for (a, event) in state.authors.into_iter().zip(newest) {
+            let peer = event.id.author;
+            if let Some(budget) = a.budget {
+                self.budgets.import(peer, budget);
+            }
+            self.names_len += a.names.len();
+            self.names.insert(peer, a.names.into_iter().collect());
+            self.by_author.insert(
+                peer,
+                Chain {
+                    first: event.id.seq,
+                    events: std::iter::once(Arc::clone(&event)).collect(),
+                },
+            );
+            self.versions.insert(event.digest, Arc::clone(&event));
+            self.order.insert(event.key(), event);
+        }
+        self.lateness = lateness;
+        self.heads = heads;
+        self.delivered = delivered;
+        self.shared = vv.clone();
+        self.vv = vv;
+        Ok(())
+    }
+
+    /// At most `limit` of the store's events after `after`, as it gives
+    /// them (without checking that this history delivered them): what a
+    /// room that could not take its checkpoint delivers again.
+    pub(crate) fn stored_after(&self, after: OrderKey, limit: usize) -> Vec<Event> {
+        let Some(w) = &self.archive else {
+            return Vec::new();
+        };
+        w.archive
+            .page(&w.room, Anchor::After(after), limit)
+            .unwrap_or_else(|_| {
+                w.failed();
+                Vec::new()
+            })
+    }
+
     /// Reads of the store that failed (each treated as a missing event).
     pub fn archive_errors(&self) -> u64 {
         self.archive
@@ -660,6 +815,11 @@ impl History {
         self.names
             .iter()
             .flat_map(|(peer, names)| names.iter().map(|n| (n.as_str(), *peer)))
+    }
+
+    /// Main-chain events delivered, shown or hidden.
+    pub fn delivered(&self) -> usize {
+        self.delivered
     }
 
     /// Number of events shown.
@@ -1493,6 +1653,154 @@ mod tests {
             beyond > 16 * 20,
             "the window was used: {beyond} events on disk only"
         );
+    }
+
+    /// A windowed history restored from a checkpoint taken at any point,
+    /// then given the events after it, is the history that delivering
+    /// every event builds: the same pages, marks, names, digest, and the
+    /// same state to the byte (budgets, lateness records, heads).
+    #[test]
+    fn a_history_restored_from_a_checkpoint_is_the_one_replaying_builds() {
+        use crate::store::{MemoryStore, Store};
+        let room = RoomId::from_bytes([7; 16]);
+        let mut restored_any = 0;
+        for seed in 0..16 {
+            let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
+            let record = Record::Room {
+                room,
+                chat_id: String::new(),
+                created: true,
+            };
+            let Ok(()) = disk.lock().unwrap().apply(&[record]);
+            let events = crate::lateness::tests::random_room(seed);
+            let cut = 5 + (seed as usize * 7) % 30;
+            let mut live = History::new();
+            live.keep_window(room, disk.clone(), 4);
+            let mut taken = None;
+            for (i, e) in events.iter().enumerate() {
+                let delivered = live.offer(e.clone(), 0).expect("valid");
+                let records: Vec<Record> = delivered
+                    .into_iter()
+                    .map(|d| Record::Event {
+                        room,
+                        event: (*d.event).clone(),
+                    })
+                    .collect();
+                live.batch_handed();
+                let Ok(()) = disk.lock().unwrap().apply(&records);
+                live.batch_stored();
+                if i == cut {
+                    taken = live.checkpoint();
+                }
+            }
+            let (covers, data) = taken.expect("a plain windowed history checkpoints");
+            let mut restored = History::new();
+            restored.keep_window(room, disk.clone(), 4);
+            restored.restore_checkpoint(&covers, &data).expect("taken");
+            assert!(restored.in_memory() <= covers.authors());
+            for e in events
+                .iter()
+                .filter(|e| e.id.seq > covers.get(&e.id.author))
+            {
+                let e = Loaded::without_token(e.clone());
+                restored.offer(e, 0).expect("valid");
+            }
+            restored.all_stored();
+            restored_any += covers.iter().map(|(_, n)| n).sum::<u64>();
+            let mut replayed = History::new();
+            replayed.keep_window(room, disk.clone(), 4);
+            for e in events.iter() {
+                replayed
+                    .offer(Loaded::without_token(e.clone()), 0)
+                    .expect("valid");
+            }
+            replayed.all_stored();
+            let shown = |h: &History| -> Vec<(OrderKey, u64, bool)> {
+                h.iter()
+                    .map(|e| (e.key(), e.shown_time(), h.is_late(&e.id)))
+                    .collect()
+            };
+            assert_eq!(shown(&restored), shown(&replayed), "seed {seed}");
+            assert_eq!(restored.len(), replayed.len());
+            assert_eq!(restored.state_digest(), replayed.state_digest());
+            let names = |h: &History| -> BTreeSet<(String, PeerId)> {
+                h.names().map(|(n, p)| (n.to_owned(), p)).collect()
+            };
+            assert_eq!(names(&restored), names(&replayed));
+            assert_eq!(restored.checkpoint(), replayed.checkpoint(), "seed {seed}");
+            assert_eq!(restored.archive_errors(), 0);
+        }
+        assert!(restored_any > 16 * 5);
+    }
+
+    /// A checkpoint is taken whole or not at all: one that names another
+    /// newest event, covers something else, or is damaged leaves the
+    /// history empty, to be rebuilt event by event.
+    #[test]
+    fn a_checkpoint_that_does_not_match_the_store_is_refused() {
+        use crate::checkpoint::CheckpointError;
+        use crate::store::{MemoryStore, Store};
+        let room = RoomId::from_bytes([7; 16]);
+        let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
+        let record = Record::Room {
+            room,
+            chat_id: String::new(),
+            created: true,
+        };
+        let Ok(()) = disk.lock().unwrap().apply(&[record]);
+        let mut live = History::new();
+        live.keep_window(room, disk.clone(), 4);
+        for e in crate::lateness::tests::random_room(1) {
+            let records: Vec<Record> = live
+                .offer(e, 0)
+                .expect("valid")
+                .into_iter()
+                .map(|d| Record::Event {
+                    room,
+                    event: (*d.event).clone(),
+                })
+                .collect();
+            let Ok(()) = disk.lock().unwrap().apply(&records);
+        }
+        live.all_stored();
+        let (covers, data) = live.checkpoint().expect("plain");
+        let fresh = || {
+            let mut h = History::new();
+            h.keep_window(room, disk.clone(), 4);
+            h
+        };
+        let mut other = covers.clone();
+        let (author, seq) = other
+            .iter()
+            .next()
+            .map(|(a, n)| (*a, n))
+            .expect("an author");
+        other.set(author, seq - 1);
+        let mut h = fresh();
+        assert!(matches!(
+            h.restore_checkpoint(&other, &data),
+            Err(CheckpointError::Inconsistent(_))
+        ));
+        assert!(h.is_empty() && h.version_vector().authors() == 0);
+        let mut damaged = data.clone();
+        damaged.truncate(data.len() / 2);
+        assert!(fresh().restore_checkpoint(&covers, &damaged).is_err());
+        // The store holds another newest event than the one it names.
+        let mut h = fresh();
+        let mut state = crate::checkpoint::decode(&data).expect("decodes");
+        state.authors[0].newest[0] ^= 1;
+        let wrong = crate::checkpoint::encode(&state);
+        assert_eq!(
+            h.restore_checkpoint(&covers, &wrong),
+            Err(CheckpointError::Newest)
+        );
+        assert!(h.is_empty() && h.in_memory() == 0);
+        // Without a store to read from, none is taken.
+        assert_eq!(
+            History::new().restore_checkpoint(&covers, &data),
+            Err(CheckpointError::NotEmpty)
+        );
+        assert!(fresh().restore_checkpoint(&covers, &data).is_ok());
     }
 
     /// The names authors wrote under are known without reading the

@@ -105,6 +105,98 @@ impl Lateness {
         std::mem::take(&mut self.marked)
     }
 
+    /// What the rule has recorded, as plain data for a checkpoint
+    /// ([`crate::checkpoint`]).
+    pub(crate) fn export(&self) -> crate::checkpoint::LatenessState {
+        use crate::checkpoint::{LatenessState, Pasts, PerAuthor};
+        let key = |p: &PeerId| *p.as_bytes();
+        let mut pasts: Vec<Pasts> = self
+            .pasts
+            .iter()
+            .map(|(x, by)| {
+                let mut by: PerAuthor = by
+                    .iter()
+                    .map(|(a, points)| (key(a), points.clone()))
+                    .collect();
+                by.sort();
+                (key(x), by)
+            })
+            .collect();
+        pasts.sort();
+        let mut chains: PerAuthor = self
+            .chains
+            .iter()
+            .map(|(a, chain)| (key(a), chain.iter().map(|m| (m.lamport, m.shown)).collect()))
+            .collect();
+        chains.sort();
+        LatenessState {
+            pasts,
+            chains,
+            by_lamport: self.by_lamport.clone(),
+            late: self
+                .late
+                .iter()
+                .map(|id| (key(&id.author), id.seq))
+                .collect(),
+        }
+    }
+
+    /// The rule's records back from [`Lateness::export`]; `None` if they
+    /// do not hold together (a chain numbered other than the history's
+    /// `vv` says, a table of the wrong length).
+    pub(crate) fn import(
+        state: crate::checkpoint::LatenessState,
+        vv: &VersionVector,
+    ) -> Option<Lateness> {
+        let peer = |b: [u8; 32]| PeerId::from_bytes(b);
+        let chains: HashMap<PeerId, Vec<Mark>> = state
+            .chains
+            .into_iter()
+            .map(|(a, chain)| {
+                let marks = chain
+                    .into_iter()
+                    .map(|(lamport, shown)| Mark { lamport, shown })
+                    .collect();
+                (peer(a), marks)
+            })
+            .collect();
+        let numbered = |a: &PeerId, n: usize| u64::try_from(n).ok() == Some(vv.get(a));
+        if chains.len() != vv.authors() || !chains.iter().all(|(a, c)| numbered(a, c.len())) {
+            return None;
+        }
+        let most = chains
+            .values()
+            .flat_map(|c| c.iter().map(|m| m.lamport))
+            .max()
+            .unwrap_or(0);
+        if usize::try_from(most).ok().and_then(|m| m.checked_add(1)) != Some(state.by_lamport.len())
+            && !(chains.values().all(Vec::is_empty) && state.by_lamport.is_empty())
+        {
+            return None;
+        }
+        let blocks = state
+            .by_lamport
+            .chunks(BLOCK)
+            .map(|b| b.iter().copied().max().unwrap_or(0))
+            .collect();
+        Some(Lateness {
+            pasts: state
+                .pasts
+                .into_iter()
+                .map(|(x, by)| (peer(x), by.into_iter().map(|(a, p)| (peer(a), p)).collect()))
+                .collect(),
+            chains,
+            by_lamport: state.by_lamport,
+            blocks,
+            late: state
+                .late
+                .into_iter()
+                .map(|(a, seq)| EventId::new(peer(a), seq))
+                .collect(),
+            marked: Vec::new(),
+        })
+    }
+
     /// How many of `a`'s events are in the causal past of `id`.
     fn past_of(&self, id: &EventId, a: &PeerId) -> u64 {
         if *a == id.author {

@@ -62,6 +62,7 @@
 pub mod addr;
 pub mod chat_id;
 pub mod chats;
+pub mod checkpoint;
 pub mod clock;
 pub mod counters;
 pub mod discovery;

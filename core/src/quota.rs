@@ -168,6 +168,32 @@ impl Budgets {
         self.quota
     }
 
+    /// `author`'s budgets after its last charged event, as plain numbers
+    /// (time, events and bytes left in thousandths, bytes in all): for a
+    /// checkpoint ([`crate::checkpoint`]).
+    pub(crate) fn export(&self, author: &PeerId) -> Option<[u64; 4]> {
+        self.by_author
+            .get(author)
+            .map(|b| [b.at, b.events_milli, b.bytes_milli, b.total])
+    }
+
+    /// Sets `author`'s budgets back from [`Budgets::export`].
+    pub(crate) fn import(
+        &mut self,
+        author: PeerId,
+        [at, events_milli, bytes_milli, total]: [u64; 4],
+    ) {
+        self.by_author.insert(
+            author,
+            Budget {
+                at,
+                events_milli,
+                bytes_milli,
+                total,
+            },
+        );
+    }
+
     /// What `author`'s budgets would be at `time` (its next event's), not
     /// below what they were at its last event.
     fn refilled(&self, author: &PeerId, time: UnixMillis) -> Budget {

@@ -1,0 +1,181 @@
+//! Checkpoint: a room's history written down whole, so that a restart
+//! reads what came after it instead of every event before it.
+//!
+//! A node that keeps a window of its history in memory
+//! ([`crate::history::History::keep_window`]) could rebuild everything
+//! else its rules read — each author's number and newest version, the
+//! heads, the quota budgets, the lateness records and marks, the names
+//! authors wrote under — only by delivering every stored event again: a
+//! year of chat read and checked at every start. A checkpoint is that
+//! state as of a version vector, `covers`, in a compact binary form
+//! ([`postcard`]). The rules:
+//!
+//! - **Written in order.** The node hands a checkpoint to its host as a
+//!   [`crate::Record::Checkpoint`] at the end of a batch, so every event it
+//!   covers is in that batch or an earlier one: a store that keeps its
+//!   rules holds them all once it holds the checkpoint.
+//! - **Written now and then.** When a room has delivered [`MIN_EVENTS`]
+//!   events since its last checkpoint, or a quarter of its history if
+//!   that is more (writing them costs a fraction of writing the events,
+//!   and a restart after a crash delivers at most that again), and for
+//!   every room when the host asks ([`crate::Node::checkpoint`], before a
+//!   clean stop: the next start then delivers nothing again).
+//! - **Only of a plain history.** None is written while an author is
+//!   proven to equivocate or versions are kept off the main chains: the
+//!   proofs are events, and such a history restores by delivering every
+//!   event again, as without checkpoints.
+//! - **Taken whole or not at all.** A store gives a checkpoint back only if
+//!   it holds every event it covers (rule 7 of [`crate::store`]), followed
+//!   by the room's events it does not cover. The history takes it only if
+//!   it decodes, is of this [`FORMAT`], covers what the record says, holds
+//!   together (each author's lateness chain as long as its number), and
+//!   each author's newest event read back from the store has the digest
+//!   the checkpoint names. Otherwise the room delivers the covered events
+//!   again from the store, as without one. Either way the events after it
+//!   are then delivered as usual.
+//! - **The same history.** A history restored from a checkpoint is the one
+//!   delivering every event again would have built: the simulator restarts
+//!   windowed nodes from checkpoints and compares them with a node rebuilt
+//!   event by event.
+
+use serde::{Deserialize, Serialize};
+
+/// The form of checkpoint this build writes and reads; any other is not
+/// taken (the room's events are delivered again instead).
+pub const FORMAT: u32 = 1;
+
+/// Fewest events delivered between two checkpoints of a room.
+pub const MIN_EVENTS: usize = 4096;
+
+/// Whether a room that has delivered `delivered` events, `at_last` of them
+/// when its last checkpoint was written, is due another, at least `min`
+/// events after it ([`MIN_EVENTS`] but in tests).
+pub(crate) fn due(delivered: usize, at_last: usize, min: usize) -> bool {
+    delivered.saturating_sub(at_last) >= min.max(at_last / 4)
+}
+
+/// Why a checkpoint was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CheckpointError {
+    /// Its bytes do not decode.
+    #[error("the checkpoint does not decode: {0}")]
+    Decode(String),
+    /// Written by another version, in another form.
+    #[error("the checkpoint is of form {0}, this build reads {FORMAT}")]
+    Format(u32),
+    /// Its parts do not hold together, or not with what it says it covers.
+    #[error("the checkpoint does not hold together: {0}")]
+    Inconsistent(&'static str),
+    /// The store does not give back an author's newest event as the
+    /// checkpoint names it.
+    #[error("the store does not hold the newest events the checkpoint names")]
+    Newest,
+    /// Only an empty history with a store to read from takes a checkpoint.
+    #[error("only an empty history that reads its store takes a checkpoint")]
+    NotEmpty,
+}
+
+/// A room's history state ([`crate::history::History::checkpoint`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct State {
+    pub format: u32,
+    /// Main-chain events delivered.
+    pub delivered: u64,
+    /// The heads: `(lamport, author, seq)`.
+    pub heads: Vec<(u64, [u8; 32], u64)>,
+    /// Per author, by its id.
+    pub authors: Vec<Author>,
+    pub lateness: LatenessState,
+}
+
+/// One author's part of a [`State`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Author {
+    pub peer: [u8; 32],
+    /// Its events delivered (numbered 1 to `seq`).
+    pub seq: u64,
+    /// The digest of its newest ([`crate::equivocation::digest`]).
+    pub newest: [u8; 32],
+    /// Its quota budgets ([`crate::quota::Budgets::export`]).
+    pub budget: Option<[u64; 4]>,
+    /// The names it wrote under.
+    pub names: Vec<String>,
+}
+
+/// Pairs of numbers per author, by its id.
+pub(crate) type PerAuthor = Vec<([u8; 32], Vec<(u64, u64)>)>;
+
+/// Per author `x`, per other author `a`, the points of `x`'s chain where
+/// its causal past of `a` grew ([`crate::lateness`]).
+pub(crate) type Pasts = ([u8; 32], PerAuthor);
+
+/// What the lateness rule has recorded ([`crate::lateness::Lateness`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LatenessState {
+    pub pasts: Vec<Pasts>,
+    /// Per author, `(lamport, shown)` of each of its events in order.
+    pub chains: PerAuthor,
+    /// The latest shown time at each Lamport time.
+    pub by_lamport: Vec<u64>,
+    /// Messages marked late.
+    pub late: Vec<([u8; 32], u64)>,
+}
+
+pub(crate) fn encode(state: &State) -> Vec<u8> {
+    // Plain numbers, bytes and strings: nothing here fails to encode.
+    postcard::to_allocvec(state).unwrap_or_default()
+}
+
+pub(crate) fn decode(data: &[u8]) -> Result<State, CheckpointError> {
+    let state: State =
+        postcard::from_bytes(data).map_err(|e| CheckpointError::Decode(e.to_string()))?;
+    if state.format != FORMAT {
+        return Err(CheckpointError::Format(state.format));
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_is_due_every_quarter_of_the_history_and_not_before_min_events() {
+        assert!(!due(MIN_EVENTS - 1, 0, MIN_EVENTS));
+        assert!(due(MIN_EVENTS, 0, MIN_EVENTS));
+        assert!(!due(100_000 + 24_999, 100_000, MIN_EVENTS));
+        assert!(due(100_000 + 25_000, 100_000, MIN_EVENTS));
+        assert!(!due(10, 20, 1), "a history shorter than at the last one");
+    }
+
+    #[test]
+    fn damaged_or_foreign_checkpoints_are_refused() {
+        let state = State {
+            format: FORMAT,
+            delivered: 2,
+            heads: vec![(2, [1; 32], 2)],
+            authors: vec![Author {
+                peer: [1; 32],
+                seq: 2,
+                newest: [3; 32],
+                budget: Some([1, 2, 3, 4]),
+                names: vec!["ann".into()],
+            }],
+            lateness: LatenessState::default(),
+        };
+        let bytes = encode(&state);
+        assert_eq!(decode(&bytes), Ok(state.clone()));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 3]),
+            Err(CheckpointError::Decode(_))
+        ));
+        let other = State {
+            format: FORMAT + 1,
+            ..state
+        };
+        assert_eq!(
+            decode(&encode(&other)),
+            Err(CheckpointError::Format(FORMAT + 1))
+        );
+    }
+}
