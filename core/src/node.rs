@@ -77,6 +77,10 @@ pub struct Config {
     /// The per-author quota of rooms this node creates (a room joined has
     /// the quota its Chat ID says, see [`crate::quota`]).
     pub room_quota: crate::quota::Quota,
+    /// Fewest events a room delivers between two checkpoints
+    /// ([`crate::checkpoint::MIN_EVENTS`]; the simulator's rooms are
+    /// shorter).
+    pub checkpoint_min_events: usize,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             lookup_interval_ms: 30_000,
             local_addrs: Vec::new(),
             room_quota: crate::quota::Quota::default(),
+            checkpoint_min_events: crate::checkpoint::MIN_EVENTS,
         }
     }
 }
@@ -275,6 +280,10 @@ impl Node {
                 .rooms
                 .get_mut(&room)
                 .is_some_and(|r| r.restore_version(event, now)),
+            Record::Checkpoint { room, covers, data } => self
+                .rooms
+                .get_mut(&room)
+                .is_some_and(|r| r.restore_checkpoint(&covers, &data, now)),
             Record::Member {
                 room,
                 peer,
@@ -460,7 +469,9 @@ impl Node {
     }
 
     /// Before the host stops: says goodbye in every room and unregisters
-    /// from signaling. Rooms stay (they come back on restore).
+    /// from signaling, and writes a checkpoint of every room that has
+    /// delivered anything since its last ([`Node::checkpoint`]). Rooms
+    /// stay (they come back on restore).
     pub fn shutdown(&mut self, now: UnixMillis) {
         let ids: Vec<RoomId> = self.rooms.keys().copied().collect();
         for id in ids {
@@ -468,6 +479,8 @@ impl Node {
                 room.leave(now, &mut out);
             }
         }
+        // The next start then delivers no stored event again.
+        self.checkpoint();
     }
 
     // ----- outputs --------------------------------------------------------
@@ -475,6 +488,14 @@ impl Node {
     /// The next thing for the host to do (see [`crate::output`]). Returns
     /// [`Output::Timeout`] when there is nothing more for now.
     pub fn poll_output(&mut self) -> Output {
+        // At the end of the batch: every event a checkpoint covers is in
+        // it or an earlier one.
+        let min = self.local.config.checkpoint_min_events;
+        for room in self.rooms.values_mut() {
+            if let Some(record) = room.checkpoint(Some(min)) {
+                self.queue.persist(record);
+            }
+        }
         match self.queue.poll() {
             Some(output) => {
                 if matches!(output, Output::Persist(_)) {
@@ -486,6 +507,18 @@ impl Node {
                 output
             }
             None => Output::Timeout(self.deadline()),
+        }
+    }
+
+    /// Writes a checkpoint of every room that delivered anything since its
+    /// last ([`crate::checkpoint`]; only rooms whose history reads its
+    /// store have them), handed out with the next batch: for a host about
+    /// to stop, so that its next start delivers no stored event again.
+    pub fn checkpoint(&mut self) {
+        for room in self.rooms.values_mut() {
+            if let Some(record) = room.checkpoint(None) {
+                self.queue.persist(record);
+            }
         }
     }
 

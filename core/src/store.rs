@@ -58,6 +58,16 @@
 //!    Pages are of the main chains as stored; which of their events a
 //!    node shows (an equivocator's are hidden from its fork on) is the
 //!    node's business.
+//! 7. **Checkpoints** ([`crate::checkpoint`]). A `Checkpoint` replaces the
+//!    room's previous one, and goes with the room when it is left.
+//!    [`Store::load`] gives it back right before the room's events, and
+//!    then only the events it does not cover (an author's numbered above
+//!    what `covers` says), still in canonical order — but only if the
+//!    store holds every event it covers. If it lost one, it leaves the
+//!    checkpoint out and gives all the room's events, so the node finds
+//!    the hole as it would without checkpoints. A store may always leave
+//!    checkpoints out (the browser's do: its node keeps whole histories
+//!    and writes none); it then gives every event.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -111,6 +121,16 @@ pub enum Record {
         /// Its address.
         addr: SocketAddr,
     },
+    /// A room's history state as of `covers` ([`crate::checkpoint`]):
+    /// what a restart takes instead of delivering those events again.
+    Checkpoint {
+        /// The room.
+        room: RoomId,
+        /// The events it covers: each author's numbered 1 to this.
+        covers: crate::clock::VersionVector,
+        /// The state ([`crate::history::History::checkpoint`]).
+        data: Vec<u8>,
+    },
     /// A room left: forget it and its history.
     Left {
         /// The room.
@@ -126,6 +146,7 @@ impl Record {
             | Record::Event { room, .. }
             | Record::Version { room, .. }
             | Record::Member { room, .. }
+            | Record::Checkpoint { room, .. }
             | Record::Left { room } => room,
         }
     }
@@ -358,12 +379,84 @@ pub struct MemoryStore {
     versions: BTreeMap<(RoomId, EventId, Digest), Event>,
     members: BTreeMap<(RoomId, PeerId), (u64, Option<String>, SocketAddr)>,
     next_member: u64,
+    checkpoints: BTreeMap<RoomId, (crate::clock::VersionVector, Vec<u8>)>,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// [`Store::load`], with the checkpoints (rule 7) or, without, every
+    /// event: what a store that leaves checkpoints out gives, to compare
+    /// a node restored from them with one rebuilt event by event.
+    pub fn load_with(&self, checkpoints: bool) -> Loaded {
+        let mut records: Vec<Record> = self.rooms.values().cloned().collect();
+        let rooms: Vec<RoomId> = records.iter().map(|r| *r.room()).collect();
+        for room in &rooms {
+            let checkpoint = self
+                .checkpoints
+                .get(room)
+                .filter(|_| checkpoints)
+                .filter(|(covers, _)| self.holds_all(room, covers));
+            let covered = |e: &Event| {
+                checkpoint.is_some_and(|(covers, _)| e.id.seq <= covers.get(&e.id.author))
+            };
+            if let Some((covers, data)) = checkpoint {
+                records.push(Record::Checkpoint {
+                    room: *room,
+                    covers: covers.clone(),
+                    data: data.clone(),
+                });
+            }
+            records.extend(
+                self.events
+                    .range((*room, OrderKey::MIN)..=(*room, OrderKey::MAX))
+                    .filter(|(_, event)| !covered(event))
+                    .map(|(_, event)| Record::Event {
+                        room: *room,
+                        event: Loaded::without_token(event.clone()),
+                    }),
+            );
+        }
+        for room in &rooms {
+            records.extend(self.versions.iter().filter(|((r, _, _), _)| r == room).map(
+                |(_, event)| Record::Version {
+                    room: *room,
+                    event: event.clone(),
+                },
+            ));
+        }
+        for room in &rooms {
+            let mut members: Vec<_> = self
+                .members
+                .iter()
+                .filter(|((r, _), _)| r == room)
+                .collect();
+            members.sort_by_key(|(_, (n, _, _))| *n);
+            records.extend(members.into_iter().map(|((room, peer), (_, name, addr))| {
+                Record::Member {
+                    room: *room,
+                    peer: *peer,
+                    name: name.clone(),
+                    addr: *addr,
+                }
+            }));
+        }
+        Loaded {
+            records,
+            skipped: 0,
+        }
+    }
+
+    /// Whether every event `covers` names is held in `room`.
+    fn holds_all(&self, room: &RoomId, covers: &crate::clock::VersionVector) -> bool {
+        covers.iter().all(|(author, n)| {
+            let first = (*room, EventId::new(*author, 1));
+            let last = (*room, EventId::new(*author, n));
+            u64::try_from(self.event_ids.range(first..=last).count()).ok() == Some(n)
+        })
     }
 
     /// Loses the row of event `id` in `room`, as a damaged disk would:
@@ -424,7 +517,12 @@ impl MemoryStore {
                     entry.1.clone_from(name);
                 }
             }
+            Record::Checkpoint { room, covers, data } => {
+                self.checkpoints
+                    .insert(*room, (covers.clone(), data.clone()));
+            }
             Record::Left { room } => {
+                self.checkpoints.remove(room);
                 if let Some(order) = self.order_of(room) {
                     self.rooms.remove(&order);
                 }
@@ -448,48 +546,8 @@ impl Store for MemoryStore {
     }
 
     fn load(&self) -> Result<Loaded, Self::Error> {
-        let mut records: Vec<Record> = self.rooms.values().cloned().collect();
-        let rooms: Vec<RoomId> = records.iter().map(|r| *r.room()).collect();
-        for room in &rooms {
-            records.extend(
-                self.events
-                    .range((*room, OrderKey::MIN)..=(*room, OrderKey::MAX))
-                    .map(|(_, event)| Record::Event {
-                        room: *room,
-                        event: Loaded::without_token(event.clone()),
-                    }),
-            );
-        }
-        for room in &rooms {
-            records.extend(self.versions.iter().filter(|((r, _, _), _)| r == room).map(
-                |(_, event)| Record::Version {
-                    room: *room,
-                    event: event.clone(),
-                },
-            ));
-        }
-        for room in &rooms {
-            let mut members: Vec<_> = self
-                .members
-                .iter()
-                .filter(|((r, _), _)| r == room)
-                .collect();
-            members.sort_by_key(|(_, (n, _, _))| *n);
-            records.extend(members.into_iter().map(|((room, peer), (_, name, addr))| {
-                Record::Member {
-                    room: *room,
-                    peer: *peer,
-                    name: name.clone(),
-                    addr: *addr,
-                }
-            }));
-        }
-        Ok(Loaded {
-            records,
-            skipped: 0,
-        })
+        Ok(self.load_with(true))
     }
-
     fn tokens(
         &self,
         room: &RoomId,

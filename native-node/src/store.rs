@@ -66,7 +66,8 @@
 //! higher version, is refused with [`StoreError::NewerSchema`] and left
 //! untouched: it is never rewritten or silently emptied. An older one is
 //! brought up to date in place when it is opened: version 2 adds the
-//! `versions` table; version 3 adds the `token` column to `events`. Rows
+//! `versions` table; version 3 adds the `token` column to `events`; version
+//! 4 adds the `checkpoints` table. Rows
 //! written before version 3 keep the token inside `event` (and `token`
 //! NULL); they are read as they are, never rewritten.
 //!
@@ -90,6 +91,12 @@
 //!   (see `p2pchat_core::equivocation`).
 //! - `members(id INTEGER PRIMARY KEY, room BLOB, peer BLOB, name TEXT,
 //!   addr TEXT, UNIQUE (room, peer))`.
+//! - `checkpoints(room BLOB PRIMARY KEY, covers TEXT, data BLOB)`: each
+//!   room's newest checkpoint (`p2pchat_core::checkpoint`), what it covers
+//!   as a version vector in JSON. A load gives it only if every event it
+//!   covers is held (one `COUNT` per author over the primary key), then
+//!   reads the room's events from the lowest Lamport time an uncovered
+//!   event can have, leaving covered rows undecoded.
 //!
 //! Nothing read from disk can panic the node: a row that cannot be decoded
 //! is skipped with a warning and counted (see [`Loaded::skipped`]).
@@ -100,20 +107,22 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use p2pchat_core::clock::{EventId, OrderKey};
+use p2pchat_core::clock::{EventId, OrderKey, VersionVector};
 use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::identity::PEER_ID_LEN;
 use p2pchat_core::room::ROOM_ID_LEN;
 use p2pchat_core::{Identity, Loaded, PeerId, Record, RoomId};
 use rand_core::{CryptoRng, RngCore};
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 /// Name of the database file in the data directory.
 pub const DB_FILE: &str = "p2pchat.sqlite3";
 
 /// Version of the schema this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Key of the identity's secret bytes in the `meta` table.
 const IDENTITY_KEY: &str = "identity";
@@ -159,6 +168,11 @@ CREATE TABLE IF NOT EXISTS versions (
     seq     INTEGER NOT NULL,
     event   TEXT NOT NULL,
     PRIMARY KEY (room, digest)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    room    BLOB PRIMARY KEY NOT NULL,
+    covers  TEXT NOT NULL,
+    data    BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS members (
     id   INTEGER PRIMARY KEY,
@@ -356,26 +370,51 @@ impl Store {
     /// first if `None`): the events that decode, and the last row's key
     /// (`None` when there were fewer rows than `limit`: the end).
     #[allow(clippy::type_complexity)]
+    ///
+    /// With a checkpoint's `(covers, from)`, the first read starts at the
+    /// raw Lamport time `from`, and rows `covers` covers are left out
+    /// undecoded.
     fn load_events(
         &self,
         key: &Value,
         after: Option<&[Value; 3]>,
+        tail: Option<(&VersionVector, &Value)>,
         limit: usize,
         skipped: &mut usize,
     ) -> Result<(Vec<Event>, Option<[Value; 3]>), StoreError> {
         let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt;
-        let mut rows = match after {
-            None => {
+        let mut rows = match (after, tail) {
+            (None, None) => {
                 stmt = self.conn.prepare_cached(
                     "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
                      FROM events WHERE room = ?1 ORDER BY lamport, author, seq LIMIT ?2",
                 )?;
                 stmt.query(params![key, limit_sql])?
             }
-            Some([lamport, author, seq]) => {
+            (None, Some((_, from))) => {
+                stmt = self.conn.prepare_cached(
+                    "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
+                     FROM events WHERE room = ?1 AND lamport >= ?2 \
+                     ORDER BY lamport, author, seq LIMIT ?3",
+                )?;
+                stmt.query(params![key, from, limit_sql])?
+            }
+            (Some([lamport, author, seq]), _) => {
                 stmt = self.conn.prepare_cached(PAGE_AFTER_SQL)?;
                 stmt.query(params![key, lamport, author, seq, limit_sql])?
+            }
+        };
+        let covered = |row: &rusqlite::Row<'_>| -> bool {
+            let Some((covers, _)) = tail else {
+                return false;
+            };
+            match (
+                blob::<PEER_ID_LEN>(row, 0, "author"),
+                integer(row, 1, "seq"),
+            ) {
+                (Ok(author), Ok(seq)) => seq <= ordered(covers.get(&PeerId::from_bytes(author))),
+                _ => false,
             }
         };
         let (mut events, mut read, mut last) = (Vec::new(), 0usize, None);
@@ -386,12 +425,112 @@ impl Store {
                 Value::from(row.get_ref(0)?),
                 Value::from(row.get_ref(1)?),
             ]);
+            if covered(row) {
+                continue;
+            }
             match decode_event(row) {
                 Ok(event) => events.push(event),
                 Err(why) => skip(skipped, "events", &why),
             }
         }
         Ok((events, last.filter(|_| read == limit)))
+    }
+
+    /// The room's checkpoint, if it has one and every event it covers is
+    /// held (rule 7), with the raw lowest Lamport time an event it does
+    /// not cover has (`None`: there is none).
+    fn load_checkpoint(
+        &self,
+        key: &Value,
+        skipped: &mut usize,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT covers, data FROM checkpoints WHERE room = ?1")?;
+        let Some((covers, data)) = stmt
+            .query_row([key], |row| {
+                Ok((row.get::<_, String>(0), row.get::<_, Vec<u8>>(1)))
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let covers = match (covers, data) {
+            (Ok(covers), Ok(data)) => match serde_json::from_str::<VersionVector>(&covers) {
+                Ok(covers) => (covers, data),
+                Err(e) => {
+                    skip(
+                        skipped,
+                        "checkpoints",
+                        &format!("covers is not readable: {e}"),
+                    );
+                    return Ok(None);
+                }
+            },
+            _ => {
+                skip(skipped, "checkpoints", "a column of the wrong type");
+                return Ok(None);
+            }
+        };
+        let (covers, data) = covers;
+        let mut count = self.conn.prepare_cached(
+            "SELECT COUNT(*) FROM events WHERE room = ?1 AND author = ?2 AND seq BETWEEN ?3 AND ?4",
+        )?;
+        let mut next = self.conn.prepare_cached(
+            "SELECT lamport FROM events WHERE room = ?1 AND author = ?2 AND seq > ?3 \
+             ORDER BY seq LIMIT 1",
+        )?;
+        let mut from: Option<i64> = None;
+        let mut lowest = |lamport: Option<i64>| {
+            if let Some(l) = lamport {
+                from = Some(from.map_or(l, |f| f.min(l)));
+            }
+        };
+        for (author, n) in covers.iter() {
+            let held: i64 = count.query_row(
+                params![key, &author.as_bytes()[..], ordered(1), ordered(n)],
+                |row| row.get(0),
+            )?;
+            if u64::try_from(held).ok() != Some(n) {
+                tracing::warn!(
+                    %author,
+                    held,
+                    covered = n,
+                    "the store lost events its checkpoint covers: reading every event"
+                );
+                return Ok(None);
+            }
+            lowest(
+                next.query_row(params![key, &author.as_bytes()[..], ordered(n)], |row| {
+                    row.get(0)
+                })
+                .optional()?,
+            );
+        }
+        // Authors it does not name: from their first event.
+        let mut authors = self.conn.prepare_cached(
+            "SELECT author, lamport FROM events WHERE room = ?1 AND author > ?2 \
+             ORDER BY author, seq LIMIT 1",
+        )?;
+        let mut at: Vec<u8> = Vec::new();
+        while let Some((author, lamport)) = authors
+            .query_row(params![key, at], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+            })
+            .optional()?
+        {
+            let named = <[u8; PEER_ID_LEN]>::try_from(author.as_slice())
+                .is_ok_and(|a| covers.get(&PeerId::from_bytes(a)) > 0);
+            if !named {
+                lowest(Some(lamport));
+            }
+            at = author;
+        }
+        Ok(Some(Checkpoint {
+            covers,
+            data,
+            from: from.map(Value::from),
+        }))
     }
 
     /// The versions and members of the rooms kept, and a count of the rows
@@ -765,8 +904,21 @@ fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
                 addr.to_string(),
             ])?;
         }
+        Record::Checkpoint { room, covers, data } => {
+            tx.prepare_cached(
+                "INSERT INTO checkpoints (room, covers, data) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (room) DO UPDATE SET covers = excluded.covers, data = excluded.data",
+            )?
+            .execute(params![
+                &room.as_bytes()[..],
+                serde_json::to_string(covers)?,
+                data
+            ])?;
+        }
         Record::Left { room } => {
             let key = &room.as_bytes()[..];
+            tx.prepare_cached("DELETE FROM checkpoints WHERE room = ?1")?
+                .execute([key])?;
             tx.prepare_cached("DELETE FROM events WHERE room = ?1")?
                 .execute([key])?;
             tx.prepare_cached("DELETE FROM versions WHERE room = ?1")?
@@ -784,6 +936,14 @@ fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
 /// SQLite sorts stored Lamport times and sequence numbers as numbers.
 fn ordered(v: u64) -> i64 {
     i64::from_ne_bytes((v ^ (1 << 63)).to_ne_bytes())
+}
+
+/// A room's checkpoint as [`Store::load_checkpoint`] found it usable.
+struct Checkpoint {
+    covers: VersionVector,
+    data: Vec<u8>,
+    /// The raw lowest Lamport time of an event it does not cover.
+    from: Option<Value>,
 }
 
 /// Logs and counts a row left out of [`Store::load`].
@@ -962,10 +1122,29 @@ fn load_in_chunks<G: std::ops::Deref<Target = Store>>(
     let (rooms, keys, lost) = open()?.load_rooms(&mut skipped)?;
     rooms.into_iter().for_each(&mut take);
     for (key, room) in &keys {
+        // Rule 7: a checkpoint, then only what it does not cover.
+        let checkpoint = open()?.load_checkpoint(key, &mut skipped)?;
+        let mut tail = None;
+        if let Some(Checkpoint { covers, data, from }) = checkpoint {
+            take(Record::Checkpoint {
+                room: *room,
+                covers: covers.clone(),
+                data,
+            });
+            match from {
+                Some(from) => tail = Some((covers, from)),
+                None => continue,
+            }
+        }
         let mut after = None;
         loop {
-            let (events, last) =
-                open()?.load_events(key, after.as_ref(), LOAD_CHUNK, &mut skipped)?;
+            let (events, last) = open()?.load_events(
+                key,
+                after.as_ref(),
+                tail.as_ref().map(|(c, f)| (c, f)),
+                LOAD_CHUNK,
+                &mut skipped,
+            )?;
             for event in events {
                 take(Record::Event { room: *room, event });
             }
@@ -1804,6 +1983,92 @@ mod tests {
         assert_eq!(skipped, 0);
         assert_eq!(records, whole.records);
         assert_eq!(whole.events() as u64, n);
+    }
+
+    /// Rule 7 on disk: a checkpoint comes back with only the events it
+    /// does not cover (an author it does not name included, even at a
+    /// Lamport time below the rest), and not at all once the store lost
+    /// an event it covers.
+    #[test]
+    fn a_checkpoint_is_read_back_with_only_what_it_does_not_cover() {
+        use p2pchat_core::clock::VersionVector;
+        let dir = tempfile::tempdir().unwrap();
+        let (room, rec) = room_record();
+        let mut batch = vec![rec];
+        batch.extend((1..=10).map(|seq| Record::Event {
+            room,
+            event: event(peer(1), seq, seq),
+        }));
+        batch.extend((1..=3).map(|seq| Record::Event {
+            room,
+            event: event(peer(2), seq, 2 * seq),
+        }));
+        batch.push(Record::Event {
+            room,
+            event: event(peer(3), 1, 5),
+        });
+        let mut covers = VersionVector::new();
+        covers.set(peer(1), 8);
+        covers.set(peer(2), 3);
+        let checkpoint = Record::Checkpoint {
+            room,
+            covers: covers.clone(),
+            data: vec![1, 2, 3],
+        };
+        batch.push(checkpoint.clone());
+        let mut store = Store::open(dir.path()).unwrap();
+        store.apply(&batch).unwrap();
+        let whole: Vec<Record> = batch[1..batch.len() - 1]
+            .iter()
+            .map(|r| match r {
+                Record::Event { room, event } => Record::Event {
+                    room: *room,
+                    event: Loaded::without_token(event.clone()),
+                },
+                other => other.clone(),
+            })
+            .collect();
+        let canonical = |mut records: Vec<Record>| {
+            records.sort_by_key(|r| match r {
+                Record::Event { event, .. } => event.key(),
+                _ => OrderKey::MIN,
+            });
+            records
+        };
+        let uncovered: Vec<Record> = whole
+            .iter()
+            .filter(|r| match r {
+                Record::Event { event, .. } => event.id.seq > covers.get(&event.id.author),
+                _ => false,
+            })
+            .cloned()
+            .collect();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.records[1], checkpoint);
+        assert_eq!(loaded.records[2..], canonical(uncovered)[..]);
+        assert_eq!(loaded.events(), 3);
+        // A lost row it covers: every event, no checkpoint.
+        let gone = store
+            .conn
+            .execute(
+                "DELETE FROM events WHERE author = ?1 AND seq = ?2",
+                params![&peer(1).as_bytes()[..], ordered(4)],
+            )
+            .unwrap();
+        assert_eq!(gone, 1);
+        let loaded = store.load().unwrap();
+        let held: Vec<Record> = whole
+            .into_iter()
+            .filter(|r| !matches!(r, Record::Event { event, .. } if event.id == EventId::new(peer(1), 4)))
+            .collect();
+        assert_eq!(loaded.records[1..], canonical(held)[..]);
+        // Left takes it along.
+        store.apply(&[Record::Left { room }]).unwrap();
+        let left: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

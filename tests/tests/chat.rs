@@ -155,23 +155,27 @@ fn a_long_history_lives_on_disk_and_is_served_from_it() -> Result<()> {
     let before = alice.wait_history("log", 30)?;
     alice.quit()?;
     // Rows as an older version stored them, without the time floor each
-    // event was shown with: the restart puts it back.
+    // event was shown with (and without a checkpoint: so the restart reads
+    // every event), the restart puts it back.
     let db = alice_dir.path().join("p2pchat.sqlite3");
+    assert_eq!(checkpoints(&db)?, 1, "a clean stop writes a checkpoint");
     let floors = stored_floors(&db)?;
     assert_eq!(
         floors.iter().filter(|f| f.is_some()).count(),
         29,
         "{floors:?}"
     );
-    rusqlite::Connection::open(&db)?.execute(
-        "UPDATE events SET event = json_remove(event, '$.floor')",
-        [],
+    rusqlite::Connection::open(&db)?.execute_batch(
+        "UPDATE events SET event = json_remove(event, '$.floor'); DELETE FROM checkpoints;",
     )?;
     assert!(stored_floors(&db)?.iter().all(Option::is_none));
 
     let mut alice = ChatNode::start("alice", alice_dir.path(), &[signal.addr], &window)?;
     alice.quit()?;
     assert_eq!(stored_floors(&db)?, floors, "floors written back");
+    // The next start takes the checkpoint this one wrote, and reads no
+    // event before it.
+    assert_eq!(checkpoints(&db)?, 1);
 
     let mut alice = ChatNode::start("alice", alice_dir.path(), &[signal.addr], &window)?;
     assert_eq!(alice.ready["messages"], 30, "{}", alice.ready);
@@ -193,6 +197,12 @@ fn a_long_history_lives_on_disk_and_is_served_from_it() -> Result<()> {
     alice.say("log", "still writing")?;
     bob.expect_message("still writing")?;
     Ok(())
+}
+
+/// How many checkpoints the store holds.
+fn checkpoints(db: &std::path::Path) -> Result<i64> {
+    let conn = rusqlite::Connection::open(db)?;
+    Ok(conn.query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))?)
 }
 
 /// The `floor` of each stored event, in sequence order.

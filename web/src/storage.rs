@@ -730,6 +730,9 @@ impl<K: KeyValue> PeerStore<K> {
                     self.put(journal, key, old, &value)?;
                 }
             }
+            // Rule 7 lets a store leave checkpoints out: the browser's
+            // node keeps whole histories and never writes one.
+            Record::Checkpoint { .. } => {}
             Record::Left { room } => {
                 // Events and members first, the room last: if the page dies
                 // halfway the room is still there, and leaving it again

@@ -40,6 +40,10 @@ use rand_chacha::ChaCha20Rng;
 /// pages and catch-ups read the disk all the time).
 pub const SIM_WINDOW: usize = 8;
 
+/// Fewest events between two checkpoints of a windowed node (a real node
+/// waits for [`p2pchat_core::checkpoint::MIN_EVENTS`]).
+pub const SIM_CHECKPOINT_EVERY: usize = 8;
+
 /// Virtual time starts here (a plausible wall clock, in ms).
 pub const T0: u64 = 1_750_000_000_000;
 
@@ -242,6 +246,8 @@ pub struct Sim {
     /// The most events a windowed node held outside its window (on its
     /// disk only) in one room: that the window was really used.
     pub beyond_window: usize,
+    /// Checkpoints restarted nodes took.
+    pub checkpoints_taken: usize,
 }
 
 impl Sim {
@@ -255,6 +261,9 @@ impl Sim {
             },
             signaling: vec![SIGNAL_ADDR],
             lookup_interval_ms: 20_000,
+            // Windowed nodes write checkpoints often, so that restarts
+            // take them.
+            checkpoint_min_events: SIM_CHECKPOINT_EVERY,
             ..Config::default()
         };
         Sim {
@@ -286,6 +295,7 @@ impl Sim {
             timers: BinaryHeap::new(),
             lost: HashSet::new(),
             beyond_window: 0,
+            checkpoints_taken: 0,
         }
     }
 
@@ -395,7 +405,7 @@ impl Sim {
     pub fn crash(&mut self, i: usize) {
         // Stored before shown: whatever the user saw is on the disk that
         // survives (unless the disk lost it, see [`Sim::lose_event`]).
-        let loaded = self.nodes[i].disk().load();
+        let loaded = Ok::<_, std::convert::Infallible>(self.nodes[i].disk().load_with(false));
         if let (Some(node), Ok(loaded)) = (&self.nodes[i].node, loaded) {
             let stored: HashSet<(RoomId, EventId)> = loaded
                 .records
@@ -425,30 +435,50 @@ impl Sim {
         self.trace.push(format!("{} crash {}", self.now, i));
     }
 
-    /// Restarts node `i` from its records.
+    /// Restarts node `i` from its records. A windowed node takes its
+    /// checkpoints; it is then compared with a node rebuilt from every
+    /// stored event, which must hold the same history.
     pub fn restart(&mut self, i: usize) {
         let secret = self.nodes[i].secret;
         let mut config = self.config.clone();
         config.local_addrs = vec![self.nodes[i].addr];
         let seed = self.seed32();
         let Ok(loaded) = self.nodes[i].disk().load();
-        let records = loaded.records;
-        let mut node = Node::new(
-            Identity::from_secret_bytes(&secret),
-            user_name(&self.nodes[i].name),
-            config,
-            seed,
-        );
-        if let Some(window) = window_of(i) {
-            node.set_archive(self.nodes[i].store.clone(), window);
-        }
-        let mut skipped = 0;
-        for record in records.clone() {
-            if !node.restore_record(self.now, record) {
-                skipped += 1;
+        let every = self.nodes[i].disk().load_with(false);
+        let rebuild = |records: Vec<Record>, seed: [u8; 32]| {
+            let mut node = Node::new(
+                Identity::from_secret_bytes(&secret),
+                user_name(&self.nodes[i].name),
+                config.clone(),
+                seed,
+            );
+            if let Some(window) = window_of(i) {
+                node.set_archive(self.nodes[i].store.clone(), window);
+            }
+            let (mut skipped, mut checkpoints) = (0, 0);
+            for record in records {
+                let checkpoint = matches!(record, Record::Checkpoint { .. });
+                if !node.restore_record(self.now, record) {
+                    skipped += 1;
+                } else if checkpoint {
+                    checkpoints += 1;
+                }
+            }
+            node.restored();
+            (node, skipped, checkpoints)
+        };
+        let (mut node, skipped, checkpoints) = rebuild(loaded.records, seed);
+        self.checkpoints_taken += checkpoints;
+        if checkpoints > 0 {
+            let (replayed, _, _) = rebuild(every.records.clone(), [0; 32]);
+            for (room, _) in node.rooms() {
+                if let Err(e) = same_history(&node, &replayed, &room) {
+                    self.violations.push(format!(
+                        "node {i} restored from a checkpoint differs from its events replayed in {room}: {e}"
+                    ));
+                }
             }
         }
-        node.restored();
         // Floors are stored with events: none is found wrong.
         let refloored = node.take_refloored();
         if !refloored.is_empty() {
@@ -467,7 +497,8 @@ impl Sim {
         for (room, _) in node.rooms() {
             let history = node.history(&room).expect("room exists");
             let have: HashSet<EventId> = history.iter().map(|e| e.id).collect();
-            let persisted: HashSet<EventId> = records
+            let persisted: HashSet<EventId> = every
+                .records
                 .iter()
                 .filter_map(|r| match r {
                     Record::Event { room: r, event } if *r == room => Some(event.id),
@@ -937,7 +968,7 @@ impl Sim {
                 Some(_) => {}
             }
             // Persisted events are all still there.
-            let Ok(stored) = self.nodes[i].disk().load();
+            let stored = self.nodes[i].disk().load_with(false);
             for rec in &stored.records {
                 if let Record::Event { room: r, event } = rec {
                     if r == room && !ids.contains(&event.id) {
@@ -996,6 +1027,40 @@ pub fn settle<D: Disk>(node: &mut Node, store: &mut D) -> (Vec<Settled>, Option<
             Output::Timeout(deadline) => return (out, deadline),
         }
     }
+}
+
+/// Whether two nodes hold room `room`'s history alike: shown events in the
+/// same order with the same times and marks, the same count, digest and
+/// names, and the same state to the byte (a checkpoint of each).
+fn same_history(a: &Node, b: &Node, room: &RoomId) -> Result<(), String> {
+    let (Some(ha), Some(hb)) = (a.history(room), b.history(room)) else {
+        return Err("a room only one of them has".into());
+    };
+    let shown = |h: &p2pchat_core::history::History| -> Vec<(OrderKey, u64, bool)> {
+        h.iter()
+            .map(|e| (e.key(), e.shown_time(), h.is_late(&e.id)))
+            .collect()
+    };
+    if shown(ha) != shown(hb) {
+        return Err(format!(
+            "shown {} / {} events differently",
+            ha.len(),
+            hb.len()
+        ));
+    }
+    if ha.version_vector() != hb.version_vector() || ha.state_digest() != hb.state_digest() {
+        return Err("other versions".into());
+    }
+    let names = |h: &p2pchat_core::history::History| -> BTreeSet<(String, PeerId)> {
+        h.names().map(|(n, p)| (n.to_owned(), p)).collect()
+    };
+    if names(ha) != names(hb) {
+        return Err("other names".into());
+    }
+    if ha.checkpoint() != hb.checkpoint() {
+        return Err("another state (budgets, lateness records or heads)".into());
+    }
+    Ok(())
 }
 
 /// The window node `i` keeps, if it keeps one (every other node). Not in

@@ -300,6 +300,8 @@ pub(crate) struct Room {
     /// The Chat ID last announced, and the member-table generation it was
     /// derived at.
     announced: (String, u64),
+    /// Events delivered when the last checkpoint was written (or taken).
+    checkpointed: usize,
 }
 
 impl Room {
@@ -324,6 +326,7 @@ impl Room {
             history_seen: HistoryStats::default(),
             versions_asked_at: 0,
             announced: (String::new(), 0),
+            checkpointed: 0,
         };
         if let Some((archive, window)) = &local.archive {
             room.history
@@ -442,6 +445,61 @@ impl Room {
         // restore goes on.
         self.history.all_stored();
         taken
+    }
+
+    /// Takes a stored checkpoint back at restore ([`crate::checkpoint`]);
+    /// if the history refuses it, delivers the events it covers again,
+    /// read from the store, as a restore without one would have. Returns
+    /// whether it was taken.
+    pub fn restore_checkpoint(
+        &mut self,
+        covers: &crate::clock::VersionVector,
+        data: &[u8],
+        now: UnixMillis,
+    ) -> bool {
+        if self.history.restore_checkpoint(covers, data).is_ok() {
+            self.checkpointed = self.history.delivered();
+            return true;
+        }
+        const PAGE: usize = 4096;
+        let mut after = crate::clock::OrderKey::MIN;
+        loop {
+            let page = self.history.stored_after(after, PAGE);
+            let (Some(last), full) = (page.last(), page.len() == PAGE) else {
+                break;
+            };
+            after = last.key();
+            for event in page {
+                if event.id.seq <= covers.get(&event.id.author) {
+                    self.restore_event(event, now);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        false
+    }
+
+    /// A checkpoint of the room, if one is due ([`crate::checkpoint`],
+    /// at least `min` events after the last), or with `None` if anything
+    /// was delivered since the last.
+    pub fn checkpoint(&mut self, min: Option<usize>) -> Option<crate::Record> {
+        let delivered = self.history.delivered();
+        let due = match min {
+            Some(min) => crate::checkpoint::due(delivered, self.checkpointed, min),
+            None => delivered > self.checkpointed,
+        };
+        if !due {
+            return None;
+        }
+        self.checkpointed = delivered;
+        let (covers, data) = self.history.checkpoint()?;
+        Some(crate::Record::Checkpoint {
+            room: self.id,
+            covers,
+            data,
+        })
     }
 
     /// Offers a stored version (kept off a main chain) back at restore:

@@ -46,6 +46,7 @@ pub async fn check_all_async<S: AsyncStore, F: Future<Output = S>>(mut fresh: im
     records_of_a_batch_apply_in_order(fresh().await).await;
     tokens_are_read_back_by_id(fresh().await).await;
     ranges_are_read_back_by_author_and_in_canonical_order(fresh().await).await;
+    checkpoints_come_back_with_the_events_they_do_not_cover(fresh().await).await;
     a_node_restored_from_the_store_is_the_node_that_wrote_it(fresh().await).await;
 }
 
@@ -407,6 +408,96 @@ pub async fn tokens_are_read_back_by_id<S: AsyncStore>(mut store: S) {
 
 /// Rule 6: an author's events by number, a room's in pages of the
 /// canonical order, each as loaded and with its floor.
+/// Rule 7: the newest checkpoint of a room comes back right before its
+/// events, and then only the events it does not cover; or, from a store
+/// that leaves checkpoints out, every event. One that covers an event the
+/// store does not hold never comes back, and one goes with its room.
+pub async fn checkpoints_come_back_with_the_events_they_do_not_cover<S: AsyncStore>(mut store: S) {
+    use crate::clock::VersionVector;
+    let (r1, rec1) = room_record(1);
+    let (r2, rec2) = room_record(2);
+    let (a, b) = (peer(1), peer(2));
+    let mut events: Vec<Event> = Vec::new();
+    for (lamport, (who, seq)) in (1..).zip([(a, 1), (b, 1), (a, 2), (b, 2), (a, 3), (a, 4), (a, 5)])
+    {
+        let deps = events.last().map(|e| vec![e.id]).unwrap_or_default();
+        events.push(event(who, seq, lamport, deps, &format!("{who}-{seq}")));
+    }
+    let other = event(a, 1, 1, vec![], "elsewhere");
+    let mut batch = vec![rec1.clone(), rec2];
+    batch.extend(events.iter().map(|e| Record::Event {
+        room: r1,
+        event: e.clone(),
+    }));
+    batch.push(Record::Event {
+        room: r2,
+        event: other.clone(),
+    });
+    apply(&mut store, &batch).await;
+    let covers = |na: u64, nb: u64| {
+        let mut vv = VersionVector::new();
+        vv.set(a, na);
+        vv.set(b, nb);
+        vv
+    };
+    let checkpoint = |vv: VersionVector, data: Vec<u8>| Record::Checkpoint {
+        room: r1,
+        covers: vv,
+        data,
+    };
+    // The second replaces the first.
+    apply(&mut store, &[checkpoint(covers(3, 2), vec![1, 2, 3])]).await;
+    apply(&mut store, &[checkpoint(covers(4, 2), vec![4, 5])]).await;
+    let of_room = |loaded: &Loaded, room: RoomId| -> Vec<Record> {
+        loaded
+            .records
+            .iter()
+            .filter(|r| *r.room() == room && !matches!(r, Record::Room { .. }))
+            .cloned()
+            .collect()
+    };
+    let stored = |es: &[Event]| -> Vec<Record> {
+        es.iter()
+            .map(|e| Record::Event {
+                room: r1,
+                event: as_loaded(e),
+            })
+            .collect()
+    };
+    let all = stored(&events);
+    let loaded = load(&store).await;
+    let got = of_room(&loaded, r1);
+    if got != all {
+        let mut want = vec![checkpoint(covers(4, 2), vec![4, 5])];
+        want.extend(stored(&events[6..]));
+        assert_eq!(got, want, "a checkpoint, then what it does not cover");
+    }
+    assert_eq!(
+        of_room(&loaded, r2),
+        vec![Record::Event {
+            room: r2,
+            event: as_loaded(&other),
+        }],
+        "another room's events are all given"
+    );
+    // One covering an event the store does not hold is left out.
+    apply(&mut store, &[checkpoint(covers(6, 2), vec![6])]).await;
+    assert_eq!(of_room(&load(&store).await, r1), all);
+    // It goes with its room.
+    apply(&mut store, &[checkpoint(covers(2, 1), vec![7])]).await;
+    apply(&mut store, &[Record::Left { room: r1 }]).await;
+    apply(&mut store, &[rec1]).await;
+    apply(
+        &mut store,
+        &[Record::Event {
+            room: r1,
+            event: events[0].clone(),
+        }],
+    )
+    .await;
+    assert_eq!(of_room(&load(&store).await, r1), stored(&events[..1]));
+}
+
 pub async fn ranges_are_read_back_by_author_and_in_canonical_order<S: AsyncStore>(mut store: S) {
     let (r1, rec1) = room_record(1);
     let (r2, rec2) = room_record(2);
