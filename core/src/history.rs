@@ -87,7 +87,7 @@ use crate::quota::{Budgets, Quota};
 use crate::room::{Link, Outbox, RoomId};
 #[cfg(test)]
 use crate::store::Loaded;
-use crate::store::{Archive, Record};
+use crate::store::{Archive, Entry, Record};
 use crate::wire::{self, EventWire, Sealed};
 use crate::UnixMillis;
 
@@ -1028,6 +1028,46 @@ impl History {
         out
     }
 
+    /// [`History::chain_from`], each event's place and token length only:
+    /// those that left the window read as entries, without decoding them
+    /// ([`crate::store::Store::entries`]). What a catch-up is served from.
+    pub fn entries_from(&self, author: &PeerId, from_seq: u64, limit: usize) -> Vec<Entry> {
+        let Some(chain) = self.by_author.get(author) else {
+            return Vec::new();
+        };
+        let from = from_seq.max(1);
+        let mut out = Vec::new();
+        if from < chain.first {
+            let Some(w) = &self.archive else {
+                return out;
+            };
+            let n = usize::try_from(chain.first - from).map_or(limit, |n| n.min(limit));
+            match w.archive.entries(&w.room, author, from, n) {
+                Ok(entries) => out.extend(
+                    entries
+                        .into_iter()
+                        .zip(from..)
+                        .take_while(|(e, seq)| e.key.id() == EventId::new(*author, *seq))
+                        .map(|(e, _)| e),
+                ),
+                Err(_) => w.failed(),
+            }
+            if out.len() < n {
+                // A hole in the store: what follows is not contiguous.
+                return out;
+            }
+        }
+        let start = from.max(chain.first);
+        let rest = limit - out.len();
+        if let Some(i) = start
+            .checked_sub(chain.first)
+            .and_then(|i| usize::try_from(i).ok())
+        {
+            out.extend(chain.events.iter().skip(i).take(rest).map(|e| Entry::of(e)));
+        }
+        out
+    }
+
     /// The floor of an event by `author` with sequence number `seq` and
     /// dependencies `deps`, on the main chains: the latest shown time
     /// among its previous event and its dependencies.
@@ -1640,6 +1680,8 @@ mod tests {
                 assert_eq!(windowed.get(&e.id).as_deref(), Some(&*e), "seed {seed}");
                 let run = whole.chain_from(&e.id.author, e.id.seq, 3);
                 assert_eq!(windowed.chain_from(&e.id.author, e.id.seq, 3), run);
+                let entries: Vec<Entry> = run.iter().map(|e| Entry::of(e)).collect();
+                assert_eq!(windowed.entries_from(&e.id.author, e.id.seq, 3), entries);
                 let (ws, wd) = (
                     windowed.next_for(&e.id.author),
                     whole.next_for(&e.id.author),

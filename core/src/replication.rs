@@ -44,18 +44,18 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::VersionVector;
+use crate::clock::{EventId, VersionVector};
 use crate::equivocation;
-use crate::history::{Event, History, MAX_AUTHORS};
+use crate::history::{History, MAX_AUTHORS};
 use crate::identity::PeerId;
 use crate::membership::{Members, Status};
 use crate::output::AppEvent;
 use crate::rate::TokenBucket;
 use crate::room::{Incoming, Link, Outbox, RoomId, Sender};
+use crate::store::Entry;
 use crate::wire::Control;
 use crate::UnixMillis;
 
@@ -183,8 +183,9 @@ pub struct Replication {
 /// What to push to a peer.
 #[derive(Clone, Debug, Default)]
 pub struct Push {
-    /// The events, in canonical order.
-    pub events: Vec<Arc<Event>>,
+    /// The events, in canonical order (their tokens are read from the
+    /// store to be sent).
+    pub events: Vec<EventId>,
     /// The peer lacks more than was taken.
     pub more: bool,
     /// The per-peer rate budget held some back.
@@ -229,7 +230,8 @@ impl Replication {
             burst,
             ..
         } = self.config;
-        let (mut events, mut more) = missing_for(history, &theirs, batch, batch_bytes);
+        let (entries, mut more) = missing_for(history, &theirs, batch, batch_bytes);
+        let mut events: Vec<EventId> = entries.iter().map(|e| e.key.id()).collect();
         let wanted = events.len();
         let available = self.available(now, peer);
         let enough = wanted.min(usize::try_from(burst).unwrap_or(usize::MAX));
@@ -449,46 +451,47 @@ const RUN_CHUNK: usize = 32;
 
 /// The events in `history` that a peer with vector `theirs` lacks, in
 /// canonical order, at most `limit` of them and `max_bytes` of tokens (but
-/// at least one); and whether there were more.
+/// at least one); and whether there were more. Read as entries (place and
+/// token length): the events themselves are not needed to send them.
 pub fn missing_for(
     history: &History,
     theirs: &VersionVector,
     limit: usize,
     max_bytes: usize,
-) -> (Vec<Arc<Event>>, bool) {
+) -> (Vec<Entry>, bool) {
     let mine = history.shared_vector();
     // k-way merge by order key of each author's missing run, each read a
     // few events at a time (older ones come from the store, and a round
     // usually ends at its byte budget long before `limit`).
     let chunk = limit.saturating_add(1).min(RUN_CHUNK);
-    let mut runs: Vec<(PeerId, std::collections::VecDeque<Arc<Event>>)> = Vec::new();
+    let mut runs: Vec<(PeerId, std::collections::VecDeque<Entry>)> = Vec::new();
     let mut heap = BinaryHeap::new();
     for (author, from, _) in theirs.lacking_from(mine) {
-        let run: std::collections::VecDeque<Arc<Event>> =
-            history.chain_from(&author, from, chunk).into();
+        let run: std::collections::VecDeque<Entry> =
+            history.entries_from(&author, from, chunk).into();
         if let Some(first) = run.front() {
-            heap.push(Reverse((first.key(), runs.len())));
+            heap.push(Reverse((first.key, runs.len())));
             runs.push((author, run));
         }
     }
-    let mut out: Vec<Arc<Event>> = Vec::new();
+    let mut out: Vec<Entry> = Vec::new();
     let mut bytes = 0usize;
     while let Some(Reverse((_, i))) = heap.pop() {
         let (author, run) = &mut runs[i];
-        let Some(event) = run.pop_front() else {
+        let Some(entry) = run.pop_front() else {
             continue;
         };
-        bytes = bytes.saturating_add(event.token_len);
+        bytes = bytes.saturating_add(entry.token_len);
         if out.len() >= limit || (!out.is_empty() && bytes > max_bytes) {
             return (out, true);
         }
         if run.is_empty() {
-            run.extend(history.chain_from(author, event.id.seq.saturating_add(1), chunk));
+            run.extend(history.entries_from(author, entry.key.seq.saturating_add(1), chunk));
         }
         if let Some(next) = run.front() {
-            heap.push(Reverse((next.key(), i)));
+            heap.push(Reverse((next.key, i)));
         }
-        out.push(event);
+        out.push(entry);
     }
     (out, false)
 }
@@ -610,8 +613,10 @@ fn answer(
             if push.rate_limited {
                 out.counters().rate_limited += 1;
             }
-            for event in &push.events {
-                link.send(addr, event, out);
+            for id in &push.events {
+                // Delivered events are kept without their tokens: read
+                // from the store, then sent.
+                out.read(addr, *id);
             }
             if reply {
                 let pushed = u32::try_from(push.events.len()).unwrap_or(u32::MAX);

@@ -57,7 +57,10 @@
 //!    node, or a UI, reads instead of keeping a long history in memory.
 //!    Pages are of the main chains as stored; which of their events a
 //!    node shows (an equivocator's are hidden from its fork on) is the
-//!    node's business.
+//!    node's business. [`Store::entries`] reads the same as `chain` but
+//!    only each event's place and token length ([`Entry`]): what a node
+//!    needs to serve a catch-up, without decoding the events (a store
+//!    that has no cheaper read may keep the default, which reads `chain`).
 //! 7. **Checkpoints** ([`crate::checkpoint`]). A `Checkpoint` replaces the
 //!    room's previous one, and goes with the room when it is left.
 //!    [`Store::load`] gives it back right before the room's events, and
@@ -185,6 +188,26 @@ impl Loaded {
     }
 }
 
+/// Where a stored event stands and how long its token is: what a node
+/// reads to serve a catch-up ([`Store::entries`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its place in the canonical order (and its id).
+    pub key: OrderKey,
+    /// Its token's length in bytes.
+    pub token_len: usize,
+}
+
+impl Entry {
+    /// The entry of an event as loaded ([`Loaded::without_token`]).
+    pub fn of(event: &Event) -> Self {
+        Entry {
+            key: event.key(),
+            token_len: event.token_len,
+        }
+    }
+}
+
 /// A host's store of records, keeping the rules of this module.
 pub trait Store {
     /// Why the store failed.
@@ -214,6 +237,21 @@ pub trait Store {
     /// At most `limit` of `room`'s events next to `anchor`, in canonical
     /// order (oldest first).
     fn page(&self, room: &RoomId, anchor: Anchor, limit: usize) -> Result<Vec<Event>, Self::Error>;
+
+    /// [`Store::chain`], each event's [`Entry`] only.
+    fn entries(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Entry>, Self::Error> {
+        Ok(self
+            .chain(room, author, from, limit)?
+            .iter()
+            .map(Entry::of)
+            .collect())
+    }
 }
 
 /// A store whose operations complete later, keeping the same rules: the
@@ -327,6 +365,15 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     /// [`Store::page`].
     fn page(&self, room: &RoomId, anchor: Anchor, limit: usize)
         -> Result<Vec<Event>, ArchiveError>;
+
+    /// [`Store::entries`].
+    fn entries(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Entry>, ArchiveError>;
 }
 
 /// A store read that failed.
@@ -362,6 +409,19 @@ where
         let store = self.lock().map_err(|e| ArchiveError(e.to_string()))?;
         store
             .page(room, anchor, limit)
+            .map_err(|e| ArchiveError(e.to_string()))
+    }
+
+    fn entries(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Entry>, ArchiveError> {
+        let store = self.lock().map_err(|e| ArchiveError(e.to_string()))?;
+        store
+            .entries(room, author, from, limit)
             .map_err(|e| ArchiveError(e.to_string()))
     }
 }

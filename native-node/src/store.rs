@@ -111,6 +111,7 @@ use p2pchat_core::clock::{EventId, OrderKey, VersionVector};
 use p2pchat_core::history::{Anchor, Event};
 use p2pchat_core::identity::PEER_ID_LEN;
 use p2pchat_core::room::ROOM_ID_LEN;
+use p2pchat_core::store::Entry;
 use p2pchat_core::{Identity, Loaded, PeerId, Record, RoomId};
 use rand_core::{CryptoRng, RngCore};
 use rusqlite::types::{Value, ValueRef};
@@ -675,6 +676,56 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::chain`], each event's place and token length only, read
+    /// from the row's columns without decoding the event: what a catch-up
+    /// is served from. A row from before the token column is decoded for
+    /// its token's length.
+    pub fn entries(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, lamport, length(CAST(token AS BLOB)) FROM events \
+             WHERE room = ?1 AND author = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4",
+        )?;
+        let from = from.max(1);
+        let mut rows = stmt.query(params![
+            &room.as_bytes()[..],
+            &author.as_bytes()[..],
+            ordered(from),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ])?;
+        let mut out: Vec<Entry> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (Ok(seq), Ok(lamport)) = (integer(row, 0, "seq"), integer(row, 1, "lamport"))
+            else {
+                break;
+            };
+            let (seq, lamport) = (unordered(seq), unordered(lamport));
+            if seq != from.saturating_add(out.len() as u64) {
+                break;
+            }
+            let token_len = match row.get_ref(2)? {
+                ValueRef::Integer(n) => usize::try_from(n).ok(),
+                _ => self
+                    .chain(room, author, seq, 1)?
+                    .first()
+                    .map(|e| e.token_len),
+            };
+            let Some(token_len) = token_len else {
+                break;
+            };
+            out.push(Entry {
+                key: OrderKey::new(lamport, EventId::new(*author, seq)),
+                token_len,
+            });
+        }
+        Ok(out)
+    }
+
     /// At most `limit` of `room`'s events next to `anchor`, in canonical
     /// order (oldest first): one range of the `events_canonical` index.
     /// A row that does not decode is left out.
@@ -834,6 +885,16 @@ impl p2pchat_core::Store for Store {
     fn page(&self, room: &RoomId, anchor: Anchor, limit: usize) -> Result<Vec<Event>, StoreError> {
         Store::page(self, room, anchor, limit)
     }
+
+    fn entries(
+        &self,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Store::entries(self, room, author, from, limit)
+    }
 }
 
 /// Writes one record inside the batch's transaction.
@@ -936,6 +997,11 @@ fn apply_one(tx: &Transaction<'_>, record: &Record) -> Result<(), StoreError> {
 /// SQLite sorts stored Lamport times and sequence numbers as numbers.
 fn ordered(v: u64) -> i64 {
     i64::from_ne_bytes((v ^ (1 << 63)).to_ne_bytes())
+}
+
+/// The `u64` [`ordered`] mapped to `v`.
+fn unordered(v: i64) -> u64 {
+    u64::from_ne_bytes(v.to_ne_bytes()) ^ (1 << 63)
 }
 
 /// A room's checkpoint as [`Store::load_checkpoint`] found it usable.
@@ -1413,6 +1479,16 @@ mod tests {
             limit: usize,
         ) -> Result<Vec<Event>, StoreError> {
             self.store.page(room, anchor, limit)
+        }
+
+        fn entries(
+            &self,
+            room: &RoomId,
+            author: &PeerId,
+            from: u64,
+            limit: usize,
+        ) -> Result<Vec<Entry>, StoreError> {
+            self.store.entries(room, author, from, limit)
         }
     }
 

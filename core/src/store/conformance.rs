@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use super::{AsyncStore, Loaded, Record, Store};
+use super::{AsyncStore, Entry, Loaded, Record, Store};
 use crate::clock::EventId;
 use crate::clock::OrderKey;
 use crate::history::{Anchor, Body, Event};
@@ -32,6 +32,46 @@ pub fn check_all<S: Store>(mut fresh: impl FnMut() -> S) {
         Poll::Ready(()) => {}
         Poll::Pending => panic!("a synchronous store's operations complete at once"),
     }
+    entries_are_what_chain_reads(fresh());
+}
+
+/// Rule 6: [`Store::entries`] reads what [`Store::chain`] reads, each
+/// event's place and token length only (a synchronous store's read: the
+/// node reads it from its archive).
+pub fn entries_are_what_chain_reads<S: Store>(mut store: S) {
+    let (r1, rec1) = room_record(1);
+    let (a, b) = (peer(1), peer(2));
+    let mut batch = vec![rec1];
+    let mut lamport = 0;
+    for (who, seq) in [(a, 1), (b, 1), (a, 2), (a, 3), (b, 2), (a, 5)] {
+        lamport += 1;
+        let mut e = event(who, seq, lamport, vec![], &format!("{who}-{seq}"));
+        e.token = "t".repeat(usize::try_from(seq).unwrap_or(0) * 10);
+        batch.push(Record::Event { room: r1, event: e });
+    }
+    if let Err(e) = Store::apply(&mut store, &batch) {
+        panic!("apply failed: {e}");
+    }
+    for (who, from, limit) in [(a, 1, 10), (a, 2, 1), (a, 4, 3), (b, 1, 5), (peer(3), 1, 5)] {
+        let (Ok(chain), Ok(entries)) = (
+            Store::chain(&store, &r1, &who, from, limit),
+            Store::entries(&store, &r1, &who, from, limit),
+        ) else {
+            panic!("a read failed");
+        };
+        let want: Vec<Entry> = chain.iter().map(Entry::of).collect();
+        assert_eq!(entries, want, "{who} from {from}, at most {limit}");
+    }
+    // The token's length, as stored.
+    let Ok(entries) = Store::entries(&store, &r1, &a, 1, 10) else {
+        panic!("a read failed");
+    };
+    let lens: Vec<usize> = entries.iter().map(|e| e.token_len).collect();
+    assert_eq!(
+        lens,
+        vec![10, 20, 30],
+        "stops before the first number not held"
+    );
 }
 
 /// Runs every check, each on a store `fresh` opens.
