@@ -989,49 +989,45 @@ impl History {
     /// `author`'s main-chain events from `from_seq` on, in sequence order,
     /// at most `limit`.
     pub fn chain_from(&self, author: &PeerId, from_seq: u64, limit: usize) -> Vec<Arc<Event>> {
-        let Some(chain) = self.by_author.get(author) else {
-            return Vec::new();
-        };
-        let from = from_seq.max(1);
-        let mut out = Vec::new();
-        if from < chain.first {
-            if let Some(w) = &self.archive {
-                let n = usize::try_from(chain.first - from).map_or(limit, |n| n.min(limit));
-                match w.archive.chain(&w.room, author, from, n) {
-                    Ok(events) => {
-                        out.extend(
-                            events
-                                .into_iter()
-                                .zip(from..)
-                                .take_while(|(e, seq)| e.id.author == *author && e.id.seq == *seq)
-                                .map(|(e, _)| archived(e)),
-                        );
-                    }
-                    Err(_) => w.failed(),
-                }
-                if out.len() < n {
-                    // A hole in the store: what follows is not contiguous.
-                    return out;
-                }
-            } else {
-                return out;
-            }
-        }
-        let start = from.max(chain.first);
-        let rest = limit - out.len();
-        if let Some(i) = start
-            .checked_sub(chain.first)
-            .and_then(|i| usize::try_from(i).ok())
-        {
-            out.extend(chain.events.iter().skip(i).take(rest).cloned());
-        }
-        out
+        self.run_from(
+            author,
+            from_seq,
+            limit,
+            |w, from, n| {
+                let read = w.archive.chain(&w.room, author, from, n)?;
+                Ok(read.into_iter().map(archived).collect())
+            },
+            |e| e.id,
+            Arc::clone,
+        )
     }
 
     /// [`History::chain_from`], each event's place and token length only:
     /// those that left the window read as entries, without decoding them
     /// ([`crate::store::Store::entries`]). What a catch-up is served from.
     pub fn entries_from(&self, author: &PeerId, from_seq: u64, limit: usize) -> Vec<Entry> {
+        self.run_from(
+            author,
+            from_seq,
+            limit,
+            |w, from, n| w.archive.entries(&w.room, author, from, n),
+            |e| e.key.id(),
+            |e| Entry::of(e),
+        )
+    }
+
+    /// `author`'s run from `from_seq` on, at most `limit`: what left the
+    /// window by `read` from the store (stopping at a hole), the rest from
+    /// memory by `held`.
+    fn run_from<T>(
+        &self,
+        author: &PeerId,
+        from_seq: u64,
+        limit: usize,
+        read: impl FnOnce(&Window, u64, usize) -> Result<Vec<T>, crate::store::ArchiveError>,
+        id_of: impl Fn(&T) -> EventId,
+        held: impl Fn(&Arc<Event>) -> T,
+    ) -> Vec<T> {
         let Some(chain) = self.by_author.get(author) else {
             return Vec::new();
         };
@@ -1042,13 +1038,13 @@ impl History {
                 return out;
             };
             let n = usize::try_from(chain.first - from).map_or(limit, |n| n.min(limit));
-            match w.archive.entries(&w.room, author, from, n) {
-                Ok(entries) => out.extend(
-                    entries
+            match read(w, from, n) {
+                Ok(items) => out.extend(
+                    items
                         .into_iter()
                         .zip(from..)
-                        .take_while(|(e, seq)| e.key.id() == EventId::new(*author, *seq))
-                        .map(|(e, _)| e),
+                        .take_while(|(item, seq)| id_of(item) == EventId::new(*author, *seq))
+                        .map(|(item, _)| item),
                 ),
                 Err(_) => w.failed(),
             }
@@ -1063,7 +1059,7 @@ impl History {
             .checked_sub(chain.first)
             .and_then(|i| usize::try_from(i).ok())
         {
-            out.extend(chain.events.iter().skip(i).take(rest).map(|e| Entry::of(e)));
+            out.extend(chain.events.iter().skip(i).take(rest).map(held));
         }
         out
     }
@@ -1553,6 +1549,58 @@ fn has_chain(event: &Event) -> bool {
 mod tests {
     use super::*;
 
+    /// A memory store holding room `room`, shared as a history's archive.
+    fn disk_of(room: RoomId) -> Arc<std::sync::Mutex<crate::store::MemoryStore>> {
+        use crate::store::Store;
+        let disk = Arc::new(std::sync::Mutex::new(crate::store::MemoryStore::new()));
+        let record = Record::Room {
+            room,
+            chat_id: String::new(),
+            created: true,
+        };
+        let Ok(()) = disk.lock().unwrap().apply(&[record]);
+        disk
+    }
+
+    /// Stores what `history` delivered (and `extra` events) as a host
+    /// would: the batch handed out, applied, confirmed.
+    fn store(
+        history: &mut History,
+        disk: &std::sync::Mutex<crate::store::MemoryStore>,
+        room: RoomId,
+        delivered: Vec<Delivered>,
+        extra: Vec<Event>,
+    ) {
+        use crate::store::Store;
+        let events = delivered.into_iter().map(|d| (*d.event).clone());
+        let records: Vec<Record> = events
+            .chain(extra)
+            .map(|event| Record::Event { room, event })
+            .collect();
+        history.batch_handed();
+        let Ok(()) = disk.lock().unwrap().apply(&records);
+        history.batch_stored();
+    }
+
+    /// Every page of 1, 3 and 7, from the newest back and from the oldest
+    /// on, is the same in both histories.
+    fn same_pages(windowed: &History, whole: &History, seed: u64) {
+        for size in [1, 3, 7] {
+            for anchor in [Anchor::Newest, Anchor::After(OrderKey::MIN)] {
+                let (mut a, mut b) = (windowed.page(anchor, size), whole.page(anchor, size));
+                while !b.is_empty() {
+                    assert_eq!(a, b, "seed {seed}, pages of {size}");
+                    let next = match anchor {
+                        Anchor::After(_) => Anchor::After(b[b.len() - 1].0.key()),
+                        _ => Anchor::Before(b[0].0.key()),
+                    };
+                    (a, b) = (windowed.page(next, size), whole.page(next, size));
+                }
+                assert!(a.is_empty(), "seed {seed}");
+            }
+        }
+    }
+
     /// Every page, walked back from the newest or forward from the
     /// oldest, in any page size, gives the shown history and its marks.
     #[test]
@@ -1625,33 +1673,17 @@ mod tests {
     /// and each author's newest in memory.
     #[test]
     fn a_windowed_history_shows_what_a_whole_one_shows() {
-        use crate::store::{MemoryStore, Store};
         let room = RoomId::from_bytes([7; 16]);
         let mut beyond = 0;
         for seed in 0..16 {
-            let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
-            let record = Record::Room {
-                room,
-                chat_id: String::new(),
-                created: true,
-            };
-            let Ok(()) = disk.lock().unwrap().apply(&[record]);
+            let disk = disk_of(room);
             let mut whole = History::new();
             let mut windowed = History::new();
             windowed.keep_window(room, disk.clone(), 4);
             for e in crate::lateness::tests::random_room(seed) {
                 whole.offer(e.clone(), 0).expect("valid");
                 let delivered = windowed.offer(e, 0).expect("valid");
-                let records: Vec<Record> = delivered
-                    .into_iter()
-                    .map(|d| Record::Event {
-                        room,
-                        event: (*d.event).clone(),
-                    })
-                    .collect();
-                windowed.batch_handed();
-                let Ok(()) = disk.lock().unwrap().apply(&records);
-                windowed.batch_stored();
+                store(&mut windowed, &disk, room, delivered, Vec::new());
             }
             let authors = windowed.version_vector().authors();
             assert!(windowed.in_memory() <= 4 + authors, "seed {seed}");
@@ -1662,20 +1694,7 @@ mod tests {
                     .collect()
             };
             assert_eq!(shown(&windowed), shown(&whole), "seed {seed}");
-            for size in [1, 3, 7] {
-                for anchor in [Anchor::Newest, Anchor::After(OrderKey::MIN)] {
-                    let (mut a, mut b) = (windowed.page(anchor, size), whole.page(anchor, size));
-                    while !b.is_empty() {
-                        assert_eq!(a, b, "seed {seed}, pages of {size}");
-                        let next = match anchor {
-                            Anchor::After(_) => Anchor::After(b[b.len() - 1].0.key()),
-                            _ => Anchor::Before(b[0].0.key()),
-                        };
-                        (a, b) = (windowed.page(next, size), whole.page(next, size));
-                    }
-                    assert!(a.is_empty(), "seed {seed}");
-                }
-            }
+            same_pages(&windowed, &whole, seed);
             for e in whole.iter() {
                 assert_eq!(windowed.get(&e.id).as_deref(), Some(&*e), "seed {seed}");
                 let run = whole.chain_from(&e.id.author, e.id.seq, 3);
@@ -1703,17 +1722,10 @@ mod tests {
     /// same state to the byte (budgets, lateness records, heads).
     #[test]
     fn a_history_restored_from_a_checkpoint_is_the_one_replaying_builds() {
-        use crate::store::{MemoryStore, Store};
         let room = RoomId::from_bytes([7; 16]);
         let mut restored_any = 0;
         for seed in 0..16 {
-            let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
-            let record = Record::Room {
-                room,
-                chat_id: String::new(),
-                created: true,
-            };
-            let Ok(()) = disk.lock().unwrap().apply(&[record]);
+            let disk = disk_of(room);
             let events = crate::lateness::tests::random_room(seed);
             let cut = 5 + (seed as usize * 7) % 30;
             let mut live = History::new();
@@ -1721,16 +1733,7 @@ mod tests {
             let mut taken = None;
             for (i, e) in events.iter().enumerate() {
                 let delivered = live.offer(e.clone(), 0).expect("valid");
-                let records: Vec<Record> = delivered
-                    .into_iter()
-                    .map(|d| Record::Event {
-                        room,
-                        event: (*d.event).clone(),
-                    })
-                    .collect();
-                live.batch_handed();
-                let Ok(()) = disk.lock().unwrap().apply(&records);
-                live.batch_stored();
+                store(&mut live, &disk, room, delivered, Vec::new());
                 if i == cut {
                     taken = live.checkpoint();
                 }
@@ -1781,15 +1784,9 @@ mod tests {
     #[test]
     fn a_checkpoint_that_does_not_match_the_store_is_refused() {
         use crate::checkpoint::CheckpointError;
-        use crate::store::{MemoryStore, Store};
+        use crate::store::Store;
         let room = RoomId::from_bytes([7; 16]);
-        let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
-        let record = Record::Room {
-            room,
-            chat_id: String::new(),
-            created: true,
-        };
-        let Ok(()) = disk.lock().unwrap().apply(&[record]);
+        let disk = disk_of(room);
         let mut live = History::new();
         live.keep_window(room, disk.clone(), 4);
         for e in crate::lateness::tests::random_room(1) {
@@ -1896,17 +1893,10 @@ mod tests {
     /// store's rows is undelivered.
     #[test]
     fn a_windowed_history_pages_past_stored_rows_it_never_delivered() {
-        use crate::store::{MemoryStore, Store};
         let room = RoomId::from_bytes([7; 16]);
         let mut skipped = 0;
         for seed in 0..16 {
-            let disk = Arc::new(std::sync::Mutex::new(MemoryStore::new()));
-            let record = Record::Room {
-                room,
-                chat_id: String::new(),
-                created: true,
-            };
-            let Ok(()) = disk.lock().unwrap().apply(&[record]);
+            let disk = disk_of(room);
             let events = crate::lateness::tests::random_room(seed);
             // The lost row: everything after it in its author's chain, and
             // whatever depends on those, waits for it.
@@ -1917,41 +1907,17 @@ mod tests {
             for e in events.iter().filter(|e| e.id != lost) {
                 whole.offer(e.clone(), 0).expect("valid");
                 let delivered = windowed.offer(e.clone(), 0).expect("valid");
-                let mut records: Vec<Record> = delivered
-                    .into_iter()
-                    .map(|d| Record::Event {
-                        room,
-                        event: (*d.event).clone(),
-                    })
-                    .collect();
-                if windowed.get(&e.id).is_none() {
+                let mut extra = Vec::new();
+                if delivered.iter().all(|d| d.event.id != e.id) && windowed.get(&e.id).is_none() {
                     // Stored anyway, as a restore finds it on disk.
-                    records.push(Record::Event {
-                        room,
-                        event: e.clone(),
-                    });
+                    extra.push(e.clone());
                     skipped += 1;
                 }
-                windowed.batch_handed();
-                let Ok(()) = disk.lock().unwrap().apply(&records);
-                windowed.batch_stored();
+                store(&mut windowed, &disk, room, delivered, extra);
             }
             let shown = |h: &History| -> Vec<OrderKey> { h.iter().map(|e| e.key()).collect() };
             assert_eq!(shown(&windowed), shown(&whole), "seed {seed}");
-            for size in [1, 3, 7] {
-                for anchor in [Anchor::Newest, Anchor::After(OrderKey::MIN)] {
-                    let (mut a, mut b) = (windowed.page(anchor, size), whole.page(anchor, size));
-                    while !b.is_empty() {
-                        assert_eq!(a, b, "seed {seed}, pages of {size}");
-                        let next = match anchor {
-                            Anchor::After(_) => Anchor::After(b[b.len() - 1].0.key()),
-                            _ => Anchor::Before(b[0].0.key()),
-                        };
-                        (a, b) = (windowed.page(next, size), whole.page(next, size));
-                    }
-                    assert!(a.is_empty(), "seed {seed}");
-                }
-            }
+            same_pages(&windowed, &whole, seed);
             assert_eq!(windowed.archive_errors(), 0);
         }
         assert!(skipped > 16 * 8, "undelivered rows were stored: {skipped}");
