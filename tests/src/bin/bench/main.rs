@@ -513,7 +513,18 @@ fn write(node: &mut Node, chat: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn catch_up(signal: SocketAddr, n: usize) -> Result<(f64, f64)> {
+/// What the catch-up run measured, in seconds.
+struct CaughtUp {
+    /// From the join to the last message shown.
+    secs: f64,
+    /// Writing the history.
+    fill: f64,
+    /// CPU the member serving it spent, and the joiner.
+    served_cpu: f64,
+    joined_cpu: f64,
+}
+
+fn catch_up(signal: SocketAddr, n: usize) -> Result<CaughtUp> {
     let mut a = Node::fresh("history", signal)?;
     let t = Instant::now();
     fill(&mut a, "history", n)?;
@@ -523,14 +534,21 @@ fn catch_up(signal: SocketAddr, n: usize) -> Result<(f64, f64)> {
     let (_, v) = a.wait("invite", |v| v["event"] == "invite")?;
     let chat_id = v["chat_id"].as_str().unwrap_or_default().to_owned();
     let mut late = Node::fresh("late", signal)?;
+    let (served, joined) = (a.cpu_secs()?, late.cpu_secs()?);
     let start = Instant::now();
     late.send(&format!("/join_chat {chat_id}"))?;
     late.flush()?;
     late.receive(n)?;
     let secs = start.elapsed().as_secs_f64();
+    let (served, joined) = (a.cpu_secs()? - served, late.cpu_secs()? - joined);
     late.quit()?;
     a.quit()?;
-    Ok((secs, fill_secs))
+    Ok(CaughtUp {
+        secs,
+        fill: fill_secs,
+        served_cpu: served,
+        joined_cpu: joined,
+    })
 }
 
 /// What the restart run measured.
@@ -673,8 +691,8 @@ fn main() -> Result<()> {
     }
 
     if args.runs(Run::CatchUp) {
-        let (catch, fill_secs) = catch_up(signal.addr, args.catch_up)?;
-        println!("catch-up of {} messages by a late joiner: {catch:.2} s (target < 2 s for 100,000; writing them took {fill_secs:.1} s)", args.catch_up);
+        let c = catch_up(signal.addr, args.catch_up)?;
+        println!("catch-up of {} messages by a late joiner: {:.2} s (target < 2 s for 100,000; writing them took {:.1} s); CPU: {:.2} s serving, {:.2} s joining", args.catch_up, c.secs, c.fill, c.served_cpu, c.joined_cpu);
     }
 
     if args.runs(Run::Browser) {
