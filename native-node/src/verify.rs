@@ -2,12 +2,13 @@
 //!
 //! The engine checks the signatures of what arrives together in one batch
 //! (`p2pchat_core::verification`); a batch is a plain value, so the node
-//! hands large ones to rayon's pool, cut in one piece per thread. The
-//! verdicts are the same however a batch is cut: that is the verification
-//! rule's promise, not this file's.
+//! cuts a large one in one piece per core: the engine's thread checks the
+//! first itself while rayon's pool checks the others (the engine's thread
+//! neither sleeps through the batch nor wakes more threads than there are
+//! pieces for). The verdicts are the same however a batch is cut: that is
+//! the verification rule's promise, not this file's.
 
 use p2pchat_core::verification::Batch;
-use rayon::prelude::*;
 
 /// Below this many signatures a batch runs on the engine's thread: the
 /// hand-off would cost more than it saves.
@@ -19,12 +20,20 @@ pub fn on_all_cores(batch: Batch) -> Vec<bool> {
     if batch.len() < SPREAD_FROM || threads < 2 {
         return batch.verdicts();
     }
-    batch
-        .split(threads)
-        .par_iter()
-        .map(Batch::verdicts)
-        .collect::<Vec<_>>()
-        .concat()
+    let pieces = batch.split(threads);
+    let mut verdicts: Vec<Vec<bool>> = vec![Vec::new(); pieces.len()];
+    let (Some((here, others)), Some((mine, theirs))) =
+        (pieces.split_first(), verdicts.split_first_mut())
+    else {
+        return Vec::new();
+    };
+    rayon::in_place_scope(|scope| {
+        for (piece, out) in others.iter().zip(theirs.iter_mut()) {
+            scope.spawn(move |_| *out = piece.verdicts());
+        }
+        *mine = here.verdicts();
+    });
+    verdicts.concat()
 }
 
 #[cfg(test)]
