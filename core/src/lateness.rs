@@ -126,13 +126,16 @@ impl Lateness {
         let mut chains: PerAuthor = self
             .chains
             .iter()
-            .map(|(a, chain)| (key(a), chain.iter().map(|m| (m.lamport, m.shown)).collect()))
+            .map(|(a, chain)| {
+                let marks = chain.iter().map(|m| (m.lamport, m.shown));
+                (key(a), crate::checkpoint::deltas(marks))
+            })
             .collect();
         chains.sort();
         LatenessState {
             pasts,
             chains,
-            by_lamport: self.by_lamport.clone(),
+            by_lamport: crate::checkpoint::signed_deltas(&self.by_lamport),
             late: self
                 .late
                 .iter()
@@ -153,13 +156,13 @@ impl Lateness {
             .chains
             .into_iter()
             .map(|(a, chain)| {
-                let marks = chain
-                    .into_iter()
+                let marks = crate::checkpoint::undeltas(&chain)
                     .map(|(lamport, shown)| Mark { lamport, shown })
                     .collect();
                 (peer(a), marks)
             })
             .collect();
+        let by_lamport = crate::checkpoint::unsigned_deltas(&state.by_lamport);
         let numbered = |a: &PeerId, n: usize| u64::try_from(n).ok() == Some(vv.get(a));
         if chains.len() != vv.authors() || !chains.iter().all(|(a, c)| numbered(a, c.len())) {
             return None;
@@ -169,13 +172,12 @@ impl Lateness {
             .flat_map(|c| c.iter().map(|m| m.lamport))
             .max()
             .unwrap_or(0);
-        if usize::try_from(most).ok().and_then(|m| m.checked_add(1)) != Some(state.by_lamport.len())
-            && !(chains.values().all(Vec::is_empty) && state.by_lamport.is_empty())
+        if usize::try_from(most).ok().and_then(|m| m.checked_add(1)) != Some(by_lamport.len())
+            && !(chains.values().all(Vec::is_empty) && by_lamport.is_empty())
         {
             return None;
         }
-        let blocks = state
-            .by_lamport
+        let blocks = by_lamport
             .chunks(BLOCK)
             .map(|b| b.iter().copied().max().unwrap_or(0))
             .collect();
@@ -186,7 +188,7 @@ impl Lateness {
                 .map(|(x, by)| (peer(x), by.into_iter().map(|(a, p)| (peer(a), p)).collect()))
                 .collect(),
             chains,
-            by_lamport: state.by_lamport,
+            by_lamport,
             blocks,
             late: state
                 .late
