@@ -215,6 +215,94 @@ mod tests {
         assert_eq!(unsigned_deltas(&signed_deltas(&values)), values);
     }
 
+    /// A node writes a checkpoint when it stops; restarted, it takes it, or
+    /// — when the checkpoint is damaged — delivers the room again from its
+    /// store: the same history either way, and nothing lost.
+    #[test]
+    fn a_node_that_cannot_take_its_checkpoint_delivers_the_room_again_from_its_store() {
+        use std::sync::{Arc, Mutex};
+
+        use crate::identity::{Identity, UserName};
+        use crate::{Config, MemoryStore, Node, Output, Record, Store};
+
+        let disk = Arc::new(Mutex::new(MemoryStore::new()));
+        let drain = |node: &mut Node| loop {
+            match node.poll_output() {
+                Output::Persist(p) => {
+                    let Ok(()) = disk.lock().unwrap().apply(&p.records);
+                    node.stored(p.batch);
+                }
+                Output::Read(r) => {
+                    let Ok(tokens) = disk.lock().unwrap().tokens(&r.room, &r.events);
+                    node.read_done(r.id, tokens);
+                }
+                Output::Timeout(_) => break,
+                Output::Transmit(_) | Output::Event(_) => {}
+            }
+        };
+        let identity = Identity::from_secret_bytes(&[7; 32]);
+        let name = UserName::new("writer").unwrap();
+        let now = 1_750_000_000_000;
+        let start = |seed: u8| {
+            let mut node = Node::new(
+                identity.clone(),
+                name.clone(),
+                Config::default(),
+                [seed; 32],
+            );
+            node.set_archive(disk.clone(), 2);
+            node
+        };
+        let mut node = start(1);
+        let chat = node.create_room(now, "log").unwrap();
+        let room = *chat.room_id();
+        for i in 0..10u64 {
+            node.send_text(now + i, &room, &format!("entry {i}"))
+                .unwrap();
+            drain(&mut node);
+        }
+        node.shutdown(now + 20);
+        drain(&mut node);
+        let ids = |n: &Node| -> Vec<crate::clock::EventId> {
+            n.history(&room)
+                .map(|h| h.iter().map(|e| e.id).collect())
+                .unwrap()
+        };
+        let written = ids(&node);
+        assert_eq!(written.len(), 10);
+        let Ok(loaded) = disk.lock().unwrap().load();
+        assert!(
+            loaded
+                .records
+                .iter()
+                .any(|r| matches!(r, Record::Checkpoint { .. })),
+            "a clean stop writes a checkpoint"
+        );
+        assert_eq!(loaded.events(), 0, "it covers every event");
+        for damaged in [false, true] {
+            let mut restored = start(2);
+            let mut taken = Vec::new();
+            for record in loaded.records.clone() {
+                let record = match record {
+                    Record::Checkpoint { room, covers, data } if damaged => Record::Checkpoint {
+                        room,
+                        covers,
+                        data: data[..data.len() / 2].to_vec(),
+                    },
+                    other => other,
+                };
+                let checkpoint = matches!(record, Record::Checkpoint { .. });
+                let used = restored.restore_record(now + 30, record);
+                if checkpoint {
+                    taken.push(used);
+                }
+            }
+            restored.restored();
+            assert_eq!(taken, vec![!damaged]);
+            assert_eq!(ids(&restored), written, "damaged: {damaged}");
+        }
+    }
+
     #[test]
     fn damaged_or_foreign_checkpoints_are_refused() {
         let state = State {
