@@ -546,7 +546,7 @@ impl History {
             authors,
             lateness: self.lateness.export(),
         };
-        Some((self.vv.clone(), encode(&state)))
+        Some((self.vv.clone(), encode(&state)?))
     }
 
     /// Takes the state of a checkpoint covering `covers`
@@ -1828,7 +1828,7 @@ mod tests {
         let mut h = fresh();
         let mut state = crate::checkpoint::decode(&data).expect("decodes");
         state.authors[0].newest[0] ^= 1;
-        let wrong = crate::checkpoint::encode(&state);
+        let wrong = crate::checkpoint::encode(&state).expect("encodes");
         assert_eq!(
             h.restore_checkpoint(&covers, &wrong),
             Err(CheckpointError::Newest)

@@ -394,10 +394,7 @@ where
         from: u64,
         limit: usize,
     ) -> Result<Vec<Event>, ArchiveError> {
-        let store = self.lock().map_err(|e| ArchiveError(e.to_string()))?;
-        store
-            .chain(room, author, from, limit)
-            .map_err(|e| ArchiveError(e.to_string()))
+        read(self, |s| s.chain(room, author, from, limit))
     }
 
     fn page(
@@ -406,10 +403,7 @@ where
         anchor: Anchor,
         limit: usize,
     ) -> Result<Vec<Event>, ArchiveError> {
-        let store = self.lock().map_err(|e| ArchiveError(e.to_string()))?;
-        store
-            .page(room, anchor, limit)
-            .map_err(|e| ArchiveError(e.to_string()))
+        read(self, |s| s.page(room, anchor, limit))
     }
 
     fn entries(
@@ -419,11 +413,17 @@ where
         from: u64,
         limit: usize,
     ) -> Result<Vec<Entry>, ArchiveError> {
-        let store = self.lock().map_err(|e| ArchiveError(e.to_string()))?;
-        store
-            .entries(room, author, from, limit)
-            .map_err(|e| ArchiveError(e.to_string()))
+        read(self, |s| s.entries(room, author, from, limit))
     }
+}
+
+/// One read of a store behind a lock, its error as an [`ArchiveError`].
+fn read<S: Store, T>(
+    store: &std::sync::Mutex<S>,
+    f: impl FnOnce(&S) -> Result<T, S::Error>,
+) -> Result<T, ArchiveError> {
+    let store = store.lock().map_err(|e| ArchiveError(e.to_string()))?;
+    f(&store).map_err(|e| ArchiveError(e.to_string()))
 }
 
 /// The rules of this module over plain maps, in memory: the reference every

@@ -131,6 +131,10 @@ const IDENTITY_KEY: &str = "identity";
 /// An author's events from a number on ([`Store::chain`]).
 const CHAIN_SQL: &str = "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
      FROM events WHERE room = ?1 AND author = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4";
+/// An author's events from a number on, each as its token's length, then
+/// the key columns ([`Store::entries`]).
+const ENTRIES_SQL: &str = "SELECT length(CAST(token AS BLOB)), seq, lamport FROM events \
+     WHERE room = ?1 AND author = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4";
 /// A page of events before a key, newest first ([`Store::page`]).
 const PAGE_BEFORE_SQL: &str = "SELECT author, seq, lamport, event, length(CAST(token AS BLOB)) \
      FROM events WHERE room = ?1 AND (lamport, author, seq) < (?2, ?3, ?4) \
@@ -654,26 +658,9 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(CHAIN_SQL)?;
-        let from = from.max(1);
-        let mut rows = stmt.query(params![
-            &room.as_bytes()[..],
-            &author.as_bytes()[..],
-            ordered(from),
-            i64::try_from(limit).unwrap_or(i64::MAX),
-        ])?;
-        let mut out: Vec<Event> = Vec::new();
-        while let Some(row) = rows.next()? {
-            let Ok(event) = decode_event(row) else {
-                break;
-            };
-            let expected = from.saturating_add(out.len() as u64);
-            if event.id.seq != expected {
-                break;
-            }
-            out.push(event);
-        }
-        Ok(out)
+        self.run(CHAIN_SQL, room, author, from, limit, |row| {
+            Ok(decode_event(row).ok().map(|event| (event.id.seq, event)))
+        })
     }
 
     /// [`Store::chain`], each event's place and token length only, read
@@ -687,10 +674,40 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, lamport, length(CAST(token AS BLOB)) FROM events \
-             WHERE room = ?1 AND author = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4",
-        )?;
+        self.run(ENTRIES_SQL, room, author, from, limit, |row| {
+            let (Ok(seq), Ok(lamport)) = (integer(row, 1, "seq"), integer(row, 2, "lamport"))
+            else {
+                return Ok(None);
+            };
+            let (seq, lamport) = (unordered(seq), unordered(lamport));
+            let token_len = match row.get_ref(0)? {
+                ValueRef::Integer(n) => usize::try_from(n).ok(),
+                _ => self
+                    .chain(room, author, seq, 1)?
+                    .first()
+                    .map(|e| e.token_len),
+            };
+            Ok(token_len.map(|token_len| {
+                let key = OrderKey::new(lamport, EventId::new(*author, seq));
+                (seq, Entry { key, token_len })
+            }))
+        })
+    }
+
+    /// `author`'s rows in `room` numbered `from` on, read by `sql` (its
+    /// parameters those of [`CHAIN_SQL`]), each taken by `take` with its
+    /// number, stopping at the first it cannot take or that is not the
+    /// next number (rule 6: a hole ends the run).
+    fn run<T>(
+        &self,
+        sql: &str,
+        room: &RoomId,
+        author: &PeerId,
+        from: u64,
+        limit: usize,
+        mut take: impl FnMut(&rusqlite::Row<'_>) -> Result<Option<(u64, T)>, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let from = from.max(1);
         let mut rows = stmt.query(params![
             &room.as_bytes()[..],
@@ -698,30 +715,15 @@ impl Store {
             ordered(from),
             i64::try_from(limit).unwrap_or(i64::MAX),
         ])?;
-        let mut out: Vec<Entry> = Vec::new();
+        let mut out: Vec<T> = Vec::new();
         while let Some(row) = rows.next()? {
-            let (Ok(seq), Ok(lamport)) = (integer(row, 0, "seq"), integer(row, 1, "lamport"))
-            else {
+            let Some((seq, item)) = take(row)? else {
                 break;
             };
-            let (seq, lamport) = (unordered(seq), unordered(lamport));
             if seq != from.saturating_add(out.len() as u64) {
                 break;
             }
-            let token_len = match row.get_ref(2)? {
-                ValueRef::Integer(n) => usize::try_from(n).ok(),
-                _ => self
-                    .chain(room, author, seq, 1)?
-                    .first()
-                    .map(|e| e.token_len),
-            };
-            let Some(token_len) = token_len else {
-                break;
-            };
-            out.push(Entry {
-                key: OrderKey::new(lamport, EventId::new(*author, seq)),
-                token_len,
-            });
+            out.push(item);
         }
         Ok(out)
     }
